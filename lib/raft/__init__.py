@@ -1,0 +1,1 @@
+# mpraft pure Raft core. See raft/rawnode.py for the ready/advance contract.
