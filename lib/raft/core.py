@@ -1,0 +1,682 @@
+"""The Raft protocol state machine (paper sections 5 and 6, etcd raft.go).
+
+Pure: no I/O, no clock, no randomness of its own. Events come in through
+tick(), step(msg), propose(data), read_index(ctx), campaign() and
+transfer_leader(id); effects accumulate in ``msgs`` and the log, and
+RawNode (rawnode.py) hands them to the driver as a Ready.
+
+Role dispatch follows etcd: become_* installs the role's step function and
+tick method, so step() deals with terms once and then delegates.
+"""
+from raft import msg as M
+from raft.errors import Compacted, EntryTooLarge, LogFull, NotLeader, ProposalDropped
+from raft.log import RaftLog
+from raft.progress import PROBE, REPLICATE, SNAPSHOT, Progress
+from raft.quorum import VOTE_LOST, VOTE_WON, committed_index, vote_result
+from raft.storage import ENTRY_NORMAL, Snapshot
+from raft.snapblob import decode_blob, encode_blob
+from raft.config import READ_LEASE
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+FOLLOWER = const(0)
+CANDIDATE = const(1)
+LEADER = const(2)
+PRE_CANDIDATE = const(3)
+ROLE_NAMES = ("follower", "candidate", "leader", "pre-candidate")
+
+
+class Raft:
+    def __init__(self, config, storage, rand):
+        """rand(n) must return an int in [0, n); it is the only randomness."""
+        c = config.validate()
+        self.id = c.id
+        self.cfg = c
+        self._rand = rand
+        self.log = RaftLog(storage, c.ring_capacity)
+        hs, voters, learners = storage.initial_state()
+        if not voters:
+            voters = c.voters
+            learners = c.learners
+        self.voters = tuple(sorted(voters))
+        self.learners = tuple(sorted(learners))
+        self.peers = tuple(sorted(self.voters + self.learners))
+        # Persistent state (paper Figure 2). Invariant: vote is for this term.
+        self.term = hs[0]
+        self.vote = hs[1]
+        self.lead = 0
+        self.role = FOLLOWER
+        self.prs = {}
+        for p in self.peers:
+            self.prs[p] = Progress(self.log.last + 1, c.max_inflight)
+        self.votes = {}
+        # Outbox since the last Ready. Messages a leader sends depend on
+        # nothing unpersisted (it counts its own entries only once durable);
+        # everything else (vote grants, append acks, a candidate's requests)
+        # waits until hard state and entries are on stable storage.
+        self.msgs = []
+        self.msgs_after_persist = []
+        self.read_states = []
+        # Leader: pending ReadIndex requests [ctx, index, from, acks], oldest first.
+        self._read_queue = []
+        self._read_round = 0
+        # Leader: requests that arrived before this term's first commit.
+        self._read_waiting = []
+        self.lead_transferee = 0
+        self._transfer_elapsed = 0
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.ticks = 0
+        self.randomized_election_timeout = c.election_tick
+        self._scratch = []
+        self._acked = {}
+        self._need_bcast = False
+        # Follower: the snapshot being received in chunks.
+        self._rx_snap = None
+        # Counters for status and the simulator.
+        self.elections_won = 0
+        self.become_follower(self.term, 0)
+
+    # -- role changes -----------------------------------------------------
+    def _reset(self, term):
+        if self.term != term:
+            self.term = term
+            self.vote = 0
+        self.lead = 0
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        c = self.cfg
+        self.randomized_election_timeout = c.election_tick + self._rand(c.election_tick)
+        self.votes = {}
+        self.lead_transferee = 0
+        nxt = self.log.last + 1
+        for p in self.peers:
+            pr = self.prs[p]
+            pr.match = 0
+            pr.reset(PROBE, nxt)
+            pr.recent_active = False
+            pr.lease_tick = -1
+        self._abort_reads()
+
+    def become_follower(self, term, lead):
+        self._reset(term)
+        self.lead = lead
+        self.role = FOLLOWER
+        self._step = _step_follower
+        self._tick = self._tick_election
+
+    def become_pre_candidate(self):
+        # Pre-vote (thesis 9.6): no term change, so a partitioned node that
+        # cannot win does not disrupt the cluster when it rejoins.
+        self._step = _step_candidate
+        self._tick = self._tick_election
+        self.votes = {}
+        self.lead = 0
+        self.role = PRE_CANDIDATE
+
+    def become_candidate(self):
+        self._reset(self.term + 1)
+        self._step = _step_candidate
+        self._tick = self._tick_election
+        self.vote = self.id
+        self.role = CANDIDATE
+
+    def become_leader(self):
+        self._reset(self.term)
+        self._step = _step_leader
+        self._tick = self._tick_heartbeat
+        self.lead = self.id
+        self.role = LEADER
+        self.elections_won += 1
+        log = self.log
+        for p in self.peers:
+            pr = self.prs[p]
+            pr.recent_active = True
+        me = self.prs.get(self.id)
+        if me is not None:
+            me.become_replicate()
+            me.match = log.stable
+            me.next = log.last + 1
+        # A no-op in the new term lets earlier-term entries commit (paper 5.4.2).
+        log.append((log.last + 1, self.term, ENTRY_NORMAL, b""))
+        self._need_bcast = True
+
+    # -- events -------------------------------------------------------------
+    def tick(self):
+        self.ticks += 1
+        self._tick()
+
+    def _tick_election(self):
+        self.election_elapsed += 1
+        if self.election_elapsed >= self.randomized_election_timeout and self._promotable():
+            self.election_elapsed = 0
+            self.hup(False)
+
+    def _tick_heartbeat(self):
+        c = self.cfg
+        self.heartbeat_elapsed += 1
+        self.election_elapsed += 1
+        if self.election_elapsed >= c.election_tick:
+            self.election_elapsed = 0
+            if c.check_quorum:
+                if not self._quorum_active():
+                    self.become_follower(self.term, 0)
+                    return
+                for p in self.peers:
+                    if p != self.id:
+                        self.prs[p].recent_active = False
+            if self.lead_transferee:
+                self.lead_transferee = 0
+        if self.heartbeat_elapsed >= c.heartbeat_tick:
+            self.heartbeat_elapsed = 0
+            self._bcast_heartbeat(0)
+            # Resend a stalled snapshot chunk (lost datagrams).
+            for p in self.peers:
+                pr = self.prs[p]
+                if p != self.id and pr.state == SNAPSHOT:
+                    self._send_snapshot_chunk(p, pr)
+
+    def _promotable(self):
+        return self.id in self.voters
+
+    def hup(self, transfer):
+        if self.role == LEADER or not self._promotable():
+            return
+        if self.cfg.pre_vote and not transfer:
+            self._campaign(True, False)
+        else:
+            self._campaign(False, transfer)
+
+    def campaign(self):
+        """Start an election now (etcd MsgHup)."""
+        self.hup(False)
+
+    def _campaign(self, pre, transfer):
+        if pre:
+            self.become_pre_candidate()
+            vote_term = self.term + 1
+            t = M.PREVOTE
+        else:
+            self.become_candidate()
+            vote_term = self.term
+            t = M.VOTE
+        self.votes[self.id] = True
+        r = vote_result(self.voters, self.votes)
+        if r == VOTE_WON:
+            if pre:
+                self._campaign(False, transfer)
+            else:
+                self.become_leader()
+            return
+        log = self.log
+        flags = M.FLAG_FORCE if transfer else 0
+        for p in self.voters:
+            if p != self.id:
+                self._send(M.Message(t, p, self.id, vote_term, log.last_term(),
+                                     log.last, flags=flags))
+
+    def step(self, m):
+        """Process one message addressed to this node."""
+        if m.term > self.term:
+            if m.type == M.VOTE or m.type == M.PREVOTE:
+                # Check-quorum lease (thesis 4.2.3): a node that heard from a
+                # live leader within the minimum timeout ignores votes.
+                in_lease = (self.cfg.check_quorum and self.lead != 0
+                            and self.election_elapsed < self.cfg.election_tick)
+                if in_lease and not (m.flags & M.FLAG_FORCE):
+                    return
+            if m.type == M.PREVOTE:
+                pass
+            elif m.type == M.PREVOTE_RESP and not (m.flags & M.FLAG_REJECT):
+                pass
+            elif m.type == M.APP or m.type == M.HEARTBEAT or m.type == M.SNAP:
+                self.become_follower(m.term, m.frm)
+            else:
+                self.become_follower(m.term, 0)
+        elif m.term < self.term:
+            if (self.cfg.check_quorum or self.cfg.pre_vote) and (
+                    m.type == M.HEARTBEAT or m.type == M.APP):
+                # Tell a stale leader our term so it steps down (etcd does the same).
+                self._send(M.Message(M.APP_RESP, m.frm, self.id, self.term))
+            elif m.type == M.PREVOTE:
+                self._send(M.Message(M.PREVOTE_RESP, m.frm, self.id, self.term,
+                                     flags=M.FLAG_REJECT))
+            return
+        t = m.type
+        if t == M.VOTE or t == M.PREVOTE:
+            can_vote = (self.vote == m.frm or (self.vote == 0 and self.lead == 0)
+                        or (t == M.PREVOTE and m.term > self.term))
+            rt = M.VOTE_RESP if t == M.VOTE else M.PREVOTE_RESP
+            if can_vote and self.log.is_up_to_date(m.index, m.log_term):
+                # The grant goes out only after the vote is durable (persisted_messages).
+                self._send(M.Message(rt, m.frm, self.id, m.term))
+                if t == M.VOTE:
+                    self.election_elapsed = 0
+                    self.vote = m.frm
+            else:
+                self._send(M.Message(rt, m.frm, self.id, self.term, flags=M.FLAG_REJECT))
+            return
+        self._step(self, m)
+
+    def propose(self, data, kind=ENTRY_NORMAL):
+        """Append data to the log as leader; returns its index. Raises a
+        ProposalDropped subclass when it cannot be accepted."""
+        if self.role != LEADER:
+            raise NotLeader(self.lead)
+        if self.lead_transferee:
+            raise ProposalDropped("leadership transfer in progress")
+        if len(data) > self.cfg.max_entry_bytes:
+            raise EntryTooLarge("entry of %d bytes exceeds max_entry_bytes %d"
+                                % (len(data), self.cfg.max_entry_bytes))
+        log = self.log
+        if log.last - log.committed >= log.cap - 1:
+            raise LogFull("log ring full: %d uncommitted entries" % (log.last - log.committed))
+        log.append((log.last + 1, self.term, kind, data))
+        self._need_bcast = True
+        return log.last
+
+    def read_index(self, ctx):
+        """Ask for a linearizable read point; the answer comes back as a
+        read state (index, ctx) once it is safe."""
+        if self.role == LEADER:
+            self._leader_read(ctx, self.id)
+        elif self.lead:
+            self._send(M.Message(M.READ_INDEX, self.lead, self.id, self.term, ctx=ctx))
+        else:
+            raise NotLeader(0)
+
+    def transfer_leader(self, to):
+        if self.role != LEADER:
+            raise NotLeader(self.lead)
+        if to == self.id or to not in self.voters:
+            return
+        self.lead_transferee = to
+        self.election_elapsed = 0
+        pr = self.prs[to]
+        if pr.match == self.log.last:
+            self._send(M.Message(M.TIMEOUT_NOW, to, self.id, self.term))
+        else:
+            self._send_append(to, True)
+
+    # -- leader helpers -----------------------------------------------------
+    def _send(self, m):
+        if self.role == LEADER:
+            self.msgs.append(m)
+        else:
+            self.msgs_after_persist.append(m)
+
+    def flush(self):
+        """Send the batched appends owed since the last call (called by ready)."""
+        if self._need_bcast:
+            self._need_bcast = False
+            if self.role == LEADER:
+                for p in self.peers:
+                    if p != self.id:
+                        self._send_append(p, False)
+                # A single-voter cluster commits on its own ack.
+                self.maybe_commit()
+
+    def _send_append(self, to, send_if_empty):
+        """Send entries from pr.next; returns True if a message went out."""
+        pr = self.prs[to]
+        if pr.is_paused():
+            return False
+        log = self.log
+        prev = pr.next - 1
+        try:
+            prev_term = log.term(prev)
+            ents = log.slice(pr.next, log.last + 1, self.cfg.max_size_per_msg)
+        except Compacted:
+            return self._start_snapshot(to, pr)
+        if not ents and not send_if_empty:
+            return False
+        commit = log.committed
+        self._send(M.Message(M.APP, to, self.id, self.term, prev_term, prev, commit,
+                             entries=ents))
+        if ents:
+            pr.sent_entries(ents[-1][0])
+        elif pr.state == PROBE:
+            pr.probe_sent = True
+        return True
+
+    def _bcast_heartbeat(self, ctx):
+        commit = self.log.committed
+        for p in self.peers:
+            if p == self.id:
+                continue
+            pr = self.prs[p]
+            c = pr.match if pr.match < commit else commit
+            self._send(M.Message(M.HEARTBEAT, p, self.id, self.term, commit=c, ctx=ctx,
+                                 hint=self.ticks))
+
+    def maybe_commit(self):
+        """Advance commit to the highest index a majority stores, but only if
+        that entry is from the current term (paper 5.4.2, Figure 8)."""
+        acked = self._acked
+        for p in self.voters:
+            acked[p] = self.prs[p].match
+        mci = committed_index(self.voters, acked, self._scratch)
+        log = self.log
+        if mci > log.committed and self._commit_term_ok(mci):
+            log.commit_to(mci)
+            self._need_bcast = True
+            self._release_waiting_reads()
+            return True
+        return False
+
+    def _commit_term_ok(self, index):
+        try:
+            return self.log.term(index) == self.term
+        except Compacted:
+            return False
+
+    def _quorum_active(self):
+        votes = {}
+        for p in self.voters:
+            votes[p] = p == self.id or self.prs[p].recent_active
+        return vote_result(self.voters, votes) == VOTE_WON
+
+    def committed_in_term(self):
+        return self._commit_term_ok(self.log.committed)
+
+    # -- reads (thesis 6.4) -------------------------------------------------
+    def _leader_read(self, ctx, frm):
+        if len(self.voters) == 1:
+            self._read_done(self.log.committed, ctx, frm)
+            return
+        if not self.committed_in_term():
+            # The leader does not know the commit index until it commits in its term.
+            self._read_waiting.append((ctx, frm))
+            return
+        if self.cfg.read_only == READ_LEASE and self.lease_valid():
+            self._read_done(self.log.committed, ctx, frm)
+            return
+        self._read_round += 1
+        rnd = self._read_round
+        acks = {self.id: True}
+        self._read_queue.append([rnd, self.log.committed, ctx, frm, acks])
+        self._bcast_heartbeat(rnd)
+
+    def lease_valid(self):
+        """Lease reads (thesis 6.4.1): a quorum acked heartbeats sent less than
+        election_tick - drift ticks ago, so no other leader can exist yet."""
+        acked = self._acked
+        for p in self.voters:
+            acked[p] = self.ticks if p == self.id else self.prs[p].lease_tick
+        since = committed_index(self.voters, acked, self._scratch)
+        c = self.cfg
+        return since >= 0 and self.ticks - since < c.election_tick - c.lease_drift_ticks
+
+    def _read_done(self, index, ctx, frm):
+        if frm == self.id:
+            self.read_states.append((index, ctx))
+        else:
+            self._send(M.Message(M.READ_INDEX_RESP, frm, self.id, self.term, index=index,
+                                 ctx=ctx))
+
+    def _release_waiting_reads(self):
+        if self._read_waiting and self.committed_in_term():
+            w = self._read_waiting
+            self._read_waiting = []
+            for ctx, frm in w:
+                self._leader_read(ctx, frm)
+
+    def _read_ack(self, rnd, frm):
+        q = self._read_queue
+        for k in range(len(q)):
+            if q[k][0] == rnd:
+                q[k][4][frm] = True
+                if vote_result(self.voters, q[k][4]) == VOTE_WON:
+                    # Earlier requests are confirmed by this later round too.
+                    for j in range(k + 1):
+                        r = q[j]
+                        self._read_done(r[1], r[2], r[3])
+                    del q[:k + 1]
+                return
+
+    def _abort_reads(self):
+        # Dropped reads are retried by the caller after its timeout.
+        if self._read_queue:
+            self._read_queue = []
+        if self._read_waiting:
+            self._read_waiting = []
+
+    # -- snapshots (thesis 5) -----------------------------------------------
+    def _start_snapshot(self, to, pr):
+        snap = self.log.storage.snapshot()
+        if snap.index == 0:
+            return False
+        pr.become_snapshot(snap.index)
+        self._snap_blob = encode_blob(snap)
+        self._snap_meta = (snap.index, snap.term)
+        return self._send_snapshot_chunk(to, pr)
+
+    def _send_snapshot_chunk(self, to, pr):
+        snap = self.log.storage.snapshot()
+        if snap.index != pr.pending_snapshot or self._snap_meta[0] != snap.index:
+            # A newer snapshot replaced the one in flight: restart with it.
+            pr.become_probe()
+            return False
+        blob = self._snap_blob
+        off = pr.snap_offset
+        n = self.cfg.snapshot_chunk
+        chunk = blob[off:off + n]
+        done = M.FLAG_DONE if off + len(chunk) >= len(blob) else 0
+        self._send(M.Message(M.SNAP, to, self.id, self.term, snap.term, snap.index,
+                             hint=off, ctx=len(blob), flags=done, data=chunk))
+        return True
+
+    def _handle_snap_chunk(self, m):
+        log = self.log
+        if m.index <= log.committed:
+            # Already have it: tell the leader where we are.
+            self._send(M.Message(M.APP_RESP, m.frm, self.id, self.term, index=log.committed))
+            return
+        rx = self._rx_snap
+        if rx is None or rx[0] != m.index or rx[1] != m.log_term or rx[2] != m.ctx:
+            if m.hint != 0:
+                self._send(M.Message(M.SNAP_RESP, m.frm, self.id, self.term, index=m.index,
+                                     hint=0, flags=M.FLAG_REJECT))
+                return
+            rx = self._rx_snap = [m.index, m.log_term, m.ctx, bytearray()]
+        buf = rx[3]
+        if m.hint != len(buf):
+            # Out of order or duplicate: ask for the next byte we need.
+            self._send(M.Message(M.SNAP_RESP, m.frm, self.id, self.term, index=m.index,
+                                 hint=len(buf), flags=M.FLAG_REJECT))
+            return
+        buf.extend(m.data)
+        if not (m.flags & M.FLAG_DONE):
+            self._send(M.Message(M.SNAP_RESP, m.frm, self.id, self.term, index=m.index,
+                                 hint=len(buf)))
+            return
+        self._rx_snap = None
+        try:
+            snap = decode_blob(m.index, m.log_term, buf)
+        except Exception:
+            self._send(M.Message(M.SNAP_RESP, m.frm, self.id, self.term, index=m.index,
+                                 hint=0, flags=M.FLAG_REJECT))
+            return
+        self.restore(snap)
+        self._send(M.Message(M.APP_RESP, m.frm, self.id, self.term, index=log.last))
+
+    def restore(self, snap):
+        """Install a snapshot from the leader (the driver persists and applies it)."""
+        log = self.log
+        if snap.index <= log.committed:
+            return False
+        if log.match_term(snap.index, snap.term):
+            # We already have the entry: just fast-forward the commit index.
+            log.commit_to(snap.index)
+            return False
+        log.restore(snap)
+        self.voters = snap.voters or self.voters
+        self.learners = snap.learners
+        return True
+
+
+# -- role step functions (module level, installed by become_*) --------------
+
+def _step_follower(r, m):
+    t = m.type
+    if t == M.APP:
+        r.election_elapsed = 0
+        r.lead = m.frm
+        _handle_append(r, m)
+    elif t == M.HEARTBEAT:
+        r.election_elapsed = 0
+        r.lead = m.frm
+        _handle_heartbeat(r, m)
+    elif t == M.SNAP:
+        r.election_elapsed = 0
+        r.lead = m.frm
+        r._handle_snap_chunk(m)
+    elif t == M.TIMEOUT_NOW:
+        r.hup(True)
+    elif t == M.READ_INDEX_RESP:
+        r.read_states.append((m.index, m.ctx))
+    elif t == M.READ_INDEX:
+        if r.lead:
+            m2 = M.Message(M.READ_INDEX, r.lead, m.frm, r.term, ctx=m.ctx)
+            r._send(m2)
+
+
+def _step_candidate(r, m):
+    t = m.type
+    if t == M.APP:
+        r.become_follower(m.term, m.frm)
+        _handle_append(r, m)
+    elif t == M.HEARTBEAT:
+        r.become_follower(m.term, m.frm)
+        _handle_heartbeat(r, m)
+    elif t == M.SNAP:
+        r.become_follower(m.term, m.frm)
+        r._handle_snap_chunk(m)
+    elif (t == M.VOTE_RESP and r.role == CANDIDATE) or (
+            t == M.PREVOTE_RESP and r.role == PRE_CANDIDATE):
+        r.votes[m.frm] = not (m.flags & M.FLAG_REJECT)
+        res = vote_result(r.voters, r.votes)
+        if res == VOTE_WON:
+            if r.role == PRE_CANDIDATE:
+                r._campaign(False, False)
+            else:
+                r.become_leader()
+        elif res == VOTE_LOST:
+            r.become_follower(r.term, 0)
+
+
+def _step_leader(r, m):
+    t = m.type
+    pr = r.prs.get(m.frm)
+    if pr is None:
+        return
+    if t == M.APP_RESP:
+        pr.recent_active = True
+        if m.flags & M.FLAG_REJECT:
+            hint = m.hint
+            if m.hint_term > 0:
+                # Skip every entry of ours newer than the follower's conflict term.
+                hint = r.log.find_conflict_by_term(m.hint, m.hint_term)[0]
+            if pr.maybe_decr_to(m.index, hint):
+                if pr.state == REPLICATE:
+                    pr.become_probe()
+                r._send_append(m.frm, False) or r._send_append(m.frm, True)
+            return
+        old_paused = pr.is_paused()
+        if pr.maybe_update(m.index):
+            if pr.state == PROBE:
+                pr.become_replicate()
+            elif pr.state == SNAPSHOT and pr.match >= pr.pending_snapshot:
+                pr.become_probe()
+                pr.become_replicate()
+            elif pr.state == REPLICATE:
+                pr.inflights.free_le(m.index)
+            if r.maybe_commit():
+                pass
+            elif old_paused:
+                r._send_append(m.frm, False)
+            # Pipelining: keep the window full.
+            k = 0
+            while k < 64 and r._send_append(m.frm, False):
+                k += 1
+            if m.frm == r.lead_transferee and pr.match == r.log.last:
+                r._send(M.Message(M.TIMEOUT_NOW, m.frm, r.id, r.term))
+        elif pr.state == REPLICATE:
+            pr.inflights.free_le(m.index)
+    elif t == M.HEARTBEAT_RESP:
+        pr.recent_active = True
+        pr.probe_sent = False
+        if m.hint > pr.lease_tick:
+            pr.lease_tick = m.hint
+        if pr.state == REPLICATE and pr.inflights.full():
+            # A full window with the follower alive: free one slot (etcd FreeFirstOne).
+            pr.inflights.free_first_one()
+        if pr.match < r.log.last:
+            r._send_append(m.frm, False)
+        if m.ctx:
+            r._read_ack(m.ctx, m.frm)
+    elif t == M.SNAP_RESP:
+        pr.recent_active = True
+        if pr.state != SNAPSHOT or m.index != pr.pending_snapshot:
+            return
+        # Resume at the offset the follower asks for: a lost chunk costs one
+        # chunk, not a restart from zero.
+        pr.snap_offset = m.hint
+        r._send_snapshot_chunk(m.frm, pr)
+    elif t == M.READ_INDEX:
+        r._leader_read(m.ctx, m.frm)
+
+
+def _handle_append(r, m):
+    log = r.log
+    if m.index < log.committed:
+        r._send(M.Message(M.APP_RESP, m.frm, r.id, r.term, index=log.committed))
+        return
+    if not log.match_term(m.index, m.log_term):
+        # Consistency check failed (paper 5.3). Hint the leader at the last
+        # index whose term is <= the leader's prev term, skipping whole terms.
+        hi, ht = log.find_conflict_by_term(m.index, m.log_term)
+        r._send(M.Message(M.APP_RESP, m.frm, r.id, r.term, index=m.index, hint=hi,
+                          hint_term=ht, flags=M.FLAG_REJECT))
+        return
+    ents = m.entries
+    last_new = m.index
+    n = len(ents)
+    k = 0
+    # Skip entries we already have; truncate at the first conflict.
+    while k < n:
+        e = ents[k]
+        i = e[0]
+        if i > log.last:
+            break
+        if log.term(i) != e[1]:
+            if i <= log.committed:
+                raise AssertionError("conflict at committed index %d" % i)
+            log.truncate_after(i - 1)
+            break
+        k += 1
+    last_new = m.index + k
+    while k < n:
+        e = ents[k]
+        if log.last - log.stable >= log.cap:
+            break  # Ring full of non-durable entries: ack what we stored.
+        log.append(e)
+        k += 1
+        last_new = e[0]
+    if n and k == n:
+        last_new = m.index + n
+    c = m.commit if m.commit < last_new else last_new
+    log.commit_to(c)
+    r._send(M.Message(M.APP_RESP, m.frm, r.id, r.term, index=last_new))
+
+
+def _handle_heartbeat(r, m):
+    log = r.log
+    if m.commit > log.committed:
+        # The leader sends min(match, commit), so this entry is ours and committed.
+        log.commit_to(m.commit)
+    r._send(M.Message(M.HEARTBEAT_RESP, m.frm, r.id, r.term, ctx=m.ctx, hint=m.hint))

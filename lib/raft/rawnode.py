@@ -1,0 +1,126 @@
+"""RawNode: the single-threaded driver interface to the core (etcd rawnode.go).
+
+The driver loop, in this order, every time has_ready() is true:
+
+  1. rd = node.ready()
+  2. Persist: storage.apply_snapshot(rd.snapshot), storage.append(rd.entries),
+     storage.set_hard_state(rd.hard_state) -- and make them durable.
+  3. Send rd.messages (these could also go before step 2) and then
+     rd.persisted_messages (these must not leave before step 2 is durable:
+     they promise votes and acknowledge entries).
+  4. Apply rd.snapshot (restore) and then rd.committed_entries, in order, to
+     the state machine; serve rd.read_states once applied >= their index.
+  5. node.advance(rd).
+
+Never call ready() twice without advance() in between.
+"""
+from raft.core import LEADER, Raft
+
+
+class Ready:
+    __slots__ = ("hard_state", "entries", "snapshot", "messages", "persisted_messages",
+                 "committed_entries", "read_states", "lead", "role")
+
+    def __repr__(self):
+        return "Ready(hs=%r ents=%d snap=%r msgs=%d/%d apply=%d reads=%d)" % (
+            self.hard_state, len(self.entries), self.snapshot, len(self.messages),
+            len(self.persisted_messages), len(self.committed_entries), len(self.read_states))
+
+
+class RawNode:
+    def __init__(self, config, storage, rand):
+        self.raft = r = Raft(config, storage, rand)
+        self._prev_hs = (r.term, r.vote, r.log.committed)
+
+    # -- inputs ---------------------------------------------------------------
+    def tick(self):
+        self.raft.tick()
+
+    def step(self, m):
+        self.raft.step(m)
+
+    def propose(self, data):
+        return self.raft.propose(data)
+
+    def read_index(self, ctx):
+        self.raft.read_index(ctx)
+
+    def campaign(self):
+        self.raft.campaign()
+
+    def transfer_leader(self, to):
+        self.raft.transfer_leader(to)
+
+    # -- outputs --------------------------------------------------------------
+    def has_ready(self):
+        r = self.raft
+        log = r.log
+        return bool(r._need_bcast or r.msgs or r.msgs_after_persist or r.read_states
+                    or log.pending_snapshot is not None or log.stable < log.last
+                    or log.applying < log.committed
+                    or (r.term, r.vote, log.committed) != self._prev_hs)
+
+    def ready(self):
+        r = self.raft
+        r.flush()
+        log = r.log
+        rd = Ready()
+        hs = (r.term, r.vote, log.committed)
+        rd.hard_state = hs if hs != self._prev_hs else None
+        rd.snapshot = log.pending_snapshot
+        rd.entries = log.unstable_entries()
+        ce = log.next_committed(r.cfg.max_apply_bytes)
+        if ce:
+            log.applying = ce[-1][0]
+        rd.committed_entries = ce
+        rd.messages = r.msgs
+        rd.persisted_messages = r.msgs_after_persist
+        r.msgs = []
+        r.msgs_after_persist = []
+        rd.read_states = r.read_states
+        r.read_states = []
+        rd.lead = r.lead
+        rd.role = r.role
+        return rd
+
+    def advance(self, rd):
+        r = self.raft
+        log = r.log
+        if rd.snapshot is not None:
+            if log.pending_snapshot is rd.snapshot:
+                log.pending_snapshot = None
+            i = rd.snapshot.index
+            if log.applied < i:
+                log.applied = i
+            if log.applying < i:
+                log.applying = i
+        if rd.entries:
+            e = rd.entries[-1]
+            log.stable_to(e[0], e[1])
+        if rd.committed_entries:
+            log.applied = rd.committed_entries[-1][0]
+        if rd.hard_state is not None:
+            self._prev_hs = rd.hard_state
+        if r.role == LEADER:
+            me = r.prs.get(r.id)
+            if me is not None and me.maybe_update(log.stable):
+                r.maybe_commit()
+
+    def compacted(self, index, term):
+        """The driver snapshotted and compacted storage through index."""
+        self.raft.log.compacted_to(index, term)
+
+    # -- inspection -----------------------------------------------------------
+    def status(self):
+        r = self.raft
+        log = r.log
+        st = {"id": r.id, "role": r.role, "term": r.term, "vote": r.vote, "lead": r.lead,
+              "commit": log.committed, "applied": log.applied, "first": log.snap_index + 1,
+              "last": log.last, "stable": log.stable}
+        if r.role == LEADER:
+            prs = {}
+            for p in r.peers:
+                pr = r.prs[p]
+                prs[p] = (pr.match, pr.next, pr.state, pr.inflights.count)
+            st["progress"] = prs
+        return st

@@ -1,0 +1,371 @@
+"""Deterministic cluster simulator for the pure Raft core.
+
+    python3 tools/sim.py --nodes 5 --seed 7 --steps 20000 --faults all
+    micropython tools/sim.py --nodes 5 --seed 7 --steps 20000 --faults all
+
+One step is one tick for every live node. Messages travel as encoded bytes
+through a faulty network (simnet.py). After every step the checker
+(simcheck.py) verifies the Raft safety properties. The last line printed is
+a JSON summary; the exit status is 0 iff there was no violation. On a
+violation the simulator shrinks the fault set and prints a reproducing
+command and the trace of the shortest run it found.
+"""
+import sys
+
+_here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+for _p in (_here, _here + "/../lib"):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+import json
+
+from raft import msg as M
+from raft.config import Config
+from raft.core import LEADER
+from raft.errors import DecodeError, ProposalDropped
+from raft.rawnode import RawNode
+from raft.storage import MemoryStorage
+from simcheck import Checker
+from simnet import Network, Rand
+
+FAULTS = ("drop", "dup", "reorder", "partition", "crash", "leader")
+
+USAGE = ("usage: sim.py [--nodes N] [--seed S] [--steps K] [--faults all|none|LIST]\n"
+         "              [--ring N] [--quiet] [--trace]\n"
+         "  LIST is a comma list of: " + ",".join(FAULTS))
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_faults(s):
+    if s == "all":
+        return list(FAULTS)
+    if s == "none" or s == "":
+        return []
+    out = []
+    for f in s.split(","):
+        f = f.strip()
+        if f not in FAULTS:
+            raise UsageError("unknown fault %r; choose from all, none, %s" % (f, ",".join(FAULTS)))
+        if f not in out:
+            out.append(f)
+    return out
+
+
+def parse_args(argv):
+    opts = {"nodes": 5, "seed": 1, "steps": 1000, "faults": list(FAULTS), "ring": 64,
+            "quiet": False, "trace": False, "shrink": True, "propose": 300,
+            "election": 10, "check_every": 1}
+    ints = ("nodes", "seed", "steps", "ring", "propose", "election", "check_every")
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("-h", "--help"):
+            raise UsageError("")
+        if not a.startswith("--"):
+            raise UsageError("unexpected argument %r" % a)
+        key = a[2:].replace("-", "_")
+        if key in ("quiet", "trace"):
+            opts[key] = True
+            i += 1
+            continue
+        if key == "no_shrink":
+            opts["shrink"] = False
+            i += 1
+            continue
+        if i + 1 >= len(argv):
+            raise UsageError("%s needs a value" % a)
+        v = argv[i + 1]
+        if key in ints:
+            try:
+                opts[key] = int(v)
+            except ValueError:
+                raise UsageError("%s wants an integer, got %r" % (a, v))
+        elif key == "faults":
+            opts["faults"] = parse_faults(v)
+        else:
+            raise UsageError("unknown option %s" % a)
+        i += 2
+    if not 1 <= opts["nodes"] <= 15:
+        raise UsageError("--nodes must be in 1..15")
+    if opts["steps"] < 0:
+        raise UsageError("--steps must be >= 0")
+    return opts
+
+
+class SimNode:
+    """One node: durable storage survives crashes; everything else does not."""
+
+    def __init__(self, sim, nid):
+        self.id = nid
+        self.sim = sim
+        self.storage = MemoryStorage(sim.ids)
+        self.rand = sim.rand.fork()
+        self.up = True
+        self.boot()
+
+    def boot(self):
+        s = self.sim
+        cfg = Config(self.id, s.ids, election_tick=s.opts["election"], heartbeat_tick=1,
+                     ring_capacity=s.opts["ring"], max_inflight=16)
+        rnd = self.rand
+        self.node = RawNode(cfg, self.storage, rnd.below)
+        # The state machine: applied (index, term, data), rebuilt from the log.
+        self.applied = self.node.raft.log.applied
+        self.up = True
+
+
+class Sim:
+    def __init__(self, opts):
+        self.opts = opts
+        self.rand = Rand(opts["seed"])
+        self.ids = list(range(1, opts["nodes"] + 1))
+        faults = opts["faults"]
+        self.faults = faults
+        self.net = Network(self.rand.fork(),
+                           drop=50 if "drop" in faults else 0,
+                           dup=30 if "dup" in faults else 0,
+                           reorder=150 if "reorder" in faults else 0)
+        self.nodes = {}
+        for i in self.ids:
+            self.nodes[i] = SimNode(self, i)
+        self.checker = Checker(self)
+        self.now = 0
+        self.trace = []
+        self.trace_on = opts["trace"]
+        self.proposed = 0
+        self.next_value = 0
+        self.heals = []          # (step, kind, detail) scheduled recoveries
+        self.crashes = 0
+        self.partitions = 0
+        self.decode_errors = 0
+        self._fault_rand = self.rand.fork()
+        self._client_rand = self.rand.fork()
+
+    def log(self, s):
+        t = self.trace
+        t.append("%d %s" % (self.now, s))
+        if len(t) > 400:
+            del t[:100]
+
+    # -- the driver loop (the ready contract) ------------------------------
+    def drive(self, n):
+        node = n.node
+        k = 0
+        while k < 100 and node.has_ready():
+            k += 1
+            rd = node.ready()
+            st = n.storage
+            if rd.snapshot is not None:
+                st.apply_snapshot(rd.snapshot)
+            if rd.entries:
+                st.append(rd.entries)
+            if rd.hard_state is not None:
+                st.set_hard_state(rd.hard_state)
+            self.checker.persisted(n, rd)
+            for m in rd.messages:
+                self.send(m)
+            for m in rd.persisted_messages:
+                self.send(m)
+            if rd.snapshot is not None:
+                self.checker.restored(n, rd.snapshot)
+            for e in rd.committed_entries:
+                self.checker.applied(n, e)
+            node.advance(rd)
+
+    def send(self, m):
+        buf = bytearray(M.encoded_size(m))
+        M.encode_into(m, buf, 0)
+        self.net.send(self.now, m.frm, m.to, bytes(buf))
+
+    def deliver(self, pkt):
+        _, _, frm, to, payload = pkt
+        n = self.nodes.get(to)
+        if n is None or not n.up or (frm, to) in self.net.blocked:
+            return
+        try:
+            m = M.decode(payload)
+        except DecodeError:
+            self.decode_errors += 1
+            return
+        if self.trace_on:
+            self.log("deliver %r" % m)
+        n.node.step(m)
+        self.drive(n)
+
+    # -- faults -------------------------------------------------------------
+    def leader(self):
+        best = None
+        for i in self.ids:
+            n = self.nodes[i]
+            if n.up and n.node.raft.role == LEADER:
+                r = n.node.raft
+                if best is None or r.term > best.node.raft.term:
+                    best = n
+        return best
+
+    def nemesis(self):
+        f = self.faults
+        rnd = self._fault_rand
+        now = self.now
+        h = self.heals
+        if h:
+            keep = []
+            for ev in h:
+                if ev[0] <= now:
+                    self.heal(ev)
+                else:
+                    keep.append(ev)
+            self.heals = keep
+        down = [i for i in self.ids if not self.nodes[i].up]
+        max_down = (len(self.ids) - 1) // 2
+        if "crash" in f and len(down) < max_down and rnd.chance(4):
+            victim = self.ids[rnd.below(len(self.ids))]
+            n = self.nodes[victim]
+            if n.up:
+                n.up = False
+                self.crashes += 1
+                self.net.drop_for(victim)
+                self.log("crash %d" % victim)
+                self.heals.append((now + 10 + rnd.below(150), "restart", victim))
+        if not self.net.blocked:
+            if "partition" in f and rnd.chance(3):
+                self.partitions += 1
+                ids = self.ids
+                side = [i for i in ids if rnd.chance(400)]
+                oneway = rnd.chance(300)
+                for a in ids:
+                    for b in ids:
+                        if (a in side) != (b in side):
+                            if not oneway or a in side:
+                                self.net.blocked.add((a, b))
+                self.log("partition %r%s" % (side, " one-way" if oneway else ""))
+                self.heals.append((now + 20 + rnd.below(300), "heal", None))
+            elif "leader" in f and rnd.chance(3):
+                ld = self.leader()
+                if ld is not None:
+                    self.partitions += 1
+                    for b in self.ids:
+                        if b != ld.id:
+                            self.net.blocked.add((ld.id, b))
+                            self.net.blocked.add((b, ld.id))
+                    self.log("isolate leader %d" % ld.id)
+                    self.heals.append((now + 20 + rnd.below(200), "heal", None))
+
+    def heal(self, ev):
+        if ev[1] == "restart":
+            n = self.nodes[ev[2]]
+            n.boot()
+            self.checker.rebooted(n)
+            self.log("restart %d term=%d" % (n.id, n.node.raft.term))
+        elif ev[1] == "heal":
+            self.net.blocked = set()
+            self.log("heal")
+
+    # -- clients --------------------------------------------------------------
+    def clients(self):
+        rnd = self._client_rand
+        ld = self.leader()
+        if ld is None:
+            return
+        k = rnd.below(4)
+        for _ in range(k):
+            self.next_value += 1
+            data = b"v%d" % self.next_value
+            try:
+                ld.node.propose(data)
+                self.proposed += 1
+            except ProposalDropped:
+                break
+        self.drive(ld)
+
+    # -- main loop ----------------------------------------------------------
+    def step(self):
+        self.now += 1
+        self.nemesis()
+        for pkt in self.net.due(self.now):
+            self.deliver(pkt)
+        for i in self.ids:
+            n = self.nodes[i]
+            if n.up:
+                n.node.tick()
+                self.drive(n)
+        self.clients()
+        self.checker.check_step()
+
+    def run(self):
+        steps = self.opts["steps"]
+        ck = self.checker
+        while self.now < steps and not ck.violations:
+            self.step()
+        return self.summary()
+
+    def summary(self):
+        ck = self.checker
+        return {"seed": self.opts["seed"], "nodes": len(self.ids), "steps": self.now,
+                "faults": ",".join(self.faults) or "none", "commits": ck.commit_count(),
+                "elections": ck.elections, "proposed": self.proposed,
+                "crashes": self.crashes, "partitions": self.partitions,
+                "messages": self.net.sent, "dropped": self.net.dropped,
+                "violations": list(ck.violations), "digest": ck.digest()}
+
+
+def run(opts):
+    sim = Sim(opts)
+    return sim, sim.run()
+
+
+def shrink(opts, fail_step):
+    """Find a smaller fault set and step count that still fails."""
+    best = dict(opts)
+    best["steps"] = fail_step
+    for f in list(opts["faults"]):
+        trial = dict(best)
+        trial["faults"] = [x for x in best["faults"] if x != f]
+        sim, res = run(trial)
+        if res["violations"]:
+            best = trial
+            best["steps"] = res["steps"]
+    return best
+
+
+def command_line(o):
+    return "tools/sim.py --nodes %d --seed %d --steps %d --faults %s --ring %d" % (
+        o["nodes"], o["seed"], o["steps"], ",".join(o["faults"]) or "none", o["ring"])
+
+
+def main(argv):
+    try:
+        opts = parse_args(argv)
+    except UsageError as e:
+        if str(e):
+            print("sim.py: %s" % e)
+        print(USAGE)
+        return 2
+    sim, res = run(opts)
+    if res["violations"]:
+        print("VIOLATION at step %d: %s" % (res["steps"], res["violations"][0]))
+        best = opts
+        if opts["shrink"]:
+            best = shrink(opts, res["steps"])
+        t = dict(best)
+        t["trace"] = True
+        sim2, res2 = run(t)
+        print("shortest reproduction found: " + command_line(best))
+        print("trace of that run (last events):")
+        for line in sim2.trace[-60:]:
+            print("  " + line)
+        if res2["violations"]:
+            print("  => " + res2["violations"][0])
+    elif not opts["quiet"]:
+        print("ok: %d commits, %d elections, %d messages (%d dropped), %d crashes, %d partitions"
+              % (res["commits"], res["elections"], res["messages"], res["dropped"],
+                 res["crashes"], res["partitions"]))
+    print(json.dumps(res))
+    return 1 if res["violations"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,186 @@
+"""Safety checker for the simulator: the Raft properties of paper Figure 3.
+
+Called by sim.py at every Ready and after every step. Every check is
+incremental, so checking after every step stays cheap.
+"""
+import binascii
+import hashlib
+
+from raft.core import LEADER
+from raft.errors import Compacted, Unavailable
+
+
+def _entry(storage, i):
+    try:
+        es = storage.entries(i, i + 1, 0)
+    except (Compacted, Unavailable):
+        return None
+    return es[0] if es else None
+
+
+class Checker:
+    def __init__(self, sim):
+        self.sim = sim
+        self.violations = []
+        # Election safety: term -> leader id, and the history for the digest.
+        self.leaders = {}
+        self.elections = 0
+        # Log matching: (index, term) -> (data, term of index - 1).
+        self.seen = {}
+        # Committed entries, index 1.. -> (term, data); committed[0] is a dummy.
+        self.committed = [(0, b"")]
+        # Per node: last applied index, last commit seen, leader bookkeeping.
+        self.applied_at = {}
+        self.commit_seen = {}
+        self.durable_commit = {}
+        self.leader_last = {}
+        for i in sim.ids:
+            self.applied_at[i] = 0
+            self.commit_seen[i] = 0
+            self.durable_commit[i] = 0
+
+    def fail(self, what):
+        if len(self.violations) < 5:
+            self.violations.append("step %d: %s" % (self.sim.now, what))
+
+    def commit_count(self):
+        return len(self.committed) - 1
+
+    # -- hooks from the driver ------------------------------------------------
+    def persisted(self, n, rd):
+        r = n.node.raft
+        st = n.storage
+        nid = n.id
+        # Leader append-only: a leader's new entries always extend what it had.
+        if rd.role == LEADER:
+            t = r.term
+            prev = self.leader_last.get(nid)
+            if rd.entries:
+                if prev is not None and prev[0] == t and rd.entries[0][0] != prev[1] + 1:
+                    self.fail("leader %d term %d rewrote its log at %d (had %d)"
+                              % (nid, t, rd.entries[0][0], prev[1]))
+                self.leader_last[nid] = (t, rd.entries[-1][0])
+            elif prev is None or prev[0] != t:
+                self.leader_last[nid] = (t, st.last_index())
+        # Log matching: one (index, term) always names the same entry and prefix.
+        seen = self.seen
+        for e in rd.entries:
+            i = e[0]
+            try:
+                pt = st.term(i - 1)
+            except Compacted:
+                pt = -1
+            key = (i, e[1])
+            got = seen.get(key)
+            if got is None:
+                seen[key] = (e[3], pt)
+            elif got[0] != e[3] or (pt >= 0 and got[1] >= 0 and got[1] != pt):
+                self.fail("log matching: node %d entry (%d, t%d) differs from an earlier copy"
+                          % (nid, i, e[1]))
+        if rd.role == LEADER:
+            self._observe_leader(n)
+        # Monotonic commit, durable and volatile.
+        hs = st.hard_state
+        if hs[2] < self.durable_commit[nid]:
+            self.fail("node %d durable commit went back %d -> %d"
+                      % (nid, self.durable_commit[nid], hs[2]))
+        self.durable_commit[nid] = hs[2]
+        c = r.log.committed
+        if c < self.commit_seen[nid]:
+            self.fail("node %d commit went back %d -> %d" % (nid, self.commit_seen[nid], c))
+        self.commit_seen[nid] = c
+        self._learn_commits(n, c)
+
+    def _observe_leader(self, n):
+        r = n.node.raft
+        t = r.term
+        who = self.leaders.get(t)
+        if who is None:
+            self.leaders[t] = n.id
+            self.elections += 1
+            self.sim.log("leader %d term %d" % (n.id, t))
+            # Leader completeness (paper 5.4): it holds every committed entry.
+            log = r.log
+            for i in range(log.snap_index + 1, len(self.committed)):
+                try:
+                    lt = log.term(i)
+                except Compacted:
+                    continue
+                if lt != self.committed[i][0]:
+                    self.fail("leader completeness: leader %d term %d lacks committed entry %d"
+                              % (n.id, t, i))
+                    break
+        elif who != n.id:
+            self.fail("election safety: nodes %d and %d both leader in term %d" % (who, n.id, t))
+
+    def _learn_commits(self, n, c):
+        cm = self.committed
+        if c < len(cm):
+            return
+        log = n.node.raft.log
+        for i in range(len(cm), c + 1):
+            try:
+                e = log.slice(i, i + 1, 0)
+            except Compacted:
+                # Covered by a snapshot we cannot see into: learn it from others.
+                return
+            if not e:
+                return
+            cm.append((e[0][1], e[0][3]))
+
+    def applied(self, n, e):
+        nid = n.id
+        i = e[0]
+        if i != self.applied_at[nid] + 1:
+            self.fail("node %d applied %d after %d (not in order)" % (nid, i, self.applied_at[nid]))
+        self.applied_at[nid] = i
+        cm = self.committed
+        if i >= len(cm):
+            self._learn_commits(n, i)
+        if i < len(cm) and (cm[i][0] != e[1] or cm[i][1] != e[3]):
+            self.fail("state machine safety: node %d applied (%d, t%d) but (%d, t%d) was committed"
+                      % (nid, i, e[1], i, cm[i][0]))
+
+    def restored(self, n, snap):
+        self.applied_at[n.id] = snap.index
+
+    def rebooted(self, n):
+        # Volatile state is gone: the state machine restarts from the snapshot.
+        self.applied_at[n.id] = n.node.raft.log.applied
+        self.commit_seen[n.id] = n.node.raft.log.committed
+        self.leader_last.pop(n.id, None)
+
+    # -- after every step -------------------------------------------------------
+    def check_step(self):
+        sim = self.sim
+        for i in sim.ids:
+            n = sim.nodes[i]
+            if n.up and n.node.raft.role == LEADER:
+                self._observe_leader(n)
+        # No committed entry is lost: the newest one is durable on a majority
+        # (with log matching, so is every entry before it).
+        c = len(self.committed) - 1
+        if c > 0:
+            t = self.committed[c][0]
+            have = 0
+            for i in sim.ids:
+                st = sim.nodes[i].storage
+                try:
+                    if st.term(c) == t:
+                        have += 1
+                except Compacted:
+                    have += 1
+                except Exception:
+                    pass
+            if have < len(sim.ids) // 2 + 1:
+                self.fail("committed entry %d (t%d) durable on only %d nodes" % (c, t, have))
+
+    def digest(self):
+        h = hashlib.sha256()
+        for k in range(1, len(self.committed)):
+            t, d = self.committed[k]
+            h.update(b"%d:%d:" % (k, t))
+            h.update(d)
+        for t in sorted(self.leaders):
+            h.update(b"L%d:%d;" % (t, self.leaders[t]))
+        return binascii.hexlify(h.digest()).decode()[:16]
