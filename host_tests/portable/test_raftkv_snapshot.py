@@ -1,0 +1,182 @@
+"""KVStateMachine snapshot/restore and digest: deterministic, corrupt input refused."""
+import binascii
+import struct
+
+from raft.errors import DecodeError
+from raftkv import codec
+from raftkv.kv import KVStateMachine
+
+# Snapshot of _history(): the same bytes on CPython and MicroPython. A change
+# here is a snapshot format change: bump the magic's version byte.
+_GOLDEN_SNAPSHOT_LEN = 87
+_GOLDEN_DIGEST = "e6bbed1068f56abb"
+
+
+def _history():
+    cmds = [codec.encode_register(), codec.encode_register()]
+    a, b = 1, 2
+    cmds += [
+        codec.encode_put(a, 1, b"zeta", b"26"),
+        codec.encode_put(a, 2, b"alpha", b"1"),
+        codec.encode_put(b, 1, b"mid", b"13"),
+        codec.encode_cas(b, 2, b"alpha", b"1", b"one"),
+        codec.encode_put(a, 3, b"", b"empty key"),
+        codec.encode_delete(b, 3, b"mid"),
+        codec.encode_get(a, 4, b"alpha"),
+    ]
+    return cmds
+
+
+def _run(sm, cmds, start=1):
+    out = []
+    for i, c in enumerate(cmds):
+        out.append(sm.apply(start + i, c))
+    return out
+
+
+def _filled():
+    sm = KVStateMachine()
+    _run(sm, _history())
+    return sm
+
+
+def test_snapshot_restore_round_trip_same_digest_and_bytes():
+    sm = _filled()
+    snap = sm.snapshot()
+    assert len(snap) == sm.snapshot_size() == _GOLDEN_SNAPSHOT_LEN
+    other = KVStateMachine()
+    other.restore(snap)
+    assert other.digest() == sm.digest() == _GOLDEN_DIGEST
+    assert other.snapshot() == snap
+    assert other.applied_index == sm.applied_index == len(_history())
+    assert other.get_local(b"alpha") == b"one" and other.get_local(b"") == b"empty key"
+    assert other.get_local(b"mid") is None
+
+
+def test_snapshot_is_independent_of_insertion_order():
+    x = KVStateMachine()
+    y = KVStateMachine()
+    c = codec.decode_client_id(x.apply(1, codec.encode_register()))
+    y.apply(1, codec.encode_register())
+    keys = [b"k%d" % i for i in range(30)]
+    for i, k in enumerate(keys):
+        x.apply(2 + i, codec.encode_put(c, 1 + i, k, k))
+    # same final content, same last seq and activity, different insertion order
+    rev = list(reversed(keys))
+    for i, k in enumerate(rev):
+        y.apply(2 + i, codec.encode_put(c, 1 + i, k, k))
+    assert x.snapshot() == y.snapshot() and x.digest() == y.digest()
+
+
+def test_restored_machine_behaves_identically_including_cached_results():
+    sm = _filled()
+    other = KVStateMachine()
+    other.restore(sm.snapshot())
+    n = sm.applied_index
+    a, b = 1, 2
+    follow = [
+        codec.encode_get(a, 4, b"alpha"),  # duplicate of a cached GET result
+        codec.encode_delete(b, 3, b"mid"),  # duplicate: cached OK, not NOT_FOUND
+        codec.encode_put(a, 3, b"alpha", b"x"),  # stale
+        codec.encode_put(a, 5, b"new", b"v"),
+        codec.encode_register(),
+        codec.encode_put(99, 1, b"q", b"q"),  # unknown session
+    ]
+    r1 = _run(sm, follow, n + 1)
+    r2 = _run(other, follow, n + 1)
+    assert r1 == r2
+    assert codec.decode_result(r1[0]) == (codec.OK, b"one")
+    assert codec.decode_result(r1[1]) == (codec.OK, None)
+    assert codec.decode_result(r1[2])[0] == codec.STALE_SEQ
+    assert sm.digest() == other.digest()
+
+
+def test_snapshot_into_buffer():
+    sm = _filled()
+    buf = bytearray(sm.snapshot_size() + 10)
+    n = sm.snapshot_into(buf)
+    assert bytes(buf[:n]) == sm.snapshot()
+    try:
+        sm.snapshot_into(bytearray(5))
+    except ValueError:
+        pass
+    else:
+        assert False
+
+
+def _assert_refused(sm, data):
+    before = sm.snapshot()
+    try:
+        sm.restore(data)
+    except DecodeError:
+        assert sm.snapshot() == before
+        return
+    assert False, "restore accepted %r" % (data,)
+
+
+def test_corrupt_snapshot_raises_and_keeps_old_state():
+    sm = _filled()
+    snap = sm.snapshot()
+    target = KVStateMachine()
+    _run(target, [codec.encode_register(), codec.encode_put(1, 1, b"mine", b"1")])
+    for cut in range(0, len(snap), 7):
+        _assert_refused(target, snap[:cut])
+    for i in range(len(snap)):
+        flipped = bytearray(snap)
+        flipped[i] ^= 0x41
+        _assert_refused(target, bytes(flipped))
+    _assert_refused(target, snap + b"\x00")
+    _assert_refused(target, b"")
+    assert target.get_local(b"mine") == b"1" and target.applied_index == 2
+
+
+def test_snapshot_beyond_local_limits_is_refused():
+    sm = _filled()
+    small = KVStateMachine(max_keys=2)
+    _assert_refused(small, sm.snapshot())
+    tiny = KVStateMachine(max_key=3)
+    _assert_refused(tiny, sm.snapshot())
+
+
+def test_empty_machine_snapshot():
+    sm = KVStateMachine()
+    other = KVStateMachine()
+    _run(other, _history())
+    other.restore(sm.snapshot())
+    assert other.applied_index == 0 and len(other) == 0 and other.session_count() == 0
+    assert other.digest() == sm.digest()
+    assert len(sm.digest()) == 16
+
+
+def _recrc(snap):
+    end = len(snap) - 4
+    struct.pack_into("<I", snap, end, binascii.crc32(bytes(snap[:end])) & 0xFFFFFFFF)
+    return bytes(snap)
+
+
+def test_structurally_bad_snapshot_with_valid_crc_is_refused():
+    sm = _filled()
+    snap = sm.snapshot()
+    target = _filled()
+    # header: keys count 3 at offset 8, sessions count 2 at 12
+    for off, val in ((8, 4), (8, 2), (12, 3), (12, 1), (8, 10 ** 6)):
+        bad = bytearray(snap)
+        struct.pack_into("<I", bad, off, val)
+        _assert_refused(target, _recrc(bad))
+    bad = bytearray(snap)
+    bad[3] = 2  # future format version
+    _assert_refused(target, _recrc(bad))
+    # extra bytes inside the checksum
+    _assert_refused(target, _recrc(bytearray(snap[:-4] + b"\x00\x00\x00\x00\x00")))
+    # duplicate key: two machines' key records spliced
+    dup = KVStateMachine()
+    _run(dup, [codec.encode_register(), codec.encode_put(1, 1, b"k", b"1")])
+    s = bytearray(dup.snapshot())
+    rec = bytes(s[16:16 + 5])  # klen, vlen, "k", "1"
+    s = s[:16 + 5] + rec + s[16 + 5:]
+    struct.pack_into("<I", s, 8, 2)
+    _assert_refused(target, _recrc(bytearray(s)))
+    # a cached result that is not a valid result
+    s = bytearray(sm.snapshot())
+    s[-5] = 0x7F  # session 2's cached result is the 1-byte OK: unknown status now
+    _assert_refused(target, _recrc(s))
