@@ -15,13 +15,15 @@ from raft.errors import ConfigError
 
 # One UDP datagram carries at most this many bytes (fits a Wi-Fi MTU).
 DATAGRAM_BYTES = 1400
-# Message header + append fields + one entry header + 16-byte HMAC tag. An
-# entry of max_entry_bytes must travel alone in one datagram.
-# Note: an estimate with headroom; the wire codec (raft/msg.py) must not need
-# more than this or a maximal entry could not be sent.
-WIRE_OVERHEAD = 64
-# Command header inside an entry (op, session, sequence, lengths) in raftkv.
-COMMAND_OVERHEAD = 32
+# Bytes around one entry in an append datagram: frame header (7) + message
+# header (36) + entry header (7) + HMAC tag (16), from raftio/frame.py and
+# raft/msg.py (test_board cross-checks them). An entry of max_entry_bytes must
+# travel alone in one datagram or it could never be replicated.
+WIRE_OVERHEAD = 66
+# The largest raftkv command is a CAS: 15 header bytes + key + old + new
+# (raftkv.codec.max_command_len); any command within the limits must fit in
+# one entry, so a client never hits EntryTooLarge for a legal request.
+CAS_OVERHEAD = 15
 
 NETWORKS = ("ethernet", "none", "wifi_sta")
 # mpy-cross -march values; null means portable bytecode for the host port.
@@ -139,12 +141,13 @@ def _check_board_relations(b, where):
     if hb >= el:
         raise ConfigError("%s: heartbeat_ticks (%d) must be less than election_ticks (%d)"
                           % (where, hb, el))
-    need = b["max_key"] + b["max_value"] + COMMAND_OVERHEAD
+    need = CAS_OVERHEAD + b["max_key"] + 2 * b["max_value"]
     if need > b["max_entry_bytes"]:
-        raise ConfigError("%s: max_key (%d) + max_value (%d) + %d bytes of command header"
-                          " = %d must fit in max_entry_bytes (%d)"
-                          % (where, b["max_key"], b["max_value"], COMMAND_OVERHEAD,
-                             need, b["max_entry_bytes"]))
+        raise ConfigError("%s: the largest command, a CAS of max_key (%d) and two"
+                          " max_value (%d), takes %d bytes and must fit in"
+                          " max_entry_bytes (%d)"
+                          % (where, b["max_key"], b["max_value"], need,
+                             b["max_entry_bytes"]))
     # Worst case the ring holds ring_capacity maximal entries; leave the other
     # half of the heap for code, buffers, sessions and the state machine.
     ring = b["ring_capacity"] * b["max_entry_bytes"]

@@ -1,0 +1,227 @@
+"""tools/build.py: per-board .mpy builds (CPython only: runs mpy-cross and micropython).
+
+Most tests build a small source tree of their own, so they do not depend on
+the state of lib/; two build the real lib/ and fail if any file there does
+not compile or the firmware is over budget.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "tools", "build.py")
+MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+BOARDS = ["esp32", "esp32s3", "rp2_pico_w", "stm32", "unix"]
+
+# MP_NATIVE_ARCH_* from MicroPython's py/persistentcode.h. An .mpy's third
+# byte holds the arch in bits 2..7 and the native sub-version in bits 0..1,
+# but only when the file contains native code: plain bytecode is arch 0 and
+# loads on every port (seen with mpy-cross 1.29: byte 2 is 0x00 for a plain
+# module with any -march, 0x2b for a native one with -march=xtensawin).
+ARCH_CODES = {"x86": 1, "x64": 2, "armv6": 3, "armv6m": 4, "armv7m": 5, "armv7em": 6,
+              "armv7emsp": 7, "armv7emdp": 8, "xtensa": 9, "xtensawin": 10,
+              "rv32imc": 11, "rv64imc": 12}
+
+PLAIN = '''
+def add(a, b):
+    return a + b
+
+NAME = "plain"
+'''
+NATIVE = '''
+import micropython
+
+
+@micropython.native
+def double(x):
+    return x + x
+'''
+INIT = '''
+'''
+
+
+def run_build(*args, timeout=120):
+    return subprocess.run([sys.executable, BUILD] + list(args), capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT)
+
+
+def write_tree(base, files):
+    for rel, text in files.items():
+        path = os.path.join(base, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+
+
+def header(path):
+    with open(path, "rb") as f:
+        return f.read(4)
+
+
+def mp_version():
+    """(mpy version, sub-version) the unix port accepts, from sys.implementation._mpy."""
+    p = subprocess.run([MICROPYTHON, "-c", "import sys; print(sys.implementation._mpy)"],
+                       capture_output=True, text=True, timeout=30)
+    v = int(p.stdout.strip())
+    return v & 0xFF, (v >> 8) & 3
+
+
+def board_json(name):
+    with open(os.path.join(ROOT, "boards", name, "board.json")) as f:
+        return json.load(f)
+
+
+def test_unknown_board_is_one_line_and_exit_2():
+    p = run_build("esp33")
+    assert p.returncode == 2
+    assert p.stderr == "unknown board 'esp33'; known: esp32, esp32s3, rp2_pico_w, stm32, unix\n"
+    assert p.stdout == ""
+
+
+@pytest.mark.parametrize("board", ["esp32", "unix"])
+def test_build_mirrors_layout_and_reports_sizes(tmp_path, board):
+    src = tmp_path / "lib"
+    write_tree(str(src), {"pkg/__init__.py": INIT, "pkg/plain.py": PLAIN,
+                          "top.py": PLAIN, "pkg/README.txt": "not shipped"})
+    out = tmp_path / "out"
+    p = run_build(board, "--out", str(out), "--src", str(src))
+    assert p.returncode == 0, p.stderr
+    built = sorted(os.path.relpath(os.path.join(d, f), str(out))
+                   for d, _, fs in os.walk(str(out)) for f in fs)
+    assert built == ["board.json", "lib/pkg/__init__.mpy", "lib/pkg/plain.mpy", "lib/top.mpy"]
+    with open(str(out / "board.json")) as f:
+        assert json.load(f) == board_json(board)
+    lines = p.stdout.splitlines()
+    sizes = dict((ln.split()[0], int(ln.split()[1])) for ln in lines
+                 if len(ln.split()) == 2 and ln.split()[1].isdigit())
+    for rel in built:
+        assert sizes[rel] == os.path.getsize(str(out / rel)), rel
+    total = sum(os.path.getsize(str(out / rel)) for rel in built)
+    assert sizes["total"] == total
+    assert lines[-1] == "total %.1f KB of 48 KB budget" % (total / 1024.0)
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_mpy_header_matches_board_arch(tmp_path, board):
+    arch = board_json(board)["arch"]
+    files = {"m/plain.py": PLAIN}
+    if arch:
+        # Only native code records an arch; mpy-cross refuses it without -march.
+        files["m/native.py"] = NATIVE
+    write_tree(str(tmp_path / "lib"), files)
+    out = tmp_path / "out"
+    p = run_build(board, "--out", str(out), "--src", str(tmp_path / "lib"))
+    assert p.returncode == 0, p.stderr
+    version, sub = mp_version()
+    h = header(str(out / "lib" / "m" / "plain.mpy"))
+    assert h[0:1] == b"M" and h[1] == version
+    assert h[2] == 0, "plain bytecode must be arch-neutral, got %#x" % h[2]
+    if arch:
+        h = header(str(out / "lib" / "m" / "native.mpy"))
+        assert h[0:1] == b"M" and h[1] == version
+        assert h[2] >> 2 == ARCH_CODES[arch], (board, arch, hex(h[2]))
+        assert h[2] & 3 == sub
+
+
+def test_unix_build_imports_and_runs_under_micropython(tmp_path):
+    write_tree(str(tmp_path / "lib"), {"tiny/__init__.py": INIT, "tiny/calc.py": PLAIN})
+    out = tmp_path / "out"
+    p = run_build("unix", "--out", str(out), "--src", str(tmp_path / "lib"))
+    assert p.returncode == 0, p.stderr
+    assert not list((out / "lib").rglob("*.py"))
+    code = ("import sys; sys.path.insert(0, 'lib'); import tiny.calc as c; "
+            "print(c.add(2, 3), c.NAME, c.__file__ if hasattr(c, '__file__') else '-')")
+    r = subprocess.run([MICROPYTHON, "-c", code], capture_output=True, text=True,
+                       timeout=30, cwd=str(out))
+    assert r.returncode == 0, r.stderr
+    five, name, _ = r.stdout.split()
+    assert (five, name) == ("5", "plain")
+
+
+def test_x64_native_mpy_runs_under_unix_port(tmp_path):
+    # The unix port loads native x64 code too (for when lib adopts
+    # @micropython.native: set the unix board's arch to "x64").
+    src = tmp_path / "n.py"
+    src.write_text(NATIVE)
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import build
+    mpy_cross = build.find_mpy_cross()
+    assert build.compile_one(mpy_cross, "x64", str(src), str(tmp_path), "n.mpy") is None
+    os.remove(str(src))
+    r = subprocess.run([MICROPYTHON, "-c", "import n; print(n.double(21))"],
+                       capture_output=True, text=True, timeout=30, cwd=str(tmp_path))
+    assert r.stdout.strip() == "42", r.stderr
+
+
+def test_firmware_dir_is_the_board_root_and_keeps_main_py(tmp_path):
+    write_tree(str(tmp_path / "lib"), {"a.py": PLAIN})
+    write_tree(str(tmp_path / "firmware"), {"boot.py": "x = 1\n", "main.py": "y = 2\n",
+                                            "mpraft.py": PLAIN})
+    out = tmp_path / "out"
+    p = run_build("esp32", "--out", str(out), "--src", str(tmp_path / "lib"),
+                  str(tmp_path / "firmware"))
+    assert p.returncode == 0, p.stderr
+    assert (out / "boot.py").read_text() == "x = 1\n"
+    assert (out / "main.py").read_text() == "y = 2\n"
+    assert (out / "mpraft.mpy").exists() and (out / "lib" / "a.mpy").exists()
+
+
+def test_compile_error_is_one_line_naming_the_file(tmp_path):
+    write_tree(str(tmp_path / "lib"), {"good.py": PLAIN, "pkg/bad.py": "x = 1\ndef f(:\n"})
+    p = run_build("esp32", "--out", str(tmp_path / "out"), "--src", str(tmp_path / "lib"))
+    assert p.returncode == 1
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("cannot compile ") and "pkg/bad.py" in lines[0], lines[0]
+    assert "line 2" in lines[0] and "SyntaxError" in lines[0], lines[0]
+
+
+def test_over_budget_fails_unless_no_budget(tmp_path):
+    big = "\n".join("S%d = 'value number %d of a long module'" % (i, i) for i in range(300))
+    write_tree(str(tmp_path / "lib"), {"big.py": big})
+    out = str(tmp_path / "out")
+    p = run_build("esp32", "--out", out, "--src", str(tmp_path / "lib"), "--budget-kb", "1")
+    assert p.returncode == 1
+    assert "of 1 KB budget" in p.stdout
+    assert p.stderr.startswith("over budget by ") and "--no-budget" in p.stderr
+    p = run_build("esp32", "--out", out, "--src", str(tmp_path / "lib"), "--budget-kb", "1",
+                  "--no-budget")
+    assert p.returncode == 0, p.stderr
+
+
+def test_rebuild_drops_stale_files_but_never_deletes_a_foreign_dir(tmp_path):
+    write_tree(str(tmp_path / "lib"), {"a.py": PLAIN, "b.py": PLAIN})
+    out = tmp_path / "out"
+    assert run_build("unix", "--out", str(out), "--src", str(tmp_path / "lib")).returncode == 0
+    os.remove(str(tmp_path / "lib" / "b.py"))
+    assert run_build("unix", "--out", str(out), "--src", str(tmp_path / "lib")).returncode == 0
+    assert (out / "lib" / "a.mpy").exists() and not (out / "lib" / "b.mpy").exists()
+    foreign = tmp_path / "mine"
+    write_tree(str(foreign), {"precious.txt": "keep"})
+    p = run_build("unix", "--out", str(foreign), "--src", str(tmp_path / "lib"))
+    assert p.returncode == 2 and "refusing to replace" in p.stderr
+    assert (foreign / "precious.txt").read_text() == "keep"
+
+
+def test_real_lib_compiles_for_every_board(tmp_path):
+    # Not skippable: a file in lib/ that does not compile is a real failure.
+    srcs = [os.path.join(ROOT, "lib")]
+    if os.path.isdir(os.path.join(ROOT, "firmware")):
+        srcs.append(os.path.join(ROOT, "firmware"))
+    for board in BOARDS:
+        out = str(tmp_path / board)
+        p = run_build(board, "--out", out, "--src", *srcs, "--no-budget")
+        assert p.returncode == 0, "%s:\n%s" % (board, p.stderr)
+        n_py = sum(1 for d, _, fs in os.walk(os.path.join(ROOT, "lib"))
+                   if "__pycache__" not in d for f in fs if f.endswith(".py"))
+        n_mpy = sum(1 for d, _, fs in os.walk(os.path.join(out, "lib"))
+                    for f in fs if f.endswith(".mpy"))
+        assert n_mpy == n_py, (board, n_mpy, n_py)
+
+
+def test_real_lib_fits_the_firmware_budget(tmp_path):
+    p = run_build("esp32", "--out", str(tmp_path / "esp32"))
+    assert p.returncode == 0, p.stdout[-400:] + p.stderr

