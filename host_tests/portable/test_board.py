@@ -203,12 +203,22 @@ def test_wifi_on_a_board_without_wifi():
     assert got == "config: wifi given but board unix has network 'none'; remove wifi", got
 
 
-
-def test_overheads_match_the_wire():
+def test_overheads_match_the_codecs():
     # board.py keeps its own numbers so it imports nothing heavy; if the wire
-    # codecs change size, this fails and the limits are updated.
+    # or command codecs change size, this fails and the limits are updated.
     from raft import msg
     from raftio import board, frame, auth
+    from raftkv import codec
     wire = frame.HEADER + auth.TAG_LEN + msg.HEADER_SIZE + msg.ENTRY_OVERHEAD
     assert board.WIRE_OVERHEAD == wire, wire
     assert board.DATAGRAM_BYTES == frame.MAX_DATAGRAM
+    assert board.CAS_OVERHEAD + 64 + 2 * 256 == codec.max_command_len(64, 256)
+
+
+def test_board_limits_fit_the_codecs():
+    from raftkv import codec
+    root = _root()
+    for name in BOARDS:
+        b = load_board(root + "/boards/" + name + "/board.json")
+        assert codec.max_command_len(b["max_key"], b["max_value"]) <= b["max_entry_bytes"]
+        assert b["max_key"] <= codec.WIRE_MAX_KEY and b["max_value"] <= codec.WIRE_MAX_VALUE
