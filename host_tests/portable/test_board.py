@@ -73,6 +73,13 @@ def test_board_timeouts_suit_the_link():
             assert election_ms >= 500, name
 
 
+def test_fields_cover_the_schema():
+    from raftio import board
+    ints = [f[0] for f in board._INT_FIELDS]
+    assert sorted(FIELDS) == sorted(["name", "arch", "network"] + ints)
+    assert len(FIELDS) == len(ints) + 3
+
+
 def test_load_board_returns_a_copy():
     src = _good()
     b = load_board(src)

@@ -13,17 +13,23 @@ import json
 
 from raft.errors import ConfigError
 
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
 # One UDP datagram carries at most this many bytes (fits a Wi-Fi MTU).
-DATAGRAM_BYTES = 1400
+DATAGRAM_BYTES = const(1400)
 # Bytes around one entry in an append datagram: frame header (7) + message
 # header (36) + entry header (7) + HMAC tag (16), from raftio/frame.py and
 # raft/msg.py (test_board cross-checks them). An entry of max_entry_bytes must
 # travel alone in one datagram or it could never be replicated.
-WIRE_OVERHEAD = 66
+WIRE_OVERHEAD = const(66)
 # The largest raftkv command is a CAS: 15 header bytes + key + old + new
 # (raftkv.codec.max_command_len); any command within the limits must fit in
 # one entry, so a client never hits EntryTooLarge for a legal request.
-CAS_OVERHEAD = 15
+CAS_OVERHEAD = const(15)
 
 NETWORKS = ("ethernet", "none", "wifi_sta")
 # mpy-cross -march values; null means portable bytecode for the host port.
@@ -44,18 +50,21 @@ _INT_FIELDS = (
     ("snapshot_entries", 1, 1000000),
     ("flash_log_slots", 8, 1000000),
 )
-FIELDS = ("name", "arch", "network") + tuple(f[0] for f in _INT_FIELDS)
+# Every field of a board file, in the order of boards/*/board.json.
+FIELDS = ("name", "arch", "heap_budget_bytes", "ring_capacity", "max_entry_bytes",
+          "max_key", "max_value", "max_sessions", "tick_ms", "election_ticks",
+          "heartbeat_ticks", "snapshot_entries", "flash_log_slots", "network")
 
 _NODE_FIELDS = ("cluster_id", "key", "node_id", "peers", "wifi")
 _NODE_REQUIRED = ("node_id", "cluster_id", "key", "peers")
 _PEER_FIELDS = ("host", "id", "port")
 _WIFI_FIELDS = ("password", "ssid")
-_MAX_NODE_ID = 65535
-_MAX_CLUSTER_ID = 0x7FFFFFFF
-_MAX_PEERS = 64
+_MAX_NODE_ID = const(65535)
+_MAX_CLUSTER_ID = const(0x7FFFFFFF)
+_MAX_PEERS = const(64)
 # HMAC-SHA256 key: at least 16 bytes to be worth having, at most one block.
-_KEY_MIN_BYTES = 16
-_KEY_MAX_BYTES = 64
+_KEY_MIN_BYTES = const(16)
+_KEY_MAX_BYTES = const(64)
 _HEX = "0123456789abcdefABCDEF"
 
 
