@@ -17,7 +17,10 @@ for _p in (_here, _here + "/../lib"):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+import binascii
+import gc
 import json
+import struct
 
 from raft import msg as M
 from raft.config import Config
@@ -31,7 +34,7 @@ from simnet import Network, Rand
 FAULTS = ("drop", "dup", "reorder", "partition", "crash", "leader")
 
 USAGE = ("usage: sim.py [--nodes N] [--seed S] [--steps K] [--faults all|none|LIST]\n"
-         "              [--ring N] [--quiet] [--trace]\n"
+         "              [--ring N] [--snap-every N] [--snap-keep N] [--quiet] [--trace]\n"
          "  LIST is a comma list of: " + ",".join(FAULTS))
 
 
@@ -57,8 +60,9 @@ def parse_faults(s):
 def parse_args(argv):
     opts = {"nodes": 5, "seed": 1, "steps": 1000, "faults": list(FAULTS), "ring": 64,
             "quiet": False, "trace": False, "shrink": True, "propose": 300,
-            "election": 10, "check_every": 1}
-    ints = ("nodes", "seed", "steps", "ring", "propose", "election", "check_every")
+            "election": 10, "check_every": 1, "snap_every": 200, "snap_keep": 20}
+    ints = ("nodes", "seed", "steps", "ring", "propose", "election", "check_every",
+            "snap_every", "snap_keep")
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -112,9 +116,34 @@ class SimNode:
                      ring_capacity=s.opts["ring"], max_inflight=16)
         rnd = self.rand
         self.node = RawNode(cfg, self.storage, rnd.below)
-        # The state machine: applied (index, term, data), rebuilt from the log.
-        self.applied = self.node.raft.log.applied
+        # The state machine is a CRC chain over every applied entry; its
+        # snapshot is (index, chain), so snapshots are tiny but any
+        # divergence in applied history shows up as a different chain.
+        self.restore(self.storage.snapshot())
         self.up = True
+
+    def restore(self, snap):
+        if snap.index == 0:
+            self.chain = 0
+        else:
+            self.chain = struct.unpack("<II", snap.data)[1]
+        self.applied = snap.index
+
+    def apply(self, e):
+        self.chain = binascii.crc32(e[3], binascii.crc32(b"%d:%d:" % (e[0], e[1]), self.chain))
+        self.applied = e[0]
+
+    def maybe_snapshot(self, every, keep):
+        """Snapshot and compact once `every` entries were applied since the last one."""
+        st = self.storage
+        if self.applied - st.snap.index < every:
+            return
+        snap = st.create_snapshot(self.applied, self.sim.ids, (),
+                                  struct.pack("<II", self.applied, self.chain))
+        upto = snap.index - keep
+        if upto > st.first_index() - 1:
+            st.compact(upto)
+            self.node.compacted(upto, st.term(upto))
 
 
 class Sim:
@@ -141,6 +170,8 @@ class Sim:
         self.crashes = 0
         self.partitions = 0
         self.decode_errors = 0
+        self.snap_every = opts["snap_every"]
+        self.snap_keep = opts["snap_keep"]
         self._fault_rand = self.rand.fork()
         self._client_rand = self.rand.fork()
 
@@ -170,10 +201,14 @@ class Sim:
             for m in rd.persisted_messages:
                 self.send(m)
             if rd.snapshot is not None:
+                n.restore(rd.snapshot)
                 self.checker.restored(n, rd.snapshot)
             for e in rd.committed_entries:
+                n.apply(e)
                 self.checker.applied(n, e)
             node.advance(rd)
+            if self.snap_every:
+                n.maybe_snapshot(self.snap_every, self.snap_keep)
 
     def send(self, m):
         buf = bytearray(M.encoded_size(m))
@@ -300,6 +335,11 @@ class Sim:
         ck = self.checker
         while self.now < steps and not ck.violations:
             self.step()
+            if self.now & 511 == 0:
+                ck.prune()
+                # MicroPython's collector can fail a large allocation in a
+                # fragmented heap before it collects; keep the heap compact.
+                gc.collect()
         return self.summary()
 
     def summary(self):

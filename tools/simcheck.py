@@ -25,10 +25,18 @@ class Checker:
         # Election safety: term -> leader id, and the history for the digest.
         self.leaders = {}
         self.elections = 0
-        # Log matching: (index, term) -> (data, term of index - 1).
-        self.seen = {}
-        # Committed entries, index 1.. -> (term, data); committed[0] is a dummy.
-        self.committed = [(0, b"")]
+        # Both windows below are rings preallocated here, while the heap is
+        # still empty: MicroPython's heap does not compact, so a dict or list
+        # that keeps growing eventually finds no contiguous block.
+        # Log matching: slot i % W lists (index, term, crc of data, term of i - 1).
+        self.W = 1024
+        self.seen = [None] * self.W
+        # Committed entries: slot i % W is (index, term, crc of data, state
+        # machine chain after it). Older ones live on only in the digest.
+        self.committed = [None] * self.W
+        self.committed[0] = (0, 0, 0, 0)
+        self.ccount = 0
+        self._digest = hashlib.sha256()
         # Per node: last applied index, last commit seen, leader bookkeeping.
         self.applied_at = {}
         self.commit_seen = {}
@@ -44,8 +52,16 @@ class Checker:
             self.violations.append("step %d: %s" % (self.sim.now, what))
 
     def commit_count(self):
-        return len(self.committed) - 1
+        return self.ccount
 
+    def _committed_at(self, i):
+        c = self.committed[i % self.W]
+        if c is not None and c[0] == i:
+            return c[1:]
+        return None
+
+    def prune(self):
+        pass
     # -- hooks from the driver ------------------------------------------------
     def persisted(self, n, rd):
         r = n.node.raft
@@ -64,19 +80,26 @@ class Checker:
                 self.leader_last[nid] = (t, st.last_index())
         # Log matching: one (index, term) always names the same entry and prefix.
         seen = self.seen
+        W = self.W
         for e in rd.entries:
             i = e[0]
             try:
                 pt = st.term(i - 1)
             except Compacted:
                 pt = -1
-            key = (i, e[1])
-            got = seen.get(key)
-            if got is None:
-                seen[key] = (e[3], pt)
-            elif got[0] != e[3] or (pt >= 0 and got[1] >= 0 and got[1] != pt):
-                self.fail("log matching: node %d entry (%d, t%d) differs from an earlier copy"
-                          % (nid, i, e[1]))
+            crc = binascii.crc32(e[3])
+            slot = seen[i % W]
+            if slot is None or slot[0][0] != i:
+                seen[i % W] = [(i, e[1], crc, pt)]
+                continue
+            for rec in slot:
+                if rec[1] == e[1]:
+                    if rec[2] != crc or (pt >= 0 and rec[3] >= 0 and rec[3] != pt):
+                        self.fail("log matching: node %d entry (%d, t%d) differs from an "
+                                  "earlier copy" % (nid, i, e[1]))
+                    break
+            else:
+                slot.append((i, e[1], crc, pt))
         if rd.role == LEADER:
             self._observe_leader(n)
         # Monotonic commit, durable and volatile.
@@ -101,12 +124,15 @@ class Checker:
             self.sim.log("leader %d term %d" % (n.id, t))
             # Leader completeness (paper 5.4): it holds every committed entry.
             log = r.log
-            for i in range(log.snap_index + 1, len(self.committed)):
+            lo = log.snap_index + 1
+            if lo < self.ccount - self.W + 2:
+                lo = self.ccount - self.W + 2
+            for i in range(lo, self.ccount + 1):
                 try:
                     lt = log.term(i)
                 except Compacted:
                     continue
-                if lt != self.committed[i][0]:
+                if lt != self._committed_at(i)[0]:
                     self.fail("leader completeness: leader %d term %d lacks committed entry %d"
                               % (n.id, t, i))
                     break
@@ -114,11 +140,13 @@ class Checker:
             self.fail("election safety: nodes %d and %d both leader in term %d" % (who, n.id, t))
 
     def _learn_commits(self, n, c):
-        cm = self.committed
-        if c < len(cm):
+        if c <= self.ccount:
             return
         log = n.node.raft.log
-        for i in range(len(cm), c + 1):
+        cm = self.committed
+        W = self.W
+        h = self._digest
+        for i in range(self.ccount + 1, c + 1):
             try:
                 e = log.slice(i, i + 1, 0)
             except Compacted:
@@ -126,7 +154,13 @@ class Checker:
                 return
             if not e:
                 return
-            cm.append((e[0][1], e[0][3]))
+            e = e[0]
+            chain = binascii.crc32(e[3], binascii.crc32(b"%d:%d:" % (e[0], e[1]),
+                                                         cm[(i - 1) % W][3]))
+            cm[i % W] = (i, e[1], binascii.crc32(e[3]), chain)
+            self.ccount = i
+            h.update(b"%d:%d:" % (i, e[1]))
+            h.update(e[3])
 
     def applied(self, n, e):
         nid = n.id
@@ -134,15 +168,18 @@ class Checker:
         if i != self.applied_at[nid] + 1:
             self.fail("node %d applied %d after %d (not in order)" % (nid, i, self.applied_at[nid]))
         self.applied_at[nid] = i
-        cm = self.committed
-        if i >= len(cm):
+        if i > self.ccount:
             self._learn_commits(n, i)
-        if i < len(cm) and (cm[i][0] != e[1] or cm[i][1] != e[3]):
+        c = self._committed_at(i)
+        if c is not None and (c[0] != e[1] or c[2] != n.chain):
             self.fail("state machine safety: node %d applied (%d, t%d) but (%d, t%d) was committed"
-                      % (nid, i, e[1], i, cm[i][0]))
+                      % (nid, i, e[1], i, c[0]))
 
     def restored(self, n, snap):
         self.applied_at[n.id] = snap.index
+        c = self._committed_at(snap.index)
+        if c is not None and c[2] != n.chain:
+            self.fail("snapshot at %d installed on node %d has the wrong state" % (snap.index, n.id))
 
     def rebooted(self, n):
         # Volatile state is gone: the state machine restarts from the snapshot.
@@ -159,9 +196,9 @@ class Checker:
                 self._observe_leader(n)
         # No committed entry is lost: the newest one is durable on a majority
         # (with log matching, so is every entry before it).
-        c = len(self.committed) - 1
+        c = self.ccount
         if c > 0:
-            t = self.committed[c][0]
+            t = self.committed[c % self.W][1]
             have = 0
             for i in sim.ids:
                 st = sim.nodes[i].storage
@@ -176,11 +213,7 @@ class Checker:
                 self.fail("committed entry %d (t%d) durable on only %d nodes" % (c, t, have))
 
     def digest(self):
-        h = hashlib.sha256()
-        for k in range(1, len(self.committed)):
-            t, d = self.committed[k]
-            h.update(b"%d:%d:" % (k, t))
-            h.update(d)
+        h = hashlib.sha256(self._digest.digest())
         for t in sorted(self.leaders):
             h.update(b"L%d:%d;" % (t, self.leaders[t]))
         return binascii.hexlify(h.digest()).decode()[:16]

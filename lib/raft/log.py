@@ -33,12 +33,17 @@ class RaftLog:
             for e in storage.entries(lo, last + 1, 0):
                 ring[e[0] % capacity] = e
         hs = storage.initial_state()[0]
+        # The state machine restarts from the snapshot, which may be newer
+        # than the compaction point (storage keeps a tail for slow followers).
+        base = storage.snapshot().index
+        if base < self.snap_index:
+            base = self.snap_index
         # Invariant: applied <= applying <= committed <= last.
-        self.committed = hs[2] if hs[2] > self.snap_index else self.snap_index
+        self.committed = hs[2] if hs[2] > base else base
         if self.committed > last:
             self.committed = last
-        self.applied = self.snap_index
-        self.applying = self.snap_index
+        self.applied = base
+        self.applying = base
         # A snapshot received from the leader, not yet handed to the driver.
         self.pending_snapshot = None
 
