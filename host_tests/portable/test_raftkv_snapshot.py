@@ -104,6 +104,23 @@ def test_snapshot_into_buffer():
         assert False
 
 
+class _Stream:
+    def __init__(self):
+        self.parts = []
+
+    def write(self, b):
+        self.parts.append(bytes(b))  # the writer reuses its scratch buffer
+        return len(b)
+
+
+def test_snapshot_write_streams_the_same_bytes():
+    sm = _filled()
+    out = _Stream()
+    n = sm.snapshot_write(out)
+    assert b"".join(out.parts) == sm.snapshot() and n == sm.snapshot_size()
+    assert len(out.parts) > 3  # record by record, not one big buffer
+
+
 def _assert_refused(sm, data):
     before = sm.snapshot()
     try:

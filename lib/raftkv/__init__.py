@@ -26,7 +26,8 @@ Commands are bytes inside Raft log entries (``raftkv.codec``):
   exception, and change no state. An index <= ``applied_index`` is ignored
   (returns None, counted). ``skip(index)`` marks a non-KV entry applied.
 * ``get_local(key) -> value or None``: for reads served after ReadIndex.
-* ``snapshot() -> bytes`` / ``snapshot_into(buf) -> n`` / ``snapshot_size()``:
+* ``snapshot() -> bytes`` / ``snapshot_into(buf) -> n`` / ``snapshot_size()`` /
+  ``snapshot_write(stream) -> n`` (record by record, for flash files):
   the store and the session table, byte-for-byte deterministic.
   ``restore(data)`` raises DecodeError on corrupt input and keeps the old state.
 * ``applied_index``; ``digest()``: 16 hex digits of sha256 over the snapshot.

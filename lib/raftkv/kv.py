@@ -262,6 +262,21 @@ class KVStateMachine:
         struct.pack_into("<I", buf, pos[0], crc & 0xFFFFFFFF)
         return pos[0] + 4
 
+    def snapshot_write(self, stream):
+        """Stream the snapshot to stream.write (e.g. a flash file) record by
+        record, so a board never holds it whole; return its length."""
+        total = [0]
+
+        def sink(src, n, crc):
+            chunk = memoryview(src)[:n]
+            stream.write(chunk)
+            total[0] += n
+            return binascii.crc32(chunk, crc)
+
+        crc = self._dump(sink)
+        stream.write(struct.pack("<I", crc & 0xFFFFFFFF))
+        return total[0] + 4
+
     def snapshot(self):
         """The whole store and session table as bytes (deterministic)."""
         buf = bytearray(self.snapshot_size())
