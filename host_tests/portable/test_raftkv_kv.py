@@ -244,3 +244,13 @@ def test_stats():
     st = sm.stats()
     assert st["keys"] == 1 and st["sessions"] == 1 and st["malformed"] == 1
     assert st["applied"] == 3
+
+
+def test_stored_bytes_do_not_alias_the_callers_buffer():
+    sm, log = _new()
+    c = log.register()
+    buf = bytearray(codec.max_command_len(64, 256))
+    n = codec.encode_put_into(buf, c, 1, b"key", b"value")
+    assert sm.apply(2, memoryview(buf)[:n]) == b"\x00"
+    codec.encode_put_into(buf, c, 2, b"KEY", b"VALUE")  # the runtime reuses it
+    assert sm.get_local(b"key") == b"value" and sm.get_local(b"KEY") is None
