@@ -1,0 +1,197 @@
+"""An in-memory flash with a power-cut budget, implementing the raftio.fs interface.
+
+Model (the harsher of the two the brief allows, on purpose):
+1. Written bytes sit in the open file's buffer and reach "flash" only on
+   flush() or close(), in the order they were written. Data never flushed is
+   lost at a power cut, even if later data in ANOTHER file was flushed.
+2. Every byte that reaches flash spends one unit of the budget. With
+   ``cut_after_bytes=K`` exactly K more bytes land; the next byte lands half
+   old, half new (a torn byte), then PowerCut is raised, and every later
+   operation on this fake or its files raises PowerCut too.
+3. Metadata operations (create/truncate via open 'wb', rename, remove) are
+   atomic and spend one unit each, so cuts just before and just after them are
+   enumerated too. A rename replaces its target (littlefs, POSIX) unless
+   ``rename_replaces=False`` (FAT: rename onto an existing file fails).
+4. ``reboot()`` returns a fresh fake holding what reached flash, with no cut
+   scheduled (or a new one). It may be called at any moment: unflushed data is
+   dropped, as a power loss would.
+"""
+
+
+class PowerCut(Exception):
+    pass
+
+
+def _fs_error(msg):
+    return OSError(2, msg)
+
+
+class FakeFlash:
+    def __init__(self, cut_after_bytes=None, files=None, rename_replaces=True):
+        self.budget = cut_after_bytes
+        self.files = files if files is not None else {}  # name -> bytearray (what reached flash)
+        self.rename_replaces = rename_replaces
+        self.dead = False
+        self.landed = 0  # bytes + metadata units that reached flash
+
+    # -- budget ------------------------------------------------------------
+    def _alive(self):
+        if self.dead:
+            raise PowerCut("flash is off")
+
+    def _spend_meta(self):
+        self._alive()
+        if self.budget is not None:
+            if self.budget < 1:
+                self.dead = True
+                raise PowerCut("cut before metadata op")
+            self.budget -= 1
+        self.landed += 1
+
+    def _program(self, name, pos, data):
+        """Write data at pos of file name through the budget."""
+        self._alive()
+        buf = self.files[name]
+        n = len(data)
+        ok = n if self.budget is None or self.budget >= n else self.budget
+        end = pos + ok
+        if end > len(buf):
+            buf.extend(bytes(end - len(buf)))
+        buf[pos:end] = data[:ok]
+        self.landed += ok
+        if ok < n:
+            if end == len(buf):
+                buf.append(0)
+            old = buf[end]
+            buf[end] = (old & 0xF0) | (data[ok] & 0x0F)
+            self.budget = 0
+            self.dead = True
+            raise PowerCut("cut after %d of %d bytes" % (ok, n))
+        if self.budget is not None:
+            self.budget -= n
+
+    # -- fs interface --------------------------------------------------------
+    def open(self, name, mode):
+        self._alive()
+        if mode == "wb":
+            self._spend_meta()
+            self.files[name] = bytearray()
+            return _FakeFile(self, name, True)
+        if name not in self.files:
+            raise _fs_error("no such file: " + name)
+        if mode == "rb":
+            return _FakeFile(self, name, False)
+        if mode == "r+b":
+            return _FakeFile(self, name, True)
+        raise ValueError("fakeflash: unsupported mode " + mode)
+
+    def rename(self, src, dst):
+        self._alive()
+        if src not in self.files:
+            raise _fs_error("no such file: " + src)
+        if dst in self.files and not self.rename_replaces:
+            raise OSError(17, "exists: " + dst)
+        self._spend_meta()
+        self.files[dst] = self.files.pop(src)
+
+    def remove(self, name):
+        self._alive()
+        if name not in self.files:
+            raise _fs_error("no such file: " + name)
+        self._spend_meta()
+        del self.files[name]
+
+    def exists(self, name):
+        self._alive()
+        return name in self.files
+
+    def size(self, name):
+        self._alive()
+        if name not in self.files:
+            raise _fs_error("no such file: " + name)
+        return len(self.files[name])
+
+    def listdir(self):
+        self._alive()
+        return sorted(self.files)
+
+    def reboot(self, cut_after_bytes=None):
+        files = {}
+        for k in self.files:
+            files[k] = bytearray(self.files[k])
+        return FakeFlash(cut_after_bytes, files, self.rename_replaces)
+
+
+class _FakeFile:
+    def __init__(self, flash, name, writable):
+        self.flash = flash
+        self.name = name
+        self.writable = writable
+        self.pos = 0
+        self.pending = []  # (pos, bytes) written but not yet flushed
+        self.closed = False
+
+    def _ok(self):
+        self.flash._alive()
+        if self.closed:
+            raise ValueError("fakeflash: I/O on closed file " + self.name)
+
+    def _view(self):
+        data = self.flash.files.get(self.name)
+        if data is None:
+            raise _fs_error("file vanished: " + self.name)
+        if not self.pending:
+            return data
+        data = bytearray(data)
+        for pos, b in self.pending:
+            end = pos + len(b)
+            if end > len(data):
+                data.extend(bytes(end - len(data)))
+            data[pos:end] = b
+        return data
+
+    def seek(self, pos, whence=0):
+        self._ok()
+        if whence == 2:
+            pos += len(self._view())
+        elif whence == 1:
+            pos += self.pos
+        self.pos = pos
+        return pos
+
+    def tell(self):
+        return self.pos
+
+    def read(self, n=-1):
+        self._ok()
+        data = self._view()
+        end = len(data) if n is None or n < 0 else min(len(data), self.pos + n)
+        out = bytes(data[self.pos:end])
+        self.pos = max(self.pos, end)
+        return out
+
+    def readinto(self, buf):
+        b = self.read(len(buf))
+        buf[:len(b)] = b
+        return len(b)
+
+    def write(self, b):
+        self._ok()
+        if not self.writable:
+            raise OSError(9, "fakeflash: file not open for writing: " + self.name)
+        b = bytes(b)
+        self.pending.append((self.pos, b))
+        self.pos += len(b)
+        return len(b)
+
+    def flush(self):
+        self._ok()
+        while self.pending:
+            pos, b = self.pending.pop(0)
+            self.flash._program(self.name, pos, b)
+
+    def close(self):
+        if self.closed:
+            return
+        self.flush()
+        self.closed = True

@@ -1,0 +1,1 @@
+# Execution layer: transport, clock, flash storage, node loop (see DESIGN.md).

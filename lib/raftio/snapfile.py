@@ -1,0 +1,116 @@
+"""The snapshot file: header, membership, state machine image.
+
+Layout: ``<IIIIBBHI`` header (24 bytes): magic, index, term, data length,
+voter count, learner count, pad, crc32 over bytes 4..20 + ids + data; then
+the voters and learners as u32 each; then the data. The file size must equal
+what the header announces, so a short (torn) file never passes.
+
+A new snapshot goes to ``NAME.tmp`` (write, flush, close) and is then renamed
+over ``NAME``; the old one stays readable until the rename. Where rename will
+not replace (FAT), the old file is removed first, so at boot a missing ``NAME``
+with a complete, valid ``NAME.tmp`` means the rename was cut: adopt it. Any
+other ``NAME.tmp`` is a write that never finished: delete it.
+"""
+import struct
+import binascii
+
+from raft.storage import Snapshot
+from raftio.fs import CorruptStorage, StorageError, replace
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+_MAGIC = const(0x31504E53)  # "SNP1"
+_HEADER = const(24)
+_FMT = "<IIIIBBHI"
+_CHUNK = const(256)
+
+
+class SnapFile:
+    """``written`` counts bytes sent to flash."""
+
+    def __init__(self, fs, name):
+        self.fs = fs
+        self.name = name
+        self.written = 0
+
+    def _decode(self, name):
+        """Return the Snapshot stored in file `name`, or None if it is not complete and valid."""
+        size = self.fs.size(name)
+        if size < _HEADER:
+            return None
+        f = self.fs.open(name, "rb")
+        try:
+            hdr = f.read(_HEADER)
+            if len(hdr) != _HEADER:
+                return None
+            magic, index, term, dlen, nv, nl, _pad, crc = struct.unpack_from(_FMT, hdr, 0)
+            if magic != _MAGIC or size != _HEADER + 4 * (nv + nl) + dlen:
+                return None
+            ids = f.read(4 * (nv + nl))
+            data = f.read(dlen)
+        finally:
+            f.close()
+        if len(ids) != 4 * (nv + nl) or len(data) != dlen:
+            return None
+        c = binascii.crc32(data, binascii.crc32(ids, binascii.crc32(memoryview(hdr)[4:20])))
+        if c & 0xFFFFFFFF != crc:
+            return None
+        voters = struct.unpack_from("<%dI" % nv, ids, 0) if nv else ()
+        learners = struct.unpack_from("<%dI" % nl, ids, 4 * nv) if nl else ()
+        return Snapshot(index, term, voters, learners, data)
+
+    def load(self):
+        """Return the stored Snapshot, or None if there is none."""
+        tmp = self.name + ".tmp"
+        have_tmp = self.fs.exists(tmp)
+        if not self.fs.exists(self.name):
+            if have_tmp:
+                snap = self._decode(tmp)
+                if snap is not None:
+                    self.fs.rename(tmp, self.name)
+                    return snap
+                self.fs.remove(tmp)
+            return None
+        if have_tmp:
+            self.fs.remove(tmp)
+        snap = self._decode(self.name)
+        if snap is None:
+            raise CorruptStorage("snapshot: file %s is corrupt and no complete earlier snapshot exists; "
+                                 "restore it from a peer (delete the node's data and rejoin)" % self.name)
+        return snap
+
+    def save(self, snap):
+        nv = len(snap.voters)
+        nl = len(snap.learners)
+        if nv > 255 or nl > 255:
+            raise StorageError("snapshot: %d voters, %d learners; at most 255 each" % (nv, nl))
+        for x in snap.voters + snap.learners:
+            if not 0 <= x <= 0xFFFFFFFF:
+                raise StorageError("snapshot: node id %r is not a u32" % (x,))
+        hdr = bytearray(_HEADER)
+        struct.pack_into(_FMT, hdr, 0, _MAGIC, snap.index, snap.term, len(snap.data), nv, nl, 0, 0)
+        ids = bytearray(4 * (nv + nl))
+        k = 0
+        for x in snap.voters + snap.learners:
+            struct.pack_into("<I", ids, k, x)
+            k += 4
+        c = binascii.crc32(snap.data, binascii.crc32(ids, binascii.crc32(memoryview(hdr)[4:20])))
+        struct.pack_into("<I", hdr, 20, c & 0xFFFFFFFF)
+        tmp = self.name + ".tmp"
+        f = self.fs.open(tmp, "wb")
+        try:
+            f.write(hdr)
+            f.write(ids)
+            data = memoryview(snap.data)
+            # Chunked so a board's VFS never needs one big contiguous buffer.
+            for off in range(0, len(data), _CHUNK):
+                f.write(data[off:off + _CHUNK])
+            f.flush()
+        finally:
+            f.close()
+        self.written += _HEADER + len(ids) + len(snap.data)
+        replace(self.fs, tmp, self.name)
