@@ -168,9 +168,9 @@ def boot(flash, cfg):
     return FlashStorage(flash, VOTERS, (), cfg[0], cfg[1], "n1")
 
 
-def run(ops, cfg, cut=None, replaces=True):
+def run(ops, cfg, cut=None, replaces=True, torn=True):
     """Run ops on a fresh fake. Return (flash, storage, op index in flight or None, units spent)."""
-    flash = FakeFlash(cut, rename_replaces=replaces)
+    flash = FakeFlash(cut, rename_replaces=replaces, torn=torn)
     spent = 0
     i = -1
     st = None
@@ -193,8 +193,8 @@ def run(ops, cfg, cut=None, replaces=True):
 EMPTY = ((0, 0, 0), (0, 0, VOTERS, (), b""), ())
 
 
-def check_cut(ops, exps, cfg, cut, replaces=True):
-    flash, st, i, _ = run(ops, cfg, cut, replaces)
+def check_cut(ops, exps, cfg, cut, replaces=True, torn=True):
+    flash, st, i, _ = run(ops, cfg, cut, replaces, torn)
     flash = flash.reboot()
     st = boot(flash, cfg)
     got = view(st)
@@ -204,8 +204,8 @@ def check_cut(ops, exps, cfg, cut, replaces=True):
         ok = got == EMPTY
     else:
         ok = allowed(exps[i], got)
-    assert ok, "cut %d during op %d %r: recovered %r; expected %r" % (
-        cut, -1 if i is None else i, ops[i][0] if i is not None and i >= 0 else "boot", got,
+    assert ok, "torn=%r cut %d during op %d %r: recovered %r; expected %r" % (
+        torn, cut, -1 if i is None else i, ops[i][0] if i is not None and i >= 0 else "boot", got,
         exps[i][1:3] if i is not None and i >= 0 else EMPTY)
     # The recovered files must take new writes and survive another reboot.
     hs = got[0]
@@ -234,8 +234,9 @@ def sweep(ops, cfg, want=1000, replaces=True):
     assert view(st) == exps[-1][2]
     n = 0
     for k in cut_points(total, want):
-        check_cut(ops, exps, cfg, k, replaces)
-        n += 1
+        check_cut(ops, exps, cfg, k, replaces, False)
+        check_cut(ops, exps, cfg, k, replaces, True)
+        n += 2
     return n, total
 
 
