@@ -18,7 +18,7 @@ Differences the driver must know:
 """
 from raft.errors import Compacted, Unavailable, EntryTooLarge
 from raft.storage import Snapshot
-from raftio.fs import StorageError, CorruptStorage
+from raftio.fs import StorageError, StorageFull, CorruptStorage
 from raftio.hardstate import HardStateFile
 from raftio.logfile import LogFile
 from raftio.snapfile import SnapFile
