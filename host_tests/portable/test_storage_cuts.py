@@ -56,8 +56,9 @@ def apply_op(st, op):
 
 
 def gen_workload(seed, n, mix, slots, max_data):
-    """mix: cumulative percent thresholds for (hs, append, snap, install); rest reboots."""
-    rng = Rng(seed)
+    """mix: cumulative percent thresholds for (hs, append, snap, install); rest reboots.
+    seed: an int, or any object with Rng's below() (hypothesis drives it so)."""
+    rng = seed if hasattr(seed, "below") else Rng(seed)
     m = MemoryStorage(VOTERS)
     ops = []
     cur = 1
@@ -213,7 +214,7 @@ def check_cut(ops, exps, cfg, cut, replaces=True, torn=True):
     last = st.last_index()
     e = None
     if last + 1 - (st.first_index() - 1) <= cfg[0]:
-        e = (last + 1, max(st.term(last), 1), 0, b"ok")
+        e = (last + 1, max(st.term(last), 1), 0, b"ok"[:st.max_entry_bytes()])
         st.append([e])
     st2 = boot(flash.reboot(), cfg)
     again = view(st2)
