@@ -169,8 +169,9 @@ def boot(flash, cfg):
     return FlashStorage(flash, VOTERS, (), cfg[0], cfg[1], "n1")
 
 
-def run(ops, cfg, cut=None, replaces=True, torn=True):
-    """Run ops on a fresh fake. Return (flash, storage, op index in flight or None, units spent)."""
+def run(ops, cfg, cut=None, replaces=True, torn=True, marks=None):
+    """Run ops on a fresh fake. Return (flash, storage, op index in flight or None,
+    units spent). If marks is a list, append the units spent before each op."""
     flash = FakeFlash(cut, rename_replaces=replaces, torn=torn)
     spent = 0
     i = -1
@@ -179,6 +180,8 @@ def run(ops, cfg, cut=None, replaces=True, torn=True):
         st = boot(flash, cfg)
         for i in range(len(ops)):
             op = ops[i]
+            if marks is not None:
+                marks.append(spent + flash.landed)
             if op[0] == "reboot":
                 spent += flash.landed
                 flash = flash.reboot(flash.budget)
