@@ -11,15 +11,18 @@ order, one flush each; a cut tears at most the slot in flight, which sits
 just past the end and fails its CRC. Truncation (and installing a snapshot)
 must make stale entries unreachable BEFORE writing anything new: it zeroes
 the magic and CRC of every stale slot, from the highest index down, one flush
-each. Zeroing the CRC matters: a rewrite of the same index and term torn just
-after the magic would otherwise revive the stale entry under its old CRC (the
-cut tests found exactly that); the CRC sits right after the magic so the
-invalidation is only 8 bytes.
-A cut in that sweep leaves a shorter prefix of the old log, never old entries
-beyond a gap or beyond newer ones. So at boot the highest valid index H is the
-true end, and every slot from H down to snapshot+1 must be valid and carry
-the right index with non-increasing terms; anything else was durably written
-and is now unreadable, which is reported (CorruptStorage) instead of skipped.
+each. A cut in that sweep leaves a shorter prefix of the old log, never old
+entries beyond a gap or beyond newer ones. So at boot the highest valid index
+H is the true end, and every slot from H down to snapshot+1 must be valid and
+carry the right index with non-increasing terms; anything else was durably
+written and is now unreadable, which is reported (CorruptStorage) instead of
+skipped.
+
+Zeroing the CRC, not just the magic, matters: a rewrite of the slot cut just
+after its new magic would otherwise revive the stale entry under its old CRC
+(the cut tests found exactly that). The CRC sits right after the magic so the
+invalidation is only 8 bytes. Detection of a torn slot is by CRC32, so a torn
+write passes with probability 2**-32.
 
 Writing stale slots over with a higher term would not do: a new leader's entry
 can carry a LOWER term than the stale entry it replaces.
