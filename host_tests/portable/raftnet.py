@@ -324,8 +324,12 @@ def fmt_msg(m):
     rej = m.flags & M.FLAG_REJECT
     if t == M.APP:
         s += " prev=%d/%d commit=%d" % (m.index, m.log_term, m.commit)
-        if m.entries:
-            s += " [" + " ".join(fmt_entry(e) for e in m.entries) + "]"
+        es = m.entries
+        if len(es) > 6:
+            s += " [%s %s .. %s] (%d entries)" % (fmt_entry(es[0]), fmt_entry(es[1]),
+                                                 fmt_entry(es[-1]), len(es))
+        elif es:
+            s += " [" + " ".join(fmt_entry(e) for e in es) + "]"
     elif t == M.APP_RESP:
         if rej:
             s += " reject index=%d hint=%d/%d" % (m.index, m.hint, m.hint_term)
