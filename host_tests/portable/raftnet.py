@@ -62,6 +62,8 @@ class Net:
         # (frm, to) pairs that cannot talk.
         self.blocked = set()
         self.drop = 0            # per mille, seeded
+        self.dup = 0             # per mille, seeded: deliver a second copy
+        self.reorder = False     # shuffle each delivery round (seeded)
         self.filter = None       # filter(m) -> True drops m at send time
         self.on_ready = None     # on_ready(id, rd) after persisting, before sending
         self.trace = None        # a list to record ("deliver"|"drop", m) into
@@ -170,12 +172,20 @@ class Net:
             if self.trace is not None:
                 self.trace.append(("drop", m))
             return
-        self.queue.append(M.decode(M.encode(m)))
+        b = M.encode(m)
+        self.queue.append(M.decode(b))
+        if self.dup and self.rand.chance(self.dup):
+            self.queue.append(M.decode(b))
 
     def deliver(self, limit=100000):
         """Deliver the messages in flight now (not the ones they cause); returns the count."""
         q = self.queue
         self.queue = []
+        if self.reorder:
+            rnd = self.rand
+            for k in range(len(q) - 1, 0, -1):
+                j = rnd.below(k + 1)
+                q[k], q[j] = q[j], q[k]
         n = 0
         for k in range(len(q)):
             m = q[k]
@@ -248,6 +258,8 @@ class Net:
         """Heal every cut and stop dropping (crashed nodes stay down)."""
         self.blocked = set()
         self.drop = 0
+        self.dup = 0
+        self.reorder = False
         self.filter = None
 
     def crash(self, i):

@@ -142,11 +142,13 @@ def _log_matching(net):
             assert la[:k + 1] == lb[:k + 1], (net.ids[a], net.ids[b], k)
 
 
-def _churn(seed, drop, iters):
+def _churn(seed, drop, iters, dup=0, reorder=False):
     """Figure 8 under churn (6.5840 lab TestFigure8Unreliable): propose, crash
     and restart nodes, drop messages, keep a majority up most of the time."""
     net = Net(5, seed=seed, election_tick=8)
     net.drop = drop
+    net.dup = dup
+    net.reorder = reorder
     rnd = Rand(seed)
     sent = 0
     for it in range(iters):
@@ -172,7 +174,7 @@ def _churn(seed, drop, iters):
                 for idx in net.applied_at:
                     t, d = net.applied_at[idx]
                     assert idx <= len(have) and have[idx - 1][1:] == (t, d), (ld, idx)
-    net.drop = 0
+    net.recover()
     for i in net.ids:
         if not net.up[i]:
             net.restart(i)
@@ -203,3 +205,10 @@ def test_figure8_churn_lossy():
         sent, applied = _churn(seed, 150, 300)
         assert applied > 5
     # paper 5.4, Figure 8 (unreliable network); 6.5840 lab 3C
+
+
+def test_figure8_churn_dup_reorder():
+    for seed in (31, 32):
+        sent, applied = _churn(seed, 100, 300, dup=100, reorder=True)
+        assert applied > 5
+    # paper 5.4 (Raft tolerates duplicated and reordered messages)
