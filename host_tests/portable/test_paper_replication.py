@@ -6,7 +6,7 @@ entries at one index.
 """
 from raft import msg as M
 from raft.core import FOLLOWER, LEADER
-from raft.errors import LogFull, NotLeader
+from raft.errors import EntryTooLarge, LogFull, NotLeader
 from raft.progress import REPLICATE
 from raftnet import Net, Rand
 
@@ -321,3 +321,16 @@ def test_ring_back_pressure():
     net.propose(1, b"after")
     _agree(net, accepted + [b"after"])
     # DESIGN.md Memory (bounded ring, back-pressure)
+
+
+def test_oversized_entry_refused():
+    net, ld = _replicating_leader(max_size_per_msg=200, max_entry_bytes=100)
+    try:
+        net.propose(ld, b"z" * 101)
+        assert False, "accepted an entry larger than max_entry_bytes"
+    except EntryTooLarge:
+        pass
+    # The largest allowed entry still fits one append.
+    net.propose(ld, b"z" * 100)
+    _agree(net, [b"warm", b"z" * 100])
+    # DESIGN.md Wire (one message per datagram)
