@@ -158,7 +158,9 @@ def _search(ops, max_configs=None):
     drop it; it may never have happened). So it is applied only inside such an
     observer's step, taking the earliest unused one of that value; all
     available ones of one value are interchangeable (they return at infinity).
-    Info cas ops are tried on their own after the list's calls. A
+    Info cas ops are tried on their own after the list's calls, and then
+    only an observer of the new value may come next, by the same argument
+    (an observer: a get, or a cas whose old value it is). A
     configuration is pruned when one with the same (k, rest, value) and a
     subset of its info ops was seen: unused info ops only add options.
     """
@@ -226,7 +228,12 @@ def _search(ops, max_configs=None):
     ibits = 0
     deepest = 0  # the largest k reached
     # e > 0: the next list entry to try; e < 0: info cas number -e - 1.
-    e = nxt[0]
+    back = -nicas - 1  # an e that means "no option left: backtrack"
+    # obs: the last step applied an info cas on its own, so the next must
+    # observe its new value (else that cas may as well never have happened).
+    obs = False
+    # forced: e is a read that matches the value now; see _forced.
+    e, forced = _forced(nxt, match, opid, kind, va, vb, state)
     while True:
         if e > 0:
             m = match[e]
@@ -236,6 +243,9 @@ def _search(ops, max_configs=None):
             i = opid[e]
             c = kind[i]
             if c == _PUT or c == _DEL:
+                if obs:
+                    e = nxt[e]
+                    continue
                 ns = va[i]
                 w = -1
                 ni = ibits
@@ -244,7 +254,7 @@ def _search(ops, max_configs=None):
                 w = -1
                 ni = ibits
                 if state != want:
-                    w = _writer(writers, want, inv, rets[k], ibits, need)
+                    w = -1 if obs else _writer(writers, want, inv, rets[k], ibits, need)
                     if w < 0:
                         e = nxt[e]
                         continue
@@ -265,16 +275,17 @@ def _search(ops, max_configs=None):
                 # Every option from here failed: backtrack.
                 if not stack:
                     return rets[deepest]
-                e, state, k, rest, ibits = stack.pop()
+                e, state, k, rest, ibits, forced, obs = stack.pop()
                 if e > 0:
                     m = match[e]
                     prv[nxt[m]] = m
                     nxt[prv[m]] = m
                     prv[nxt[e]] = e
                     nxt[prv[e]] = e
-                    e = nxt[e]
+                    e = back if forced else nxt[e]
                 else:
                     e -= 1
+                forced = False
                 continue
             i = icas[j]
             bit = 1 << (i - need)
@@ -284,7 +295,7 @@ def _search(ops, max_configs=None):
             ni = ibits | bit
             want = va[i]
             if state != want:
-                w = _writer(writers, want, inv, rets[k], ibits, need)
+                w = -1 if obs else _writer(writers, want, inv, rets[k], ibits, need)
                 if w < 0:
                     e -= 1
                     continue
@@ -292,7 +303,7 @@ def _search(ops, max_configs=None):
             ns = vb[i]
             nk = k
             nr = rest
-        key = (nk, nr, ns)
+        key = (nk, nr, ns) if e > 0 else (nk, nr, ns, 1)
         old = seen.get(key)
         if old is None:
             seen[key] = ni
@@ -304,10 +315,12 @@ def _search(ops, max_configs=None):
                 old.append(ni)
                 s = -1
             if s != -1:
-                e = nxt[e] if e > 0 else e - 1
+                e = back if forced else (nxt[e] if e > 0 else e - 1)
+                forced = False
                 continue
         elif old & ni == old:
-            e = nxt[e] if e > 0 else e - 1
+            e = back if forced else (nxt[e] if e > 0 else e - 1)
+            forced = False
             continue
         else:
             seen[key] = [old, ni]
@@ -318,7 +331,8 @@ def _search(ops, max_configs=None):
             if nk == need:
                 return -1
             deepest = nk
-        stack.append((e, state, k, rest, ibits))
+        stack.append((e, state, k, rest, ibits, forced, obs))
+        obs = e < 0
         state = ns
         k = nk
         rest = nr
@@ -333,7 +347,23 @@ def _search(ops, max_configs=None):
             q = nxt[m]
             nxt[p] = q
             prv[q] = p
-        e = nxt[0]
+        e, forced = _forced(nxt, match, opid, kind, va, vb, state)
+
+
+def _forced(nxt, match, opid, kind, va, vb, state):
+    """(entry, True) for a read among the calls that may go next that matches
+    the current value, else (first entry, False). Taking such a read now
+    loses nothing: it leaves the value alone, and every op still open returns
+    after it was invoked, so any order placing it later can place it here.
+    If that choice fails, so does the configuration (no other option needs
+    trying)."""
+    f = nxt[0]
+    while match[f]:
+        i = opid[f]
+        if va[i] == state and (kind[i] == _GET or (kind[i] == _CAS and vb[i] == state)):
+            return f, True
+        f = nxt[f]
+    return nxt[0], False
 
 
 def _writer(writers, want, inv, horizon, ibits, need):

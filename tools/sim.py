@@ -34,7 +34,8 @@ from simnet import Network, Rand
 FAULTS = ("drop", "dup", "reorder", "partition", "crash", "leader")
 
 USAGE = ("usage: sim.py [--nodes N] [--seed S] [--steps K] [--faults all|none|LIST]\n"
-         "              [--ring N] [--snap-every N] [--snap-keep N] [--quiet] [--trace]\n"
+         "              [--ring N] [--snap-every N] [--snap-keep N] [--batch-bytes N]\n"
+         "              [--election TICKS] [--quiet] [--trace] [--no-shrink]\n"
          "  LIST is a comma list of: " + ",".join(FAULTS))
 
 
@@ -60,9 +61,10 @@ def parse_faults(s):
 def parse_args(argv):
     opts = {"nodes": 5, "seed": 1, "steps": 1000, "faults": list(FAULTS), "ring": 64,
             "quiet": False, "trace": False, "shrink": True, "propose": 300,
-            "election": 10, "check_every": 1, "snap_every": 200, "snap_keep": 20}
+            "election": 10, "check_every": 1, "snap_every": 200, "snap_keep": 20,
+            "batch_bytes": 1300}
     ints = ("nodes", "seed", "steps", "ring", "propose", "election", "check_every",
-            "snap_every", "snap_keep")
+            "snap_every", "snap_keep", "batch_bytes")
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -113,7 +115,9 @@ class SimNode:
     def boot(self):
         s = self.sim
         cfg = Config(self.id, s.ids, election_tick=s.opts["election"], heartbeat_tick=1,
-                     ring_capacity=s.opts["ring"], max_inflight=16)
+                     ring_capacity=s.opts["ring"], max_inflight=16,
+                     max_size_per_msg=s.opts["batch_bytes"],
+                     max_entry_bytes=min(64, s.opts["batch_bytes"] - 7))
         rnd = self.rand
         self.node = RawNode(cfg, self.storage, rnd.below)
         # The state machine is a CRC chain over every applied entry; its
@@ -265,6 +269,17 @@ class Sim:
                 self.net.drop_for(victim)
                 self.log("crash %d" % victim)
                 self.heals.append((now + 10 + rnd.below(150), "restart", victim))
+        if "leader" in f and len(down) < max_down and rnd.chance(6):
+            # Figure 8 pressure: crash a leader right after it took new
+            # entries, so terms pile up uncommitted tails on minorities.
+            ld = self.leader()
+            if ld is not None and ld.node.raft.log.last > ld.node.raft.log.committed:
+                ld.up = False
+                self.crashes += 1
+                self.net.drop_for(ld.id)
+                self.log("crash leader %d" % ld.id)
+                self.heals.append((now + 3 + rnd.below(40), "restart", ld.id))
+                down.append(ld.id)
         if not self.net.blocked:
             if "partition" in f and rnd.chance(3):
                 self.partitions += 1

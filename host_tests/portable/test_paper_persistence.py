@@ -12,7 +12,6 @@ from raftnet import Net, Rand
 
 def _settle(net):
     ld = net.leader()
-    net.propose(ld, b"")     # see _nudge in test_paper_replication
     net.stabilize()
     # Followers learn the new commit index from the next heartbeat.
     net.tick()

@@ -183,7 +183,6 @@ def _churn(seed, drop, iters, dup=0, reorder=False):
     net.propose(ld, b"final")
     for _ in range(3):
         net.stabilize()
-        net.propose(net.leader(), b"")   # see _nudge in test_paper_replication
         net.tick()
         net.stabilize()
     first = net.data_applied(1)

@@ -93,6 +93,9 @@ class Raft:
         self.randomized_election_timeout = c.election_tick + self._rand(c.election_tick)
         self.votes = {}
         self.lead_transferee = 0
+        # Set once this leader hands leadership away: from then on another
+        # leader may exist inside our lease, so lease reads stop for the term.
+        self._lease_revoked = False
         nxt = self.log.last + 1
         for p in self.peers:
             pr = self.prs[p]
@@ -298,9 +301,13 @@ class Raft:
         self.election_elapsed = 0
         pr = self.prs[to]
         if pr.match == self.log.last:
-            self._send(M.Message(M.TIMEOUT_NOW, to, self.id, self.term))
+            self._send_timeout_now(to)
         else:
             self._send_append(to, True)
+
+    def _send_timeout_now(self, to):
+        self._lease_revoked = True
+        self._send(M.Message(M.TIMEOUT_NOW, to, self.id, self.term))
 
     # -- leader helpers -----------------------------------------------------
     def _send(self, m):
@@ -409,7 +416,8 @@ class Raft:
             acked[p] = self.ticks if p == self.id else self.prs[p].lease_tick
         since = committed_index(self.voters, acked, self._scratch)
         c = self.cfg
-        return since >= 0 and self.ticks - since < c.election_tick - c.lease_drift_ticks
+        return (not self._lease_revoked and since >= 0
+                and self.ticks - since < c.election_tick - c.lease_drift_ticks)
 
     def _read_done(self, index, ctx, frm):
         if frm == self.id:
@@ -604,7 +612,7 @@ def _step_leader(r, m):
             while k < 64 and r._send_append(m.frm, False):
                 k += 1
             if m.frm == r.lead_transferee and pr.match == r.log.last:
-                r._send(M.Message(M.TIMEOUT_NOW, m.frm, r.id, r.term))
+                r._send_timeout_now(m.frm)
         elif pr.state == REPLICATE:
             pr.inflights.free_le(m.index)
     elif t == M.HEARTBEAT_RESP:
@@ -616,7 +624,9 @@ def _step_leader(r, m):
             # A full window with the follower alive: free one slot (etcd FreeFirstOne).
             pr.inflights.free_first_one()
         if pr.match < r.log.last:
-            r._send_append(m.frm, False)
+            # An empty append probes pr.next - 1: if an append was lost, the
+            # follower rejects it and the leader backs up (etcd does the same).
+            r._send_append(m.frm, True)
         if m.ctx:
             r._read_ack(m.ctx, m.frm)
     elif t == M.SNAP_RESP:

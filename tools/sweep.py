@@ -1,0 +1,65 @@
+"""Run the simulator over many seeds in parallel (CPython host tool).
+
+    python3 tools/sweep.py --seeds 200 --steps 20000 --faults all --jobs 2
+    python3 tools/sweep.py --first 1 --seeds 1000 --steps 5000
+
+Prints one line per failing seed with the command that reproduces it, then a
+JSON summary as the last line. Exit status 0 iff every seed passed.
+"""
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(HERE, "..", "lib")]
+
+import sim  # noqa: E402
+
+
+def _one(args):
+    seed, steps, faults, nodes = args
+    opts = sim.parse_args(["--seed", str(seed), "--steps", str(steps), "--faults", faults,
+                           "--nodes", str(nodes)])
+    s = sim.Sim(opts)
+    res = s.run()
+    return seed, res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--first", type=int, default=1)
+    ap.add_argument("--seeds", type=int, default=50, help="number of seeds")
+    ap.add_argument("--steps", type=int, default=5000)
+    ap.add_argument("--nodes", type=int, default=5)
+    ap.add_argument("--faults", default="all")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    a = ap.parse_args()
+    try:
+        sim.parse_faults(a.faults)
+    except sim.UsageError as e:
+        ap.error(str(e))
+    t0 = time.time()
+    work = [(s, a.steps, a.faults, a.nodes) for s in range(a.first, a.first + a.seeds)]
+    bad = []
+    commits = elections = 0
+    with multiprocessing.Pool(max(1, a.jobs)) as pool:
+        for seed, res in pool.imap_unordered(_one, work):
+            commits += res["commits"]
+            elections += res["elections"]
+            if res["violations"]:
+                bad.append(seed)
+                print("seed %d FAILED: %s\n  reproduce: python3 tools/sim.py --nodes %d --seed %d "
+                      "--steps %d --faults %s" % (seed, res["violations"][0], a.nodes, seed,
+                                                  a.steps, a.faults), flush=True)
+    out = {"seeds": a.seeds, "first": a.first, "steps": a.steps, "faults": a.faults,
+           "failed": sorted(bad), "commits": commits, "elections": elections,
+           "seconds": round(time.time() - t0, 1)}
+    print(json.dumps(out))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
