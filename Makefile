@@ -11,7 +11,7 @@ JOBS   ?= 2
 SEEDS  ?= 1000
 BOARD  ?= unix
 
-.PHONY: all venv test test-py test-mp sim sim-soak bench-core bench demo cluster build flash firmware clean
+.PHONY: all venv test test-py test-mp sim sim-sweep sim-soak bench-core demo build clean
 
 all: test
 
@@ -38,8 +38,13 @@ sim: $(STAMP)
 	$(PY) tools/sim.py --nodes 5 --seed 7 --steps 20000 --faults all
 	$(MP) tools/sim.py --nodes 5 --seed 7 --steps 20000 --faults all
 
+# Acceptance sweep: seeds 1-200, 20,000 steps, every fault.
+sim-sweep: $(STAMP)
+	$(PY) tools/sweep.py --seeds 200 --steps 20000 --faults all --jobs $(JOBS)
+
+# Long soak: SEEDS seeds (default 1,000) starting after the acceptance range.
 sim-soak: $(STAMP)
-	$(PY) tools/sweep.py --seeds $(SEEDS) --steps 20000 --faults all --jobs $(JOBS)
+	$(PY) tools/sweep.py --first 201 --seeds $(SEEDS) --steps 20000 --faults all --jobs $(JOBS)
 
 bench-core: $(STAMP)
 	$(PY) tools/bench_core.py
@@ -47,6 +52,9 @@ bench-core: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) tools/demo.py
+
+build: $(STAMP)
+	$(PY) tools/build.py $(BOARD)
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

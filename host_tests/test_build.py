@@ -215,8 +215,11 @@ def test_real_lib_compiles_for_every_board(tmp_path):
         out = str(tmp_path / board)
         p = run_build(board, "--out", out, "--src", *srcs, "--no-budget")
         assert p.returncode == 0, "%s:\n%s" % (board, p.stderr)
+        import build
+        # Host-only modules (the simulator's storage) run in tests, not on boards.
         n_py = sum(1 for d, _, fs in os.walk(os.path.join(ROOT, "lib"))
-                   if "__pycache__" not in d for f in fs if f.endswith(".py"))
+                   if "__pycache__" not in d for f in fs
+                   if f.endswith(".py") and not build._host_only(os.path.join(d, f)))
         n_mpy = sum(1 for d, _, fs in os.walk(os.path.join(out, "lib"))
                     for f in fs if f.endswith(".mpy"))
         assert n_mpy == n_py, (board, n_mpy, n_py)
@@ -225,3 +228,17 @@ def test_real_lib_compiles_for_every_board(tmp_path):
 def test_real_lib_fits_the_firmware_budget(tmp_path):
     p = run_build("esp32", "--out", str(tmp_path / "esp32"))
     assert p.returncode == 0, p.stdout[-400:] + p.stderr
+
+
+def test_host_only_modules_are_not_shipped(tmp_path):
+    src = tmp_path / "lib"
+    (src / "pkg").mkdir(parents=True)
+    (src / "pkg" / "dev.py").write_text("X = 1\n")
+    (src / "pkg" / "sim_only.py").write_text("# mpraft: host-only\nY = 2\n")
+    import build
+    dests = [d for _, d, _ in build.plan([str(src)])]
+    assert "lib/pkg/dev.mpy" in dests
+    assert not any("sim_only" in d for d in dests)
+    # The real in-memory storage is host-only, the core is not.
+    real = [d for _, d, _ in build.plan([os.path.join(ROOT, "lib")])]
+    assert "lib/raft/core.mpy" in real and "lib/raft/memstorage.mpy" not in real

@@ -74,6 +74,19 @@ def _one_line_error(stderr):
     return last
 
 
+HOST_ONLY_MARK = "# mpraft: host-only"
+
+
+def _host_only(path):
+    """Modules whose first lines carry HOST_ONLY_MARK serve the simulator and
+    tests (e.g. the in-memory storage) and are not shipped to boards."""
+    with open(path) as f:
+        for _ in range(3):
+            if f.readline().strip() == HOST_ONLY_MARK:
+                return True
+    return False
+
+
 def plan(src_dirs):
     """List (source path, output path relative to the build root, compile?)."""
     out = []
@@ -87,6 +100,8 @@ def plan(src_dirs):
                                  if not d.startswith(".") and d != "__pycache__")
             for name in sorted(filenames):
                 if not name.endswith(".py"):
+                    continue
+                if _host_only(os.path.join(dirpath, name)):
                     continue
                 rel = os.path.relpath(os.path.join(dirpath, name), src)
                 dest = os.path.join(prefix, rel) if prefix else rel

@@ -27,7 +27,7 @@ from raft.config import Config
 from raft.core import LEADER
 from raft.errors import DecodeError, ProposalDropped
 from raft.rawnode import RawNode
-from raft.storage import MemoryStorage
+from raft.memstorage import MemoryStorage
 from simcheck import Checker
 from simnet import Network, Rand
 

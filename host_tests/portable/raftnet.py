@@ -18,7 +18,7 @@ from raft import msg as M
 from raft.config import Config
 from raft.core import LEADER
 from raft.rawnode import RawNode
-from raft.storage import MemoryStorage
+from raft.memstorage import MemoryStorage
 
 
 class Rand:

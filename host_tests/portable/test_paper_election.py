@@ -7,7 +7,7 @@ from raft import msg as M
 from raft.config import Config
 from raft.core import CANDIDATE, FOLLOWER, LEADER, PRE_CANDIDATE
 from raft.rawnode import RawNode
-from raft.storage import MemoryStorage
+from raft.memstorage import MemoryStorage
 from raftnet import Net, Rand
 
 

@@ -6,7 +6,7 @@ from raft import msg as M
 from raft.config import Config
 from raft.core import FOLLOWER, LEADER
 from raft.rawnode import RawNode
-from raft.storage import MemoryStorage
+from raft.memstorage import MemoryStorage
 from raftnet import Net, Rand
 
 

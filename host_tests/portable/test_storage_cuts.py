@@ -9,7 +9,8 @@ never written, no truncated entry back. Then write once more and reboot again,
 to show the recovered files are healthy. The helpers here are shared with
 host_tests/test_storage_iface.py and host_tests/test_storage_props.py.
 """
-from raft.storage import MemoryStorage, Snapshot
+from raft.memstorage import MemoryStorage
+from raft.storage import Snapshot
 from raftio.storage import FlashStorage
 from fakeflash import FakeFlash, PowerCut
 

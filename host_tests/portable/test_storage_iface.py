@@ -9,7 +9,8 @@ compaction up to the snapshot (FlashStorage's documented boot behaviour).
 import os
 
 from raft.errors import Compacted, Unavailable, EntryTooLarge, RaftError
-from raft.storage import MemoryStorage, Snapshot
+from raft.memstorage import MemoryStorage
+from raft.storage import Snapshot
 from raftio.fs import RealFS, CorruptStorage, StorageFull, StorageError
 from raftio.storage import FlashStorage
 from fakeflash import FakeFlash

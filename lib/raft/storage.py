@@ -7,11 +7,10 @@ tuple ``(term, vote, commit)``.
 The core only *reads* storage (initial_state, first_index, last_index, term,
 entries, snapshot). The driver *writes* it while processing a Ready, in this
 order: apply_snapshot(ready.snapshot), append(ready.entries),
-set_hard_state(ready.hard_state). Flash-backed storage in raftio implements the
-same methods; MemoryStorage serves the simulator and tests.
+set_hard_state(ready.hard_state). Flash-backed storage (raftio/storage.py)
+and the in-memory one for the simulator and tests (raft/memstorage.py)
+implement the same methods.
 """
-from raft.errors import Compacted, Unavailable
-
 try:
     from micropython import const
 except ImportError:
@@ -39,108 +38,3 @@ class Snapshot:
     def __repr__(self):
         return "Snapshot(index=%d, term=%d, voters=%r, learners=%r, %d bytes)" % (
             self.index, self.term, self.voters, self.learners, len(self.data))
-
-
-class MemoryStorage:
-    """Log, hard state and snapshot held in RAM (simulator, tests).
-
-    Invariant: self._ents[0] is a dummy (snap.index, snap.term) entry, so
-    entry i sits at self._ents[i - snap.index].
-    """
-
-    def __init__(self, voters=(), learners=()):
-        self.hard_state = (0, 0, 0)
-        self.snap = Snapshot(0, 0, voters, learners, b"")
-        self._ents = [(0, 0, ENTRY_NORMAL, b"")]
-        # Counters the simulator reports (stand-in for flash wear).
-        self.writes = 0
-
-    # -- read side (used by the core) ------------------------------------
-    def initial_state(self):
-        return self.hard_state, self.snap.voters, self.snap.learners
-
-    def first_index(self):
-        return self._ents[0][0] + 1
-
-    def last_index(self):
-        return self._ents[0][0] + len(self._ents) - 1
-
-    def term(self, i):
-        off = self._ents[0][0]
-        if i < off:
-            raise Compacted(i)
-        if i - off >= len(self._ents):
-            raise Unavailable(i)
-        return self._ents[i - off][1]
-
-    def entries(self, lo, hi, max_bytes=0):
-        """Entries [lo, hi); at least one, then up to max_bytes of data (0: no limit)."""
-        off = self._ents[0][0]
-        if lo <= off:
-            raise Compacted(lo)
-        if hi > self.last_index() + 1:
-            raise Unavailable(hi)
-        out = []
-        size = 0
-        for k in range(lo - off, hi - off):
-            e = self._ents[k]
-            size += len(e[3]) + 16
-            if out and max_bytes and size > max_bytes:
-                break
-            out.append(e)
-        return out
-
-    def snapshot(self):
-        return self.snap
-
-    # -- write side (used by the driver) ---------------------------------
-    def set_hard_state(self, hs):
-        self.hard_state = hs
-        self.writes += 1
-
-    def append(self, entries):
-        """Append, first truncating any entries at or after entries[0]'s index."""
-        if not entries:
-            return
-        off = self._ents[0][0]
-        first = entries[0][0]
-        if first <= off:
-            # Already covered by the snapshot: skip that prefix.
-            entries = [e for e in entries if e[0] > off]
-            if not entries:
-                return
-            first = entries[0][0]
-        if first > self.last_index() + 1:
-            raise Unavailable(first)
-        del self._ents[first - off:]
-        self._ents.extend(entries)
-        self.writes += 1
-
-    def apply_snapshot(self, snap):
-        """Replace everything with snap (a follower catching up from the leader)."""
-        if snap.index <= self.snap.index:
-            return
-        self.snap = snap
-        self._ents = [(snap.index, snap.term, ENTRY_NORMAL, b"")]
-        hs = self.hard_state
-        if hs[2] < snap.index:
-            self.hard_state = (hs[0], hs[1], snap.index)
-        self.writes += 1
-
-    def create_snapshot(self, index, voters, learners, data):
-        """Record the state machine image at applied index ``index``."""
-        if index <= self.snap.index:
-            return self.snap
-        self.snap = Snapshot(index, self.term(index), voters, learners, data)
-        self.writes += 1
-        return self.snap
-
-    def compact(self, index):
-        """Drop entries up to and including index (which must be <= snapshot index)."""
-        off = self._ents[0][0]
-        if index <= off:
-            return
-        if index > self.last_index():
-            raise Unavailable(index)
-        t = self.term(index)
-        self._ents = [(index, t, ENTRY_NORMAL, b"")] + self._ents[index - off + 1:]

@@ -1,6 +1,6 @@
 """FlashStorage: the raft.storage interface over three flash files.
 
-Same methods and answers as raft.storage.MemoryStorage (a shared test checks
+Same methods and answers as raft.memstorage.MemoryStorage (a shared test checks
 this), backed by ``PREFIX.hs`` (hard state, raftio.hardstate), ``PREFIX.log``
 (entry ring, raftio.logfile) and ``PREFIX.snap`` (raftio.snapfile). Every
 write method returns only after its bytes are written and flushed, so the
