@@ -18,8 +18,9 @@ false, or null when undecided), `ops` (invocations), `keys`, `ok`, `fail`,
 shortest failing prefix of the history ends there) and `ops_unorderable`:
 op dicts {process, f, key, value, type, invoke, complete} (lines; complete
 null for info). Exit 0 linearizable, 1 not, 2 malformed input (the message
-names the line) or bad usage, 3 gave up after --max-configs configurations on
-some key (reported in `unknown_keys`).
+names the line) or bad usage, 3 gave up on some key (in `unknown_keys`) after
+--max-configs configurations or on MemoryError (`linearizable` null). The CLI
+adds `ms`, the wall time.
 
 Algorithm: Wing & Gong / Lowe with the Porcupine accelerations. Every op
 touches one key, so each key is checked alone (P-compositionality). Call and
@@ -535,7 +536,7 @@ def check_items(items, max_configs=None, explain=True):
             if t >= 0:
                 failed.append(key)
                 ends[key] = t
-        except GaveUp:
+        except (GaveUp, MemoryError):  # MemoryError: a small heap (MicroPython)
             unknown.append(key)
     if failed:
         key = failed[0]
@@ -547,7 +548,10 @@ def check_items(items, max_configs=None, explain=True):
         res["failed_keys"] = failed
         if explain:
             res["prefix_end_line"] = ends[key]
-            bad = _explain(by_key[key], ends[key])
+            try:
+                bad = _explain(by_key[key], ends[key])
+            except MemoryError:
+                bad = []
             res["ops_unorderable"] = [_op_dict(o) for o in bad]
     elif unknown:
         res["linearizable"] = None
@@ -645,14 +649,14 @@ def main(argv):
         print(json.dumps({"linearizable": None, "error": "cannot read " + path}))
         return 2
     if time is not None:
-        res["seconds"] = round(time.time() - t0, 3)
+        res["ms"] = int((time.time() - t0) * 1000)
     if not quiet:
         print("lincheck: %d ops (%d ok, %d fail, %d info) over %d keys"
               % (res["ops"], res["ok"], res["fail"], res["info"], res["keys"]))
         if res["linearizable"]:
             print("lincheck: linearizable")
         elif res["linearizable"] is None:
-            print("lincheck: gave up on keys %s after %s configurations"
+            print("lincheck: gave up on keys %s (configuration budget %s, or out of memory)"
                   % (json.dumps(res["unknown_keys"]), max_configs))
         else:
             print("lincheck: NOT linearizable: key %s (failing keys: %d)"
