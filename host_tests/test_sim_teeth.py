@@ -13,7 +13,7 @@ from simrun import ROOT, run_inproc
 
 import raft.log as raftlog
 
-FAULTS = ["drop", "dup", "reorder", "partition", "crash", "leader"]
+FAULTS = ["drop", "dup", "reorder", "partition", "crash", "leader", "powercut"]
 
 
 def _break_up_to_date(monkeypatch):

@@ -23,19 +23,22 @@ import json
 import struct
 
 from raft import msg as M
-from raft.config import Config
+from raft.config import READ_LEASE, READ_SAFE, Config
 from raft.core import LEADER
-from raft.errors import DecodeError, ProposalDropped
+from raft.errors import DecodeError, ProposalDropped, RaftError
+from raftio.fakeflash import FakeFlash, PowerCut
+from raftio.storage import FlashStorage
 from raft.rawnode import RawNode
 from raft.memstorage import MemoryStorage
 from simcheck import Checker
 from simnet import Network, Rand
 
-FAULTS = ("drop", "dup", "reorder", "partition", "crash", "leader")
+FAULTS = ("drop", "dup", "reorder", "partition", "crash", "leader", "powercut")
 
 USAGE = ("usage: sim.py [--nodes N] [--seed S] [--steps K] [--faults all|none|LIST]\n"
          "              [--ring N] [--snap-every N] [--snap-keep N] [--batch-bytes N]\n"
          "              [--election TICKS] [--quiet] [--trace] [--no-shrink]\n"
+         "              [--clients N] [--check-linear] [--reads index|lease|local]\n"
          "  LIST is a comma list of: " + ",".join(FAULTS))
 
 
@@ -62,7 +65,8 @@ def parse_args(argv):
     opts = {"nodes": 5, "seed": 1, "steps": 1000, "faults": list(FAULTS), "ring": 64,
             "quiet": False, "trace": False, "shrink": True, "propose": 300,
             "election": 10, "check_every": 1, "snap_every": 200, "snap_keep": 20,
-            "batch_bytes": 1300}
+            "batch_bytes": 1300,
+            "clients": 0, "check_linear": False, "reads": "index"}
     ints = ("nodes", "seed", "steps", "ring", "propose", "election", "check_every",
             "snap_every", "snap_keep", "batch_bytes")
     i = 0
@@ -73,7 +77,7 @@ def parse_args(argv):
         if not a.startswith("--"):
             raise UsageError("unexpected argument %r" % a)
         key = a[2:].replace("-", "_")
-        if key in ("quiet", "trace"):
+        if key in ("quiet", "trace", "check_linear"):
             opts[key] = True
             i += 1
             continue
@@ -91,6 +95,10 @@ def parse_args(argv):
                 raise UsageError("%s wants an integer, got %r" % (a, v))
         elif key == "faults":
             opts["faults"] = parse_faults(v)
+        elif key == "reads":
+            if v not in ("index", "lease", "local"):
+                raise UsageError("--reads takes index, lease or local, got %r" % v)
+            opts["reads"] = v
         else:
             raise UsageError("unknown option %s" % a)
         i += 2
@@ -107,19 +115,38 @@ class SimNode:
     def __init__(self, sim, nid):
         self.id = nid
         self.sim = sim
-        self.storage = MemoryStorage(sim.ids)
         self.rand = sim.rand.fork()
+        if sim.flash:
+            # Real flash formats over a fake flash that can lose power at
+            # any byte of any write (raftio/fakeflash.py).
+            self.fs = FakeFlash()
+            self.storage = self.open_storage()
+        else:
+            self.fs = None
+            self.storage = MemoryStorage(sim.ids)
         self.up = True
         self.boot()
+
+    def open_storage(self):
+        return FlashStorage(self.fs, self.sim.ids, (), slots=320, slot_size=96)
+
+    def power_cycle(self):
+        """Reboot the flash: whatever did not reach it is gone."""
+        if self.fs is not None:
+            self.fs = self.fs.reboot(reuse=True)
+            self.storage = self.open_storage()
 
     def boot(self):
         s = self.sim
         cfg = Config(self.id, s.ids, election_tick=s.opts["election"], heartbeat_tick=1,
+                     read_only=READ_LEASE if s.opts["reads"] == "lease" else READ_SAFE,
                      ring_capacity=s.opts["ring"], max_inflight=16,
                      max_size_per_msg=s.opts["batch_bytes"],
                      max_entry_bytes=min(64, s.opts["batch_bytes"] - 7))
         rnd = self.rand
         self.node = RawNode(cfg, self.storage, rnd.below)
+        # The application state machine (volatile: rebuilt from the snapshot).
+        self.app = s.workload.make_app(self) if s.workload is not None else None
         # The state machine is a CRC chain over every applied entry; its
         # snapshot is (index, chain), so snapshots are tiny but any
         # divergence in applied history shows up as a different chain.
@@ -130,20 +157,27 @@ class SimNode:
         if snap.index == 0:
             self.chain = 0
         else:
-            self.chain = struct.unpack("<II", snap.data)[1]
+            self.chain = struct.unpack_from("<II", snap.data, 0)[1]
+        if self.app is not None:
+            self.app.restore(snap.data[8:] if snap.index else b"")
         self.applied = snap.index
 
     def apply(self, e):
         self.chain = binascii.crc32(e[3], binascii.crc32(b"%d:%d:" % (e[0], e[1]), self.chain))
         self.applied = e[0]
+        if self.app is not None:
+            return self.app.apply(e)
+        return None
 
     def maybe_snapshot(self, every, keep):
         """Snapshot and compact once `every` entries were applied since the last one."""
         st = self.storage
-        if self.applied - st.snap.index < every:
+        if self.applied - st.snapshot().index < every:
             return
-        snap = st.create_snapshot(self.applied, self.sim.ids, (),
-                                  struct.pack("<II", self.applied, self.chain))
+        data = struct.pack("<II", self.applied, self.chain)
+        if self.app is not None:
+            data += self.app.snapshot()
+        snap = st.create_snapshot(self.applied, self.sim.ids, (), data)
         upto = snap.index - keep
         if upto > st.first_index() - 1:
             st.compact(upto)
@@ -157,10 +191,18 @@ class Sim:
         self.ids = list(range(1, opts["nodes"] + 1))
         faults = opts["faults"]
         self.faults = faults
+        self.flash = "powercut" in faults
         self.net = Network(self.rand.fork(),
                            drop=50 if "drop" in faults else 0,
                            dup=30 if "dup" in faults else 0,
                            reorder=150 if "reorder" in faults else 0)
+        # Optional client workload (tools/simkv.py): replaces clients() and
+        # gives each node an application state machine.
+        self.workload = None
+        if opts["clients"] > 0:
+            import simkv
+            self.workload = simkv.Workload(self, opts["clients"], opts["reads"],
+                                           self.rand.fork())
         self.nodes = {}
         for i in self.ids:
             self.nodes[i] = SimNode(self, i)
@@ -174,6 +216,7 @@ class Sim:
         self.crashes = 0
         self.partitions = 0
         self.decode_errors = 0
+        self.power_cuts = 0
         self.snap_every = opts["snap_every"]
         self.snap_keep = opts["snap_keep"]
         self._fault_rand = self.rand.fork()
@@ -189,16 +232,21 @@ class Sim:
     def drive(self, n):
         node = n.node
         k = 0
-        while k < 100 and node.has_ready():
+        while k < 100 and n.up and node.has_ready():
             k += 1
             rd = node.ready()
             st = n.storage
-            if rd.snapshot is not None:
-                st.apply_snapshot(rd.snapshot)
-            if rd.entries:
-                st.append(rd.entries)
-            if rd.hard_state is not None:
-                st.set_hard_state(rd.hard_state)
+            try:
+                if rd.snapshot is not None:
+                    st.apply_snapshot(rd.snapshot)
+                if rd.entries:
+                    st.append(rd.entries)
+                if rd.hard_state is not None:
+                    st.set_hard_state(rd.hard_state)
+            except PowerCut:
+                # Mid-write: nothing of this Ready leaves the node.
+                self.power_lost(n)
+                return
             self.checker.persisted(n, rd)
             for m in rd.messages:
                 self.send(m)
@@ -207,12 +255,29 @@ class Sim:
             if rd.snapshot is not None:
                 n.restore(rd.snapshot)
                 self.checker.restored(n, rd.snapshot)
+            wl = self.workload
             for e in rd.committed_entries:
-                n.apply(e)
+                result = n.apply(e)
                 self.checker.applied(n, e)
+                if wl is not None:
+                    wl.on_apply(n, e, result)
+            if wl is not None and rd.read_states:
+                wl.on_read_states(n, rd.read_states)
             node.advance(rd)
             if self.snap_every:
-                n.maybe_snapshot(self.snap_every, self.snap_keep)
+                try:
+                    n.maybe_snapshot(self.snap_every, self.snap_keep)
+                except PowerCut:
+                    self.power_lost(n)
+                    return
+
+    def power_lost(self, n):
+        n.up = False
+        self.crashes += 1
+        self.power_cuts += 1
+        self.net.drop_for(n.id)
+        self.log("power cut on %d mid-write" % n.id)
+        self.heals.append((self.now + 5 + self._fault_rand.below(60), "restart", n.id))
 
     def send(self, m):
         buf = bytearray(M.encoded_size(m))
@@ -280,6 +345,12 @@ class Sim:
                 self.log("crash leader %d" % ld.id)
                 self.heals.append((now + 3 + rnd.below(40), "restart", ld.id))
                 down.append(ld.id)
+        if "powercut" in f and len(down) < max_down and rnd.chance(5):
+            # Arm a cut: the victim loses power somewhere in its next writes.
+            victim = self.nodes[self.ids[rnd.below(len(self.ids))]]
+            if victim.up and victim.fs is not None and victim.fs.budget is None:
+                victim.fs.budget = rnd.below(400)
+                self.log("arm power cut on %d" % victim.id)
         if not self.net.blocked:
             if "partition" in f and rnd.chance(3):
                 self.partitions += 1
@@ -307,6 +378,11 @@ class Sim:
     def heal(self, ev):
         if ev[1] == "restart":
             n = self.nodes[ev[2]]
+            try:
+                n.power_cycle()
+            except RaftError as e:
+                self.checker.fail("node %d cannot boot from its flash: %s" % (n.id, e))
+                return
             n.boot()
             self.checker.rebooted(n)
             self.log("restart %d term=%d" % (n.id, n.node.raft.term))
@@ -342,7 +418,10 @@ class Sim:
             if n.up:
                 n.node.tick()
                 self.drive(n)
-        self.clients()
+        if self.workload is not None:
+            self.workload.step()
+        else:
+            self.clients()
         self.checker.check_step()
 
     def run(self):
@@ -359,12 +438,16 @@ class Sim:
 
     def summary(self):
         ck = self.checker
-        return {"seed": self.opts["seed"], "nodes": len(self.ids), "steps": self.now,
+        out = {"seed": self.opts["seed"], "nodes": len(self.ids), "steps": self.now,
                 "faults": ",".join(self.faults) or "none", "commits": ck.commit_count(),
                 "elections": ck.elections, "proposed": self.proposed,
                 "crashes": self.crashes, "partitions": self.partitions,
+                "power_cuts": self.power_cuts,
                 "messages": self.net.sent, "dropped": self.net.dropped,
                 "violations": list(ck.violations), "digest": ck.digest()}
+        if self.workload is not None:
+            self.workload.summarize(out, self.opts["check_linear"])
+        return out
 
 
 def run(opts):
@@ -419,6 +502,8 @@ def main(argv):
               % (res["commits"], res["elections"], res["messages"], res["dropped"],
                  res["crashes"], res["partitions"]))
     print(json.dumps(res))
+    if res.get("linearizable") is False:
+        return 1
     return 1 if res["violations"] else 0
 
 

@@ -12,7 +12,7 @@ host_tests/test_storage_iface.py and host_tests/test_storage_props.py.
 from raft.memstorage import MemoryStorage
 from raft.storage import Snapshot
 from raftio.storage import FlashStorage
-from fakeflash import FakeFlash, PowerCut
+from raftio.fakeflash import FakeFlash, PowerCut
 
 VOTERS = (1, 2, 3)
 

@@ -13,7 +13,7 @@ from raft.memstorage import MemoryStorage
 from raft.storage import Snapshot
 from raftio.fs import RealFS, CorruptStorage, StorageFull, StorageError
 from raftio.storage import FlashStorage
-from fakeflash import FakeFlash
+from raftio.fakeflash import FakeFlash
 from test_storage_cuts import VOTERS, gen_workload, apply_op, model_reboot
 
 _CFG = (8, 40)

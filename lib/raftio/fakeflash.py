@@ -1,3 +1,4 @@
+# mpraft: host-only
 """An in-memory flash with a power-cut budget, implementing the raftio.fs interface.
 
 Model (the harsher of the two the brief allows, on purpose):
@@ -121,10 +122,18 @@ class FakeFlash:
         self._alive()
         return sorted(self.files)
 
-    def reboot(self, cut_after_bytes=None):
-        files = {}
-        for k in self.files:
-            files[k] = bytearray(self.files[k])
+    def reboot(self, cut_after_bytes=None, reuse=False):
+        """A fresh fake holding what reached flash. With reuse=True this one
+        dies and hands its buffers over instead of copying them (the
+        simulator reboots often, and MicroPython's heap does not compact)."""
+        if reuse:
+            self.dead = True
+            files = self.files
+            self.files = {}
+        else:
+            files = {}
+            for k in self.files:
+                files[k] = bytearray(self.files[k])
         return FakeFlash(cut_after_bytes, files, self.rename_replaces, self.torn)
 
 
