@@ -217,6 +217,7 @@ class Sim:
         self.partitions = 0
         self.decode_errors = 0
         self.power_cuts = 0
+        self.snapshots_installed = 0
         self.snap_every = opts["snap_every"]
         self.snap_keep = opts["snap_keep"]
         self._fault_rand = self.rand.fork()
@@ -253,6 +254,7 @@ class Sim:
             for m in rd.persisted_messages:
                 self.send(m)
             if rd.snapshot is not None:
+                self.snapshots_installed += 1
                 n.restore(rd.snapshot)
                 self.checker.restored(n, rd.snapshot)
             wl = self.workload
@@ -442,7 +444,7 @@ class Sim:
                 "faults": ",".join(self.faults) or "none", "commits": ck.commit_count(),
                 "elections": ck.elections, "proposed": self.proposed,
                 "crashes": self.crashes, "partitions": self.partitions,
-                "power_cuts": self.power_cuts,
+                "power_cuts": self.power_cuts, "snapshots_installed": self.snapshots_installed,
                 "messages": self.net.sent, "dropped": self.net.dropped,
                 "violations": list(ck.violations), "digest": ck.digest()}
         if self.workload is not None:
