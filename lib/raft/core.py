@@ -177,10 +177,12 @@ class Raft:
         if self.heartbeat_elapsed >= c.heartbeat_tick:
             self.heartbeat_elapsed = 0
             self._bcast_heartbeat(0)
-            # Resend a stalled snapshot chunk (lost datagrams).
+            # Resend a snapshot chunk that got no answer for a few heartbeats
+            # (lost datagram); sooner would only duplicate chunks in flight.
             for p in self.peers:
                 pr = self.prs[p]
-                if p != self.id and pr.state == SNAPSHOT:
+                if (p != self.id and pr.state == SNAPSHOT
+                        and self.ticks - pr.snap_sent_tick >= 3 * c.heartbeat_tick):
                     self._send_snapshot_chunk(p, pr)
 
     def _promotable(self):
@@ -476,6 +478,7 @@ class Raft:
         done = M.FLAG_DONE if off + len(chunk) >= len(blob) else 0
         self._send(M.Message(M.SNAP, to, self.id, self.term, snap.term, snap.index,
                              hint=off, ctx=len(blob), flags=done, data=chunk))
+        pr.snap_sent_tick = self.ticks
         return True
 
     def _handle_snap_chunk(self, m):
@@ -634,9 +637,14 @@ def _step_leader(r, m):
         if pr.state != SNAPSHOT or m.index != pr.pending_snapshot:
             return
         # Resume at the offset the follower asks for: a lost chunk costs one
-        # chunk, not a restart from zero.
-        pr.snap_offset = m.hint
-        r._send_snapshot_chunk(m.frm, pr)
+        # chunk, not a restart from zero. An answer that does not move the
+        # offset forward is a duplicate or answers a duplicate chunk: the
+        # chunk it asks for is already in flight, and the heartbeat timer
+        # resends it if it was lost. Only a reject can move the offset back
+        # (the follower lost its partial copy, e.g. it restarted).
+        if m.hint > pr.snap_offset or (m.flags & M.FLAG_REJECT and m.hint < pr.snap_offset):
+            pr.snap_offset = m.hint
+            r._send_snapshot_chunk(m.frm, pr)
     elif t == M.READ_INDEX:
         r._leader_read(m.ctx, m.frm)
 
