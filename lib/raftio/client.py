@@ -1,0 +1,232 @@
+"""The raftkv client: one session, one request at a time, over authenticated UDP.
+
+Portable (CPython host tools and MicroPython boards alike). A request is a
+raftkv command (client id + sequence number inside) wrapped in a wire
+REQUEST with a request id. The client sends it to the node it believes is
+the leader and waits; on NOT_LEADER it follows the hint at once, on silence
+it tries the next node, on BUSY or RETRY it backs off and sends again, and
+past its deadline it raises ClusterUnavailable.
+
+Exactly-once (thesis 6.3): writes register a session first (the client id is
+the REGISTER entry's index) and number their commands 1, 2, 3, ...; every
+resend of a command carries the same seq, so the state machine applies it at
+most once and answers duplicates from its cache. A request abandoned at its
+deadline may still be applied later, or never: the caller must treat it as
+unknown. Its seq is not reused (the next command takes seq + 1, and the
+abandoned one, if it ever arrives, is refused as STALE_SEQ).
+
+GETs do not go through the log: the leader answers after a ReadIndex round,
+so they need no session and use no seq.
+"""
+from raft.errors import DecodeError, RaftError
+from raftio import clock, wire
+from raftio.frame import MAX_PAYLOAD
+from raftio.udp import UdpEndpoint, resolve
+from raftkv import codec
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+_MAX_BACKOFF_MS = const(100)
+
+
+class ClientError(RaftError):
+    pass
+
+
+class ClusterUnavailable(ClientError):
+    """No leader answered before the deadline. A write may or may not have happened."""
+
+
+class RequestRejected(ClientError):
+    """The cluster refused the request as malformed or too large; retrying won't help."""
+
+
+class SessionExpired(ClientError):
+    """The session was evicted; the client registers again on its next write.
+    The write that got this answer was not applied."""
+
+
+def _b(x):
+    if isinstance(x, str):
+        return x.encode()
+    return bytes(x)
+
+
+class Client:
+    """nodes: [(node id, host, port)]; key: the cluster key as bytes or hex."""
+
+    def __init__(self, cluster_id, key, nodes, timeout_ms=5000, try_ms=200, seed=0):
+        if isinstance(key, str):
+            key = bytes(int(key[i:i + 2], 16) for i in range(0, len(key), 2))
+        self.ep = UdpEndpoint(cluster_id, key)
+        self._addrs = {}
+        for nid, host, port in nodes:
+            self._addrs[nid] = resolve(host, port)
+        self._ids = sorted(self._addrs)
+        if not self._ids:
+            raise ValueError("client: no nodes given")
+        self.timeout_ms = timeout_ms
+        self.try_ms = try_ms
+        self.leader = 0
+        self._rr = seed % len(self._ids)
+        self.cid = 0
+        self.seq = 0
+        # Request ids start at a per-client offset so two clients sharing a
+        # node never confuse each other's answers if addresses get reused.
+        self._rid = (clock.ticks_ms() * 7919 + seed * 104729) & 0x7FFFFFFF
+        self._cmd = bytearray(MAX_PAYLOAD)
+        self._req = bytearray(MAX_PAYLOAD)
+        # Counters for callers and benchmarks.
+        self.sends = 0
+        self.redirects = 0
+        self.timeouts = 0
+
+    def close(self):
+        self.ep.close()
+
+    def _next_rid(self):
+        self._rid = (self._rid + 1) & 0x7FFFFFFF
+        return self._rid
+
+    def _rotate(self, avoid):
+        ids = self._ids
+        for _ in range(len(ids)):
+            self._rr = (self._rr + 1) % len(ids)
+            if ids[self._rr] != avoid or len(ids) == 1:
+                return ids[self._rr]
+        return ids[0]
+
+    def _wait(self, rid, ms):
+        """(code, leader, body) of the reply to rid within ms, or None."""
+        ep = self.ep
+        start = clock.ticks_ms()
+        left = ms
+        while left >= 0:
+            if ep.poll(left):
+                for _ in range(64):
+                    got = ep.recv()
+                    if got is None:
+                        break
+                    buf, off, n, _ = got
+                    try:
+                        t, r, code, leader, body = wire.decode_reply(buf, off, n)
+                    except DecodeError:
+                        continue
+                    if r == rid:
+                        return code, leader, body
+            left = ms - clock.ticks_diff(clock.ticks_ms(), start)
+            if left <= 0:
+                return None
+        return None
+
+    def call(self, cmd, n, timeout_ms=None):
+        """Send the command cmd[:n] until a node answers OK; return the raftkv result bytes."""
+        if timeout_ms is None:
+            timeout_ms = self.timeout_ms
+        rid = self._next_rid()
+        ln = wire.encode_request_into(self._req, 0, rid, cmd, n)
+        start = clock.ticks_ms()
+        target = self.leader or self._ids[self._rr]
+        wait = self.try_ms
+        backoff = 5
+        while True:
+            elapsed = clock.ticks_diff(clock.ticks_ms(), start)
+            if elapsed >= timeout_ms:
+                self.leader = 0
+                raise ClusterUnavailable("cluster unavailable: no leader answered within %d ms"
+                                         % timeout_ms)
+            self.ep.send_payload_to(self._addrs[target], self._req, ln)
+            self.sends += 1
+            got = self._wait(rid, min(wait, timeout_ms - elapsed))
+            if got is None:
+                self.timeouts += 1
+                self.leader = 0
+                target = self._rotate(target)
+                wait = min(wait * 2, 1000)
+                continue
+            code, hint, body = got
+            if code == wire.OK:
+                self.leader = target
+                return body
+            if code == wire.BAD_REQUEST:
+                raise RequestRejected("request rejected by node %d (malformed or too large)"
+                                      % target)
+            if code == wire.NOT_LEADER:
+                self.redirects += 1
+                self.leader = 0
+                if hint and hint != target and hint in self._addrs:
+                    target = hint
+                    continue
+                target = self._rotate(target)
+            # NOT_LEADER without a hint (election running), RETRY or BUSY.
+            clock.sleep_ms(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF_MS)
+
+    def status(self, nid, timeout_ms=300):
+        """The status dict of node nid, or None if it does not answer."""
+        import json
+        rid = self._next_rid()
+        ln = wire.encode_status_query_into(self._req, 0, rid)
+        self.ep.send_payload_to(self._addrs[nid], self._req, ln)
+        got = self._wait(rid, timeout_ms)
+        if got is None:
+            return None
+        try:
+            return json.loads(got[2])
+        except ValueError:
+            return None
+
+    # -- sessions and commands --------------------------------------------------
+    def register(self):
+        n = codec.encode_register_into(self._cmd)
+        res = self.call(self._cmd, n)
+        try:
+            self.cid = codec.decode_client_id(res)
+        except DecodeError:
+            raise ClientError("register: unexpected result %r" % (res,))
+        self.seq = 0
+        return self.cid
+
+    def _write(self, encode, *args):
+        if not self.cid:
+            self.register()
+        self.seq += 1
+        n = encode(self._cmd, self.cid, self.seq, *args)
+        res = self.call(self._cmd, n)
+        status, value = codec.decode_result(res)
+        if status == codec.SESSION_EXPIRED:
+            cid = self.cid
+            self.cid = 0
+            raise SessionExpired("session %d expired; not applied" % cid)
+        if status in (codec.TOO_LARGE, codec.MALFORMED, codec.FULL, codec.STALE_SEQ):
+            raise RequestRejected("rejected: %s" % codec.status_name(status))
+        return status, value
+
+    def put(self, key, value):
+        self._write(codec.encode_put_into, _b(key), _b(value))
+
+    def delete(self, key):
+        """True if the key existed."""
+        return self._write(codec.encode_delete_into, _b(key))[0] == codec.OK
+
+    def cas(self, key, old, new):
+        """(swapped, current value). old None means the key must be absent."""
+        status, value = self._write(codec.encode_cas_into, _b(key),
+                                    None if old is None else _b(old), _b(new))
+        if status == codec.OK:
+            return True, None
+        return False, value
+
+    def get(self, key):
+        """The value (bytes) or None; linearizable (ReadIndex on the leader)."""
+        n = codec.encode_get_into(self._cmd, self.cid, 0, _b(key))
+        status, value = codec.decode_result(self.call(self._cmd, n))
+        if status == codec.NOT_FOUND:
+            return None
+        if status != codec.OK:
+            raise RequestRejected("get: %s" % codec.status_name(status))
+        return value if value is not None else b""

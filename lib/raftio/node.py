@@ -1,0 +1,442 @@
+"""The node loop: one Raft node serving the raftkv store over UDP.
+
+Each turn of `run_once`:
+  1. wait on the socket (select.poll) until a datagram arrives or the next
+     tick is due, whichever is first; never wait while work is pending;
+  2. drain every waiting datagram (bounded): Raft messages from peers are
+     stepped, client commands are proposed, client GETs are queued for one
+     shared ReadIndex round, status queries are answered;
+  3. tick the core if a tick is due (the real clock lives here, never in the
+     core);
+  4. start one ReadIndex round for the GETs queued in step 2;
+  5. drive the Ready contract (raft/rawnode.py), in order: persist (snapshot,
+     entries, hard state), send messages, send persisted_messages, apply
+     (restore a snapshot, apply committed entries and answer their clients),
+     advance; answer reads whose read index is applied; snapshot and compact
+     once snapshot_entries entries were applied since the last snapshot.
+
+Draining before driving is the batching: every proposal that arrived in one
+turn shares one Ready, one storage append and one append message per peer.
+
+Reads are linearizable through ReadIndex (thesis 6.4): a GET is answered
+from the local store only once applied >= the read index the leader
+confirmed with a heartbeat round. Followers answer NOT_LEADER with the
+leader hint rather than forwarding, so a client finds the leader in one hop.
+"""
+import gc
+import json
+
+from raft import msg as M
+from raft.config import Config
+from raft.core import LEADER, ROLE_NAMES
+from raft.errors import DecodeError, EntryTooLarge, NotLeader, ProposalDropped
+from raft.rawnode import RawNode
+from raft.storage import ENTRY_NORMAL
+from raftio import clock, wire
+from raftio.frame import DROP_MALFORMED, DROP_STALE_TERM, DROP_UNKNOWN_PEER, MAX_PAYLOAD
+from raftio.udp import UdpTransport
+from raftkv import codec
+from raftkv.kv import KVStateMachine
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+_MAX_DRAIN = const(512)   # datagrams handled per turn before the core gets a turn
+_MAX_READY = const(16)    # Ready rounds per turn
+_LOG_SLOT_OVERHEAD = const(20)  # raftio.logfile.HEADER
+
+
+def _role_name(r):
+    if r.id in r.learners:
+        return "learner"
+    n = ROLE_NAMES[r.role]
+    return "candidate" if n == "pre-candidate" else n
+
+
+class _Rand:
+    """xorshift32 for election jitter; seeded per node so nodes differ."""
+
+    def __init__(self, seed):
+        self.s = (seed * 2654435761 + 1) & 0xFFFFFFFF or 1
+
+    def below(self, n):
+        s = self.s
+        s ^= (s << 13) & 0xFFFFFFFF
+        s ^= s >> 17
+        s ^= (s << 5) & 0xFFFFFFFF
+        self.s = s
+        return s % n
+
+
+class Node:
+    """A Raft node, its flash storage, its KV state machine and its socket.
+
+    storage: a raft.storage implementation (raftio.storage.FlashStorage over
+    the node's data folder in production, MemoryStorage in tests).
+    """
+
+    def __init__(self, node_cfg, board, storage, seed=None, max_keys=None, snapshot_keep=None):
+        self.id = nid = node_cfg["node_id"]
+        self.board = board
+        peers = {}
+        for p in node_cfg["peers"]:
+            peers[p["id"]] = (p["host"], p["port"])
+        voters = sorted(peers)
+        self.storage = storage
+        self.tick_ms = board["tick_ms"]
+        cfg = Config(nid, voters, election_tick=board["election_ticks"],
+                     heartbeat_tick=board["heartbeat_ticks"],
+                     ring_capacity=board["ring_capacity"],
+                     max_entry_bytes=board["max_entry_bytes"],
+                     max_size_per_msg=MAX_PAYLOAD - M.HEADER_SIZE)
+        if seed is None:
+            seed = clock.ticks_ms() ^ (nid << 16)
+        self._rand = _Rand(seed)
+        self.node = RawNode(cfg, storage, self._rand.below)
+        self.raft = self.node.raft
+        if max_keys is None:
+            max_keys = board["heap_budget_bytes"] // 32
+        self.kv = KVStateMachine(board["max_key"], board["max_value"], max_keys,
+                                 board["max_sessions"])
+        snap = storage.snapshot()
+        if snap.index > 0:
+            self.kv.restore(snap.data)
+        # Invariant: kv.applied_index == raft.log.applied after every advance.
+        self.kv.applied_index = snap.index
+        self.snapshot_entries = board["snapshot_entries"]
+        # Entries kept behind a snapshot so a briefly lagging follower catches
+        # up from the log instead of needing the whole snapshot.
+        self.snapshot_keep = (snapshot_keep if snapshot_keep is not None
+                              else min(board["ring_capacity"] * 2, board["snapshot_entries"]))
+        key = node_cfg["key"]
+        if isinstance(key, str):
+            key = bytes(int(key[i:i + 2], 16) for i in range(0, len(key), 2))
+        self.t = UdpTransport(nid, peers, node_cfg["cluster_id"], key, allow_unknown=True)
+        self.counters = self.t.counters
+        self._rx_msg = M.Message()
+        self._out = None
+        # index -> (term, client addr, rid): proposals this node made as leader.
+        # Invariant: len(_pending) <= _max_pending.
+        self._pending = {}
+        self._max_pending = 4 * board["ring_capacity"]
+        # GETs waiting for the next ReadIndex round: [(addr, rid, key)].
+        self._read_batch = []
+        # ctx -> [tick started, [(addr, rid, key)]]: rounds not yet confirmed.
+        self._reads = {}
+        # [(read index, [(addr, rid, key)])]: confirmed, waiting for apply.
+        self._ready_reads = []
+        self._read_ctx = 0
+        self._resp = bytearray(MAX_PAYLOAD)
+        self.stopped = False
+        self.started = clock.ticks_ms()
+        self._next_tick = clock.ticks_add(self.started, self.tick_ms)
+        self.stats = {"proposed": 0, "applied": 0, "reads": 0, "snapshots": 0,
+                      "not_leader": 0, "busy": 0, "retry": 0, "bad_request": 0}
+
+    def close(self):
+        self.t.close()
+        close = getattr(self.storage, "close", None)
+        if close is not None:
+            close()
+
+    # -- the loop -------------------------------------------------------------
+    def run(self, duration_ms=-1):
+        """Serve until stop() (or duration_ms passes, if >= 0)."""
+        start = clock.ticks_ms()
+        while not self.stopped:
+            self.run_once()
+            if duration_ms >= 0 and clock.ticks_diff(clock.ticks_ms(), start) >= duration_ms:
+                break
+
+    def stop(self):
+        self.stopped = True
+
+    def run_once(self):
+        t = self.t
+        wait = clock.ticks_diff(self._next_tick, clock.ticks_ms())
+        if wait < 0 or self.node.has_ready() or self._read_batch or self._ready_reads:
+            wait = 0
+        if t.poll(wait):
+            k = 0
+            while k < _MAX_DRAIN:
+                got = t.recv()
+                if got is None:
+                    break
+                self._on_datagram(got[0], got[1], got[2], got[3])
+                k += 1
+        now = clock.ticks_ms()
+        late = clock.ticks_diff(now, self._next_tick)
+        if late >= 0:
+            self.node.tick()
+            if late > 4 * self.tick_ms:
+                # The loop stalled (GC, a snapshot write): do not replay a
+                # burst of ticks that could fire an election all at once.
+                self._next_tick = clock.ticks_add(now, self.tick_ms)
+            else:
+                self._next_tick = clock.ticks_add(self._next_tick, self.tick_ms)
+            self._expire_reads()
+        if self._read_batch:
+            self._start_read()
+        self._drive()
+
+    # -- input ----------------------------------------------------------------
+    def _on_datagram(self, buf, off, n, addr):
+        typ = wire.peek_type(buf, off, n)
+        if wire.is_client_type(typ):
+            self._on_client(buf, off, n, addr)
+            return
+        frm = self.t.last_peer
+        if frm == 0:
+            # Raft messages only from a listed peer address.
+            self.counters.slots[DROP_UNKNOWN_PEER] += 1
+            return
+        m = self._rx_msg
+        try:
+            M.decode_into(m, buf, n, off)
+        except DecodeError:
+            self.counters.slots[DROP_MALFORMED] += 1
+            return
+        if m.frm != frm or m.to != self.id:
+            self.counters.slots[DROP_MALFORMED] += 1
+            return
+        if m.term < self.raft.term and m.term != 0:
+            # The core still answers it (so a stale leader steps down) but
+            # otherwise ignores it; counted so status shows the churn.
+            self.counters.slots[DROP_STALE_TERM] += 1
+        self.node.step(m)
+
+    def _on_client(self, buf, off, n, addr):
+        try:
+            typ, rid, p, cn = wire.decode_request(buf, off, n)
+        except DecodeError:
+            self.counters.slots[DROP_MALFORMED] += 1
+            return
+        if typ == wire.STATUS_Q:
+            text = json.dumps(self.status()).encode()
+            if len(text) > MAX_PAYLOAD - wire.REQ_HDR:
+                text = b"{}"
+            ln = wire.encode_status_into(self._resp, 0, rid, text)
+            self.t.send_payload_to(addr, self._resp, ln)
+            return
+        try:
+            op = codec.decode_command(buf, p, cn)[0]
+        except DecodeError:
+            self.stats["bad_request"] += 1
+            self._reply(addr, rid, wire.BAD_REQUEST)
+            return
+        r = self.raft
+        if r.role != LEADER:
+            self.stats["not_leader"] += 1
+            self._reply(addr, rid, wire.NOT_LEADER, r.lead)
+            return
+        if op == codec.GET:
+            key = codec.decode_command(buf, p, cn)[3]
+            if len(self._read_batch) >= self._max_pending:
+                self.stats["busy"] += 1
+                self._reply(addr, rid, wire.BUSY)
+                return
+            self._read_batch.append((addr, rid, key))
+            return
+        if len(self._pending) >= self._max_pending:
+            self.stats["busy"] += 1
+            self._reply(addr, rid, wire.BUSY)
+            return
+        try:
+            idx = self.node.propose(bytes(buf[p:p + cn]))
+        except NotLeader:
+            self.stats["not_leader"] += 1
+            self._reply(addr, rid, wire.NOT_LEADER, r.lead)
+            return
+        except EntryTooLarge:
+            self.stats["bad_request"] += 1
+            self._reply(addr, rid, wire.BAD_REQUEST)
+            return
+        except ProposalDropped:
+            # LogFull or a leadership transfer: nothing was appended.
+            self.stats["busy"] += 1
+            self._reply(addr, rid, wire.BUSY)
+            return
+        self.stats["proposed"] += 1
+        self._pending[idx] = (r.term, addr, rid)
+
+    def _reply(self, addr, rid, code, leader=0, result=b""):
+        ln = wire.encode_response_into(self._resp, 0, rid, code, leader, result)
+        self.t.send_payload_to(addr, self._resp, ln)
+
+    # -- reads ----------------------------------------------------------------
+    def _start_read(self):
+        batch = self._read_batch
+        self._read_batch = []
+        r = self.raft
+        if r.role != LEADER:
+            for a, rid, _ in batch:
+                self._reply(a, rid, wire.NOT_LEADER, r.lead)
+            return
+        self._read_ctx = (self._read_ctx + 1) & 0x7FFFFFFF or 1
+        ctx = self._read_ctx
+        self._reads[ctx] = [r.ticks, batch]
+        try:
+            self.node.read_index(ctx)
+        except NotLeader:
+            del self._reads[ctx]
+            for a, rid, _ in batch:
+                self._reply(a, rid, wire.NOT_LEADER, r.lead)
+
+    def _expire_reads(self):
+        # The core drops read rounds when leadership changes; answer their
+        # clients so they retry elsewhere instead of waiting out a timeout.
+        reads = self._reads
+        if not reads:
+            return
+        r = self.raft
+        limit = 2 * r.cfg.election_tick
+        for ctx in list(reads):
+            ent = reads[ctx]
+            if r.role != LEADER or r.ticks - ent[0] > limit:
+                del reads[ctx]
+                for a, rid, _ in ent[1]:
+                    self.stats["retry"] += 1
+                    self._reply(a, rid, wire.NOT_LEADER if r.role != LEADER else wire.RETRY,
+                                r.lead)
+
+    def _on_read_states(self, states):
+        for index, ctx in states:
+            ent = self._reads.pop(ctx, None)
+            if ent is not None:
+                self._ready_reads.append((index, ent[1]))
+
+    def _serve_reads(self):
+        rr = self._ready_reads
+        if not rr:
+            return
+        applied = self.kv.applied_index
+        keep = []
+        for index, batch in rr:
+            if index > applied:
+                keep.append((index, batch))
+                continue
+            for a, rid, key in batch:
+                v = self.kv.get_local(key)
+                self.stats["reads"] += 1
+                if v is None:
+                    self._reply(a, rid, wire.OK, 0, b"\x01")
+                else:
+                    self._reply(a, rid, wire.OK, 0, codec.encode_result(codec.OK, v))
+        self._ready_reads = keep
+
+    # -- the Ready contract -----------------------------------------------------
+    def _write_msg(self, tx, off):
+        return M.encode_into(self._out, tx, off)
+
+    def _send(self, m):
+        self._out = m
+        self.t.send(m.to, self._write_msg)
+
+    def _drive(self):
+        node = self.node
+        st = self.storage
+        k = 0
+        while k < _MAX_READY and node.has_ready():
+            k += 1
+            rd = node.ready()
+            # 1. persist
+            if rd.snapshot is not None:
+                st.apply_snapshot(rd.snapshot)
+            if rd.entries:
+                st.append(rd.entries)
+            if rd.hard_state is not None:
+                st.set_hard_state(rd.hard_state)
+            # 2. send
+            for m in rd.messages:
+                self._send(m)
+            for m in rd.persisted_messages:
+                self._send(m)
+            # 3. apply
+            if rd.snapshot is not None:
+                self._restore(rd.snapshot)
+            if rd.committed_entries:
+                self._apply(rd.committed_entries)
+            if rd.read_states:
+                self._on_read_states(rd.read_states)
+            # 4. advance
+            node.advance(rd)
+            self._serve_reads()
+            self._maybe_snapshot()
+
+    def _restore(self, snap):
+        self.kv.restore(snap.data)
+        self.kv.applied_index = snap.index
+        pend = self._pending
+        for i in list(pend):
+            if i <= snap.index:
+                term, a, rid = pend.pop(i)
+                self.stats["retry"] += 1
+                self._reply(a, rid, wire.RETRY)
+
+    def _apply(self, ents):
+        kv = self.kv
+        pend = self._pending
+        for e in ents:
+            idx = e[0]
+            if e[2] == ENTRY_NORMAL and e[3]:
+                res = kv.apply(idx, e[3])
+            else:
+                kv.skip(idx)
+                res = None
+            self.stats["applied"] += 1
+            if pend:
+                p = pend.pop(idx, None)
+                if p is not None:
+                    if p[0] == e[1] and res is not None:
+                        self._reply(p[1], p[2], wire.OK, 0, res)
+                    else:
+                        # Another leader's entry took this index: ours is lost.
+                        self.stats["retry"] += 1
+                        self._reply(p[1], p[2], wire.RETRY)
+
+    def _maybe_snapshot(self):
+        st = self.storage
+        applied = self.kv.applied_index
+        snap = st.snapshot()
+        if applied - snap.index < self.snapshot_entries:
+            return
+        r = self.raft
+        snap = st.create_snapshot(applied, r.voters, r.learners, self.kv.snapshot())
+        self.stats["snapshots"] += 1
+        upto = snap.index - self.snapshot_keep
+        if upto > st.first_index() - 1:
+            st.compact(upto)
+            self.node.compacted(upto, st.term(upto))
+        gc.collect()
+
+    # -- inspection -----------------------------------------------------------
+    def status(self):
+        r = self.raft
+        log = r.log
+        st = {"id": self.id, "role": _role_name(r), "term": r.term, "vote": r.vote,
+              "leader": r.lead, "commit": log.committed, "applied": log.applied,
+              "first": log.snap_index + 1, "last": log.last,
+              "snapshot": self.storage.snapshot().index,
+              "drops": self.counters.as_dict(), "keys": len(self.kv),
+              "uptime_ms": clock.ticks_diff(clock.ticks_ms(), self.started)}
+        for k in ("proposed", "applied", "reads", "snapshots", "not_leader", "busy", "retry"):
+            st["n_" + k] = self.stats[k]
+        ma = getattr(gc, "mem_alloc", None)
+        if ma is not None:
+            st["heap_used"] = ma()
+            st["heap_free"] = gc.mem_free()
+        if r.role == LEADER:
+            prs = {}
+            for p in r.peers:
+                if p != r.id:
+                    prs[str(p)] = r.prs[p].match
+            st["match"] = prs
+        return st
+
+
+def slot_size(board):
+    """Flash log slot size for a board: one maximal entry plus the slot header."""
+    return board["max_entry_bytes"] + _LOG_SLOT_OVERHEAD

@@ -1,0 +1,289 @@
+"""Run a local mpraft cluster: N node processes on 127.0.0.1, one data folder each.
+
+    python3 tools/cluster.py up --nodes 5 --dir DIR [--runtime micropython|cpython]
+    python3 tools/cluster.py status --dir DIR
+    python3 tools/cluster.py kill NODE --dir DIR      (SIGKILL)
+    python3 tools/cluster.py start NODE --dir DIR
+    python3 tools/cluster.py down --dir DIR
+    python3 tools/cluster.py run --nodes 5 --dir DIR  (up, then stay in the foreground until Ctrl-C)
+
+`up` picks free UDP ports, writes DIR/cluster.json ({"cluster_id", "key",
+"nodes": [{"id", "host", "port"}]}, what raftctl.py --cluster reads), one
+node file per node (DIR/nodeN.json), starts the nodes with their flash in
+DIR/nN and their output in DIR/nN.log, records pids in DIR/pids.json, waits
+until a leader answers and returns. An existing DIR/cluster.json is reused,
+so `up` after `down` restarts the same cluster with its data.
+
+Every node binds 127.0.0.1 only. Exit status: 0 ok, 2 usage, 3 no leader in time.
+Also usable as a module (the demo and the tests call up/kill/start/down).
+"""
+import binascii
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TOOLS)
+for _p in (os.path.join(ROOT, "lib"), TOOLS):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from raftio.client import Client  # noqa: E402
+
+HOST = "127.0.0.1"
+BOARD = os.path.join(ROOT, "boards", "unix", "board.json")
+
+
+class ClusterError(Exception):
+    pass
+
+
+def micropython():
+    p = os.path.join(ROOT, ".venv", "bin", "micropython")
+    return p if os.path.exists(p) else "micropython"
+
+
+def free_ports(n):
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind((HOST, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def load(d):
+    with open(os.path.join(d, "cluster.json")) as f:
+        return json.load(f)
+
+
+def create(d, nodes=5, cluster_id=None, key=None):
+    """Write cluster.json and the node files; returns the cluster dict."""
+    os.makedirs(d, exist_ok=True)
+    if cluster_id is None:
+        cluster_id = int.from_bytes(os.urandom(4), "big") & 0x7FFFFFFF
+    if key is None:
+        key = binascii.hexlify(os.urandom(32)).decode()
+    ports = free_ports(nodes)
+    cl = {"cluster_id": cluster_id, "key": key,
+          "nodes": [{"id": i + 1, "host": HOST, "port": ports[i]} for i in range(nodes)]}
+    with open(os.path.join(d, "cluster.json"), "w") as f:
+        json.dump(cl, f, indent=1)
+    for n in cl["nodes"]:
+        write_node_file(d, cl, n["id"])
+    return cl
+
+
+def write_node_file(d, cl, nid, key=None, name=None):
+    nf = {"node_id": nid, "cluster_id": cl["cluster_id"], "key": key or cl["key"],
+          "peers": cl["nodes"]}
+    path = os.path.join(d, name or "node%d.json" % nid)
+    with open(path, "w") as f:
+        json.dump(nf, f, indent=1)
+    return path
+
+
+def _pids(d):
+    try:
+        with open(os.path.join(d, "pids.json")) as f:
+            return {int(k): v for k, v in json.load(f).items()}
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_pids(d, pids):
+    tmp = os.path.join(d, "pids.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump({str(k): v for k, v in sorted(pids.items())}, f)
+    os.replace(tmp, os.path.join(d, "pids.json"))
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        # A zombie child of ours counts as dead.
+        r = os.waitpid(pid, os.WNOHANG)
+        return r == (0, 0)
+    except ChildProcessError:
+        return True
+
+
+def start(d, nid, runtime="micropython", config=None, data=None, heap="16M"):
+    """Start node nid (or a custom node file/data folder); returns its pid."""
+    interp = [micropython()] if runtime == "micropython" else [sys.executable]
+    if heap and runtime == "micropython":
+        interp += ["-X", "heapsize=%s" % heap]
+    config = config or os.path.join(d, "node%d.json" % nid)
+    data = data or os.path.join(d, "n%d" % nid)
+    log = open(os.path.join(d, "n%d.log" % nid), "a")
+    p = subprocess.Popen(interp + [os.path.join(TOOLS, "node_main.py"), "--config", config,
+                                   "--data", data, "--board", BOARD],
+                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         cwd=ROOT, start_new_session=True)
+    log.close()
+    pids = _pids(d)
+    pids[nid] = {"pid": p.pid, "runtime": runtime}
+    _save_pids(d, pids)
+    return p.pid
+
+
+def kill(d, nid, sig=signal.SIGKILL):
+    pids = _pids(d)
+    ent = pids.pop(nid, None)
+    _save_pids(d, pids)
+    if ent is None:
+        return False
+    try:
+        os.kill(ent["pid"], sig)
+    except OSError:
+        return False
+    for _ in range(200):
+        if not alive(ent["pid"]):
+            break
+        time.sleep(0.01)
+    return True
+
+
+def down(d):
+    for nid in sorted(_pids(d)):
+        kill(d, nid, signal.SIGKILL)
+
+
+def client(d, **kw):
+    cl = load(d)
+    return Client(cl["cluster_id"], cl["key"],
+                  [(n["id"], n["host"], n["port"]) for n in cl["nodes"]], **kw)
+
+
+def statuses(d, c=None, timeout_ms=300):
+    """[(id, status dict or None)] for every node."""
+    own = c is None
+    if own:
+        c = client(d)
+    try:
+        return [(n["id"], c.status(n["id"], timeout_ms)) for n in load(d)["nodes"]]
+    finally:
+        if own:
+            c.close()
+
+
+def leader(d, c=None, timeout_ms=200):
+    """Id of the leader with the highest term among the nodes that answer, or 0."""
+    best = (0, 0)
+    for nid, st in statuses(d, c, timeout_ms):
+        if st and st["role"] == "leader" and st["term"] >= best[1]:
+            best = (nid, st["term"])
+    return best[0]
+
+
+def wait_leader(d, timeout_s=15.0, exclude=()):
+    c = client(d)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            lead = leader(d, c, 100)
+            if lead and lead not in exclude:
+                return lead
+            time.sleep(0.05)
+        return 0
+    finally:
+        c.close()
+
+
+def up(d, nodes=5, runtime="micropython", timeout_s=20.0, heap="16M"):
+    if not os.path.exists(os.path.join(d, "cluster.json")):
+        create(d, nodes)
+    cl = load(d)
+    pids = _pids(d)
+    for n in cl["nodes"]:
+        if n["id"] in pids and alive(pids[n["id"]]["pid"]):
+            continue
+        start(d, n["id"], runtime, heap=heap)
+    lead = wait_leader(d, timeout_s)
+    if not lead:
+        raise ClusterError("no leader within %.0f s; see %s/n*.log" % (timeout_s, d))
+    return lead
+
+
+USAGE = ("usage: cluster.py up|run|status|down [--nodes N] --dir DIR [--runtime micropython|cpython]\n"
+         "       cluster.py kill|start NODE --dir DIR")
+
+
+def main(argv):
+    opts = {"nodes": "5", "dir": None, "runtime": "micropython", "heap": "16M"}
+    pos = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("--"):
+            k = a[2:]
+            if k not in opts or i + 1 >= len(argv):
+                print(USAGE)
+                return 2
+            opts[k] = argv[i + 1]
+            i += 2
+        else:
+            pos.append(a)
+            i += 1
+    if not pos or opts["dir"] is None or opts["runtime"] not in ("micropython", "cpython"):
+        print(USAGE)
+        return 2
+    cmd = pos[0]
+    d = opts["dir"]
+    try:
+        nodes = int(opts["nodes"])
+        if cmd in ("up", "run"):
+            lead = up(d, nodes, opts["runtime"], heap=opts["heap"])
+            print("cluster up in %s: %d nodes, leader %d; raftctl.py --cluster %s/cluster.json"
+                  % (d, len(load(d)["nodes"]), lead, d))
+            if cmd == "run":
+                try:
+                    while True:
+                        time.sleep(1)
+                except KeyboardInterrupt:
+                    pass
+                down(d)
+                print("cluster down")
+            return 0
+        if cmd == "down":
+            down(d)
+            return 0
+        if cmd == "status":
+            import raftctl
+            return raftctl.main(["--cluster", os.path.join(d, "cluster.json"), "status"])
+        if cmd in ("kill", "start"):
+            if len(pos) != 2:
+                print(USAGE)
+                return 2
+            nid = int(pos[1])
+            if nid not in [n["id"] for n in load(d)["nodes"]]:
+                print("cluster: no node %d in %s/cluster.json" % (nid, d))
+                return 2
+            if cmd == "kill":
+                print("killed node %d" % nid if kill(d, nid) else "node %d was not running" % nid)
+            else:
+                print("started node %d, pid %d" % (nid, start(d, nid, opts["runtime"])))
+            return 0
+    except ValueError:
+        print(USAGE)
+        return 2
+    except (OSError, ClusterError) as e:
+        print("cluster: %s" % e)
+        return 3
+    print(USAGE)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
