@@ -81,16 +81,19 @@ class Checker:
         # Log matching: one (index, term) always names the same entry and prefix.
         seen = self.seen
         W = self.W
+        pt = -1
         for e in rd.entries:
             i = e[0]
-            try:
-                pt = st.term(i - 1)
-            except Compacted:
-                pt = -1
+            if pt < 0:
+                try:
+                    pt = st.term(i - 1)
+                except Compacted:
+                    pt = -1
             crc = binascii.crc32(e[3])
             slot = seen[i % W]
             if slot is None or slot[0][0] != i:
                 seen[i % W] = [(i, e[1], crc, pt)]
+                pt = e[1]
                 continue
             for rec in slot:
                 if rec[1] == e[1]:
@@ -100,6 +103,7 @@ class Checker:
                     break
             else:
                 slot.append((i, e[1], crc, pt))
+            pt = e[1]
         if rd.role == LEADER:
             self._observe_leader(n)
         # Monotonic commit, durable and volatile.
@@ -146,15 +150,13 @@ class Checker:
         cm = self.committed
         W = self.W
         h = self._digest
-        for i in range(self.ccount + 1, c + 1):
-            try:
-                e = log.slice(i, i + 1, 0)
-            except Compacted:
-                # Covered by a snapshot we cannot see into: learn it from others.
-                return
-            if not e:
-                return
-            e = e[0]
+        try:
+            ents = log.slice(self.ccount + 1, c + 1, 0)
+        except Compacted:
+            # Covered by a snapshot we cannot see into: learn it from others.
+            return
+        for e in ents:
+            i = e[0]
             chain = binascii.crc32(e[3], binascii.crc32(b"%d:%d:" % (e[0], e[1]),
                                                          cm[(i - 1) % W][3]))
             cm[i % W] = (i, e[1], binascii.crc32(e[3]), chain)
