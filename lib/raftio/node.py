@@ -47,6 +47,7 @@ except ImportError:
 _MAX_DRAIN = const(512)   # datagrams handled per turn before the core gets a turn
 _MAX_READY = const(16)    # Ready rounds per turn
 _LOG_SLOT_OVERHEAD = const(20)  # raftio.logfile.HEADER
+_HS_COMMIT_LAG = const(64)
 
 
 def _role_name(r):
@@ -86,6 +87,8 @@ class Node:
             peers[p["id"]] = (p["host"], p["port"])
         voters = sorted(peers)
         self.storage = storage
+        # The hard state last written to storage (its commit may lag; see _drive).
+        self._hs = storage.initial_state()[0]
         self.tick_ms = board["tick_ms"]
         cfg = Config(nid, voters, election_tick=board["election_ticks"],
                      heartbeat_tick=board["heartbeat_ticks"],
@@ -342,16 +345,27 @@ class Node:
         while k < _MAX_READY and node.has_ready():
             k += 1
             rd = node.ready()
+            # Messages that promise nothing go first, so followers write
+            # their copy while we write ours (rawnode step 3 allows this).
+            for m in rd.messages:
+                self._send(m)
             # 1. persist
             if rd.snapshot is not None:
                 st.apply_snapshot(rd.snapshot)
             if rd.entries:
                 st.append(rd.entries)
-            if rd.hard_state is not None:
-                st.set_hard_state(rd.hard_state)
-            # 2. send
-            for m in rd.messages:
-                self._send(m)
+            hs = rd.hard_state
+            if hs is not None:
+                # Term and vote must be durable before any promise leaves.
+                # The commit index need not be (thesis 3.8: it is volatile; a
+                # restarted node relearns it from the leader), so it is
+                # written only every _HS_COMMIT_LAG entries: one flash write
+                # fewer per commit on every node.
+                p = self._hs
+                if hs[0] != p[0] or hs[1] != p[1] or hs[2] - p[2] >= _HS_COMMIT_LAG:
+                    st.set_hard_state(hs)
+                    self._hs = hs
+            # 2. send what may leave only once the above is durable
             for m in rd.persisted_messages:
                 self._send(m)
             # 3. apply
