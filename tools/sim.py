@@ -347,7 +347,15 @@ class Sim:
                 self.log("crash leader %d" % ld.id)
                 self.heals.append((now + 3 + rnd.below(40), "restart", ld.id))
                 down.append(ld.id)
-        if "powercut" in f and len(down) < max_down and rnd.chance(5):
+        if "powercut" in f and not down and rnd.chance(1):
+            # A power outage of the whole cluster (boards often share a
+            # supply): every node loses power within its next few writes.
+            for i in self.ids:
+                v = self.nodes[i]
+                if v.fs is not None and v.fs.budget is None:
+                    v.fs.budget = rnd.below(300)
+            self.log("arm power cut on every node")
+        elif "powercut" in f and len(down) < max_down and rnd.chance(5):
             # Arm a cut: the victim loses power somewhere in its next writes.
             victim = self.nodes[self.ids[rnd.below(len(self.ids))]]
             if victim.up and victim.fs is not None and victim.fs.budget is None:

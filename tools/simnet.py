@@ -78,4 +78,6 @@ class Network:
         return out
 
     def drop_for(self, node):
-        self.queue = [p for p in self.queue if p[3] != node and p[2] != node]
+        """A node went down: what was sent to it is lost. What it sent before
+        is already on the wire and still arrives."""
+        self.queue = [p for p in self.queue if p[3] != node]
