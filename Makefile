@@ -11,7 +11,7 @@ JOBS   ?= 2
 SEEDS  ?= 1000
 BOARD  ?= unix
 
-.PHONY: all venv test test-py test-mp sim sim-sweep sim-soak bench-core demo build clean
+.PHONY: all venv test test-py test-mp sim sim-sweep sim-soak bench-core bench-flash demo build clean
 
 all: test
 
@@ -45,6 +45,9 @@ sim-sweep: $(STAMP)
 # Long soak: SEEDS seeds (default 1,000) starting after the acceptance range.
 sim-soak: $(STAMP)
 	$(PY) tools/sweep.py --first 201 --seeds $(SEEDS) --steps 20000 --faults all --jobs $(JOBS)
+
+bench-flash: $(STAMP)
+	$(PY) tools/bench_flash.py
 
 bench-core: $(STAMP)
 	$(PY) tools/bench_core.py
