@@ -147,6 +147,8 @@ def test_concurrent_clients_survive_leader_kills(five):
     oks = sum(1 for e in ev if e["type"] == "ok" and e["f"] != "get")
     assert oks > 50, "too few acknowledged writes (%d) to mean anything" % oks
     res = lincheck.check_events(ev, max_configs=2000000)
+    print("history: %d ops, %d ok, %d fail, %d info; killed %s" % (
+        res["ops"], res["ok"], res["fail"], res["info"], killed))
     assert res["linearizable"] is True, res
     # The restarted nodes caught up with the rest.
     deadline = time.monotonic() + 15

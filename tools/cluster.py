@@ -119,8 +119,12 @@ def alive(pid):
         return True
 
 
-def start(d, nid, runtime="micropython", config=None, data=None, heap="16M"):
-    """Start node nid (or a custom node file/data folder); returns its pid."""
+def start(d, nid, runtime="micropython", config=None, data=None, heap="16M", flush="on"):
+    """Start node nid (or a custom node file/data folder); returns its pid.
+
+    flush="off" is for measurements only: log writes are not flushed (on the
+    MicroPython unix port flush is fsync), so they would not survive a power cut.
+    """
     interp = [micropython()] if runtime == "micropython" else [sys.executable]
     if heap and runtime == "micropython":
         interp += ["-X", "heapsize=%s" % heap]
@@ -128,12 +132,12 @@ def start(d, nid, runtime="micropython", config=None, data=None, heap="16M"):
     data = data or os.path.join(d, "n%d" % nid)
     log = open(os.path.join(d, "n%d.log" % nid), "a")
     p = subprocess.Popen(interp + [os.path.join(TOOLS, "node_main.py"), "--config", config,
-                                   "--data", data, "--board", BOARD],
+                                   "--data", data, "--board", BOARD, "--flush", flush],
                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                          cwd=ROOT, start_new_session=True)
     log.close()
     pids = _pids(d)
-    pids[nid] = {"pid": p.pid, "runtime": runtime}
+    pids[nid] = {"pid": p.pid, "runtime": runtime, "flush": flush}
     _save_pids(d, pids)
     return p.pid
 
@@ -201,7 +205,7 @@ def wait_leader(d, timeout_s=15.0, exclude=()):
         c.close()
 
 
-def up(d, nodes=5, runtime="micropython", timeout_s=20.0, heap="16M"):
+def up(d, nodes=5, runtime="micropython", timeout_s=20.0, heap="16M", flush="on"):
     if not os.path.exists(os.path.join(d, "cluster.json")):
         create(d, nodes)
     cl = load(d)
@@ -209,7 +213,7 @@ def up(d, nodes=5, runtime="micropython", timeout_s=20.0, heap="16M"):
     for n in cl["nodes"]:
         if n["id"] in pids and alive(pids[n["id"]]["pid"]):
             continue
-        start(d, n["id"], runtime, heap=heap)
+        start(d, n["id"], runtime, heap=heap, flush=flush)
     lead = wait_leader(d, timeout_s)
     if not lead:
         raise ClusterError("no leader within %.0f s; see %s/n*.log" % (timeout_s, d))

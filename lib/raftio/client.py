@@ -31,6 +31,7 @@ except ImportError:
         return x
 
 _MAX_BACKOFF_MS = const(100)
+_ELECTION_POLL_MS = const(5)
 
 
 class ClientError(RaftError):
@@ -59,7 +60,7 @@ def _b(x):
 class Client:
     """nodes: [(node id, host, port)]; key: the cluster key as bytes or hex."""
 
-    def __init__(self, cluster_id, key, nodes, timeout_ms=5000, try_ms=200, seed=0):
+    def __init__(self, cluster_id, key, nodes, timeout_ms=5000, try_ms=100, seed=0):
         if isinstance(key, str):
             key = bytes(int(key[i:i + 2], 16) for i in range(0, len(key), 2))
         self.ep = UdpEndpoint(cluster_id, key)
@@ -92,13 +93,16 @@ class Client:
         self._rid = (self._rid + 1) & 0x7FFFFFFF
         return self._rid
 
-    def _rotate(self, avoid):
+    def _rotate(self, current, silent=()):
+        """The next node after current, skipping silent ones while others remain."""
         ids = self._ids
         for _ in range(len(ids)):
             self._rr = (self._rr + 1) % len(ids)
-            if ids[self._rr] != avoid or len(ids) == 1:
-                return ids[self._rr]
-        return ids[0]
+            nid = ids[self._rr]
+            if nid != current and nid not in silent:
+                return nid
+        self._rr = (self._rr + 1) % len(ids)
+        return ids[self._rr]
 
     def _wait(self, rid, ms):
         """(code, leader, body) of the reply to rid within ms, or None."""
@@ -133,6 +137,9 @@ class Client:
         target = self.leader or self._ids[self._rr]
         wait = self.try_ms
         backoff = 5
+        # Nodes that did not answer during this call: a follower's hint may
+        # still name a leader that just died, so such hints are not followed.
+        silent = []
         while True:
             elapsed = clock.ticks_diff(clock.ticks_ms(), start)
             if elapsed >= timeout_ms:
@@ -145,9 +152,13 @@ class Client:
             if got is None:
                 self.timeouts += 1
                 self.leader = 0
-                target = self._rotate(target)
-                wait = min(wait * 2, 1000)
+                if target not in silent:
+                    silent.append(target)
+                target = self._rotate(target, silent)
+                wait = min(wait * 2, 4 * self.try_ms)
                 continue
+            if target in silent:
+                silent.remove(target)
             code, hint, body = got
             if code == wire.OK:
                 self.leader = target
@@ -158,11 +169,16 @@ class Client:
             if code == wire.NOT_LEADER:
                 self.redirects += 1
                 self.leader = 0
-                if hint and hint != target and hint in self._addrs:
+                if hint and hint != target and hint in self._addrs and hint not in silent:
                     target = hint
                     continue
-                target = self._rotate(target)
-            # NOT_LEADER without a hint (election running), RETRY or BUSY.
+                # An election is running: ask around often, so the new leader
+                # is found within a few ms of winning (one datagram per
+                # _ELECTION_POLL_MS is cheap).
+                target = self._rotate(target, silent)
+                clock.sleep_ms(_ELECTION_POLL_MS)
+                continue
+            # RETRY or BUSY: back off.
             clock.sleep_ms(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF_MS)
 

@@ -440,6 +440,8 @@ class Node:
             st["n_" + k] = self.stats[k]
         ma = getattr(gc, "mem_alloc", None)
         if ma is not None:
+            # Live heap, not live + garbage: comparable between samples.
+            gc.collect()
             st["heap_used"] = ma()
             st["heap_free"] = gc.mem_free()
         if r.role == LEADER:
