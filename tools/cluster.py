@@ -9,7 +9,8 @@
 
 `up` picks free UDP ports, writes DIR/cluster.json ({"cluster_id", "key",
 "nodes": [{"id", "host", "port"}]}, what raftctl.py --cluster reads), one
-node file per node (DIR/nodeN.json), starts the nodes with their flash in
+node file per node (DIR/nodeN.json), a copy of the board file
+(DIR/board.json, --board, default boards/unix/board.json), starts the nodes with their flash in
 DIR/nN and their output in DIR/nN.log, records pids in DIR/pids.json, waits
 until a leader answers and returns. An existing DIR/cluster.json is reused,
 so `up` after `down` restarts the same cluster with its data.
@@ -65,9 +66,13 @@ def load(d):
         return json.load(f)
 
 
-def create(d, nodes=5, cluster_id=None, key=None):
-    """Write cluster.json and the node files; returns the cluster dict."""
+def create(d, nodes=5, cluster_id=None, key=None, board=None):
+    """Write cluster.json, the node files and DIR/board.json; returns the cluster dict."""
     os.makedirs(d, exist_ok=True)
+    with open(board or BOARD) as f:
+        text = f.read()
+    with open(os.path.join(d, "board.json"), "w") as f:
+        f.write(text)
     if cluster_id is None:
         cluster_id = int.from_bytes(os.urandom(4), "big") & 0x7FFFFFFF
     if key is None:
@@ -131,8 +136,11 @@ def start(d, nid, runtime="micropython", config=None, data=None, heap="16M", flu
     config = config or os.path.join(d, "node%d.json" % nid)
     data = data or os.path.join(d, "n%d" % nid)
     log = open(os.path.join(d, "n%d.log" % nid), "a")
+    board = os.path.join(d, "board.json")
+    if not os.path.exists(board):
+        board = BOARD
     p = subprocess.Popen(interp + [os.path.join(TOOLS, "node_main.py"), "--config", config,
-                                   "--data", data, "--board", BOARD, "--flush", flush],
+                                   "--data", data, "--board", board, "--flush", flush],
                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                          cwd=ROOT, start_new_session=True)
     log.close()
@@ -205,9 +213,9 @@ def wait_leader(d, timeout_s=15.0, exclude=()):
         c.close()
 
 
-def up(d, nodes=5, runtime="micropython", timeout_s=20.0, heap="16M", flush="on"):
+def up(d, nodes=5, runtime="micropython", timeout_s=20.0, heap="16M", flush="on", board=None):
     if not os.path.exists(os.path.join(d, "cluster.json")):
-        create(d, nodes)
+        create(d, nodes, board=board)
     cl = load(d)
     pids = _pids(d)
     for n in cl["nodes"]:
@@ -221,11 +229,12 @@ def up(d, nodes=5, runtime="micropython", timeout_s=20.0, heap="16M", flush="on"
 
 
 USAGE = ("usage: cluster.py up|run|status|down [--nodes N] --dir DIR [--runtime micropython|cpython]\n"
+         "                                   [--board BOARD.json] [--heap 16M]\n"
          "       cluster.py kill|start NODE --dir DIR")
 
 
 def main(argv):
-    opts = {"nodes": "5", "dir": None, "runtime": "micropython", "heap": "16M"}
+    opts = {"nodes": "5", "dir": None, "runtime": "micropython", "heap": "16M", "board": None}
     pos = []
     i = 0
     while i < len(argv):
@@ -248,7 +257,7 @@ def main(argv):
     try:
         nodes = int(opts["nodes"])
         if cmd in ("up", "run"):
-            lead = up(d, nodes, opts["runtime"], heap=opts["heap"])
+            lead = up(d, nodes, opts["runtime"], heap=opts["heap"], board=opts["board"])
             print("cluster up in %s: %d nodes, leader %d; raftctl.py --cluster %s/cluster.json"
                   % (d, len(load(d)["nodes"]), lead, d))
             if cmd == "run":
