@@ -219,7 +219,8 @@ def test_real_lib_compiles_for_every_board(tmp_path):
         # Host-only modules (the simulator's storage) run in tests, not on boards.
         n_py = sum(1 for d, _, fs in os.walk(os.path.join(ROOT, "lib"))
                    if "__pycache__" not in d for f in fs
-                   if f.endswith(".py") and not build._host_only(os.path.join(d, f)))
+                   if f.endswith(".py") and not build._host_only(os.path.join(d, f))
+                   and not build._optional(os.path.join(d, f)))
         n_mpy = sum(1 for d, _, fs in os.walk(os.path.join(out, "lib"))
                     for f in fs if f.endswith(".mpy"))
         assert n_mpy == n_py, (board, n_mpy, n_py)
@@ -242,3 +243,27 @@ def test_host_only_modules_are_not_shipped(tmp_path):
     # The real in-memory storage is host-only, the core is not.
     real = [d for _, d, _ in build.plan([os.path.join(ROOT, "lib")])]
     assert "lib/raft/core.mpy" in real and "lib/raft/memstorage.mpy" not in real
+
+
+def test_optional_modules_ship_only_on_request(tmp_path):
+    src = tmp_path / "lib"
+    src.mkdir()
+    (src / "node.py").write_text("A = 1\n")
+    (src / "client.py").write_text("# mpraft: optional\nB = 2\n")
+    import build
+    assert [d for _, d, _ in build.plan([str(src)])] == ["lib/node.mpy"]
+    assert sorted(d for _, d, _ in build.plan([str(src)], with_optional=True)) == [
+        "lib/client.mpy", "lib/node.mpy"]
+
+
+def test_board_builds_drop_line_tables_unless_asked(tmp_path):
+    src = tmp_path / "lib"
+    src.mkdir()
+    (src / "m.py").write_text("".join("def f%d(x):\n    return x + %d\n" % (k, k)
+                                      for k in range(40)))
+    small = run_build("esp32", "--out", str(tmp_path / "a"), "--src", str(src))
+    big = run_build("esp32", "--out", str(tmp_path / "b"), "--src", str(src), "--lines")
+    assert small.returncode == 0 and big.returncode == 0
+    a = os.path.getsize(str(tmp_path / "a" / "lib" / "m.mpy"))
+    b = os.path.getsize(str(tmp_path / "b" / "lib" / "m.mpy"))
+    assert a < b

@@ -75,19 +75,28 @@ def _one_line_error(stderr):
 
 
 HOST_ONLY_MARK = "# mpraft: host-only"
+OPTIONAL_MARK = "# mpraft: optional"
+
+
+def _marks(path):
+    with open(path) as f:
+        return [f.readline().strip() for _ in range(3)]
 
 
 def _host_only(path):
-    """Modules whose first lines carry HOST_ONLY_MARK serve the simulator and
-    tests (e.g. the in-memory storage) and are not shipped to boards."""
-    with open(path) as f:
-        for _ in range(3):
-            if f.readline().strip() == HOST_ONLY_MARK:
-                return True
-    return False
+    """Modules whose first lines carry HOST_ONLY_MARK serve the simulator,
+    tests and host tools (in-memory storage, fake flash, board-file
+    validation) and are never shipped to boards."""
+    return HOST_ONLY_MARK in _marks(path)
 
 
-def plan(src_dirs):
+def _optional(path):
+    """OPTIONAL_MARK: runs on a board but is not part of the node firmware
+    (the raftkv client, for a board that acts as a client): `--with-optional`."""
+    return OPTIONAL_MARK in _marks(path)
+
+
+def plan(src_dirs, with_optional=False):
     """List (source path, output path relative to the build root, compile?)."""
     out = []
     for src in src_dirs:
@@ -103,6 +112,8 @@ def plan(src_dirs):
                     continue
                 if _host_only(os.path.join(dirpath, name)):
                     continue
+                if not with_optional and _optional(os.path.join(dirpath, name)):
+                    continue
                 rel = os.path.relpath(os.path.join(dirpath, name), src)
                 dest = os.path.join(prefix, rel) if prefix else rel
                 if dest in _SOURCE_AT_ROOT:
@@ -112,13 +123,17 @@ def plan(src_dirs):
     return out
 
 
-def compile_one(mpy_cross, arch, src, out_root, dest):
+def compile_one(mpy_cross, arch, src, out_root, dest, lines=False):
     """Compile src to out_root/dest; return None or a one-line error."""
     target = os.path.join(out_root, dest)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     # The embedded name is the path on the board, so tracebacks there read
     # "lib/raft/core.py", not this machine's checkout path.
     cmd = [mpy_cross, "-o", target, "-s", dest[:-4] + ".py"]
+    if not lines:
+        # Line tables are about 7% of the firmware; tracebacks on a board
+        # still name the file and function. --lines keeps them for debugging.
+        cmd += ["-X", "no-source-lines"]
     if arch:
         cmd.append("-march=" + arch)
     cmd.append(src)
@@ -175,6 +190,10 @@ def main(argv=None):
     ap.add_argument("--out", help="output dir (default build/BOARD)")
     ap.add_argument("--src", nargs="+", help="source dirs (default lib, and firmware if present)")
     ap.add_argument("--no-budget", action="store_true", help="do not fail when over budget")
+    ap.add_argument("--lines", action="store_true",
+                    help="keep source line numbers in tracebacks (larger .mpy)")
+    ap.add_argument("--with-optional", action="store_true",
+                    help="also ship optional modules (the client, for a board acting as client)")
     ap.add_argument("--budget-kb", type=int, default=BUDGET_KB,
                     help="firmware size budget in KB (default %d)" % BUDGET_KB)
     args = ap.parse_args(argv)
@@ -219,7 +238,7 @@ def main(argv=None):
 
     failed = 0
     seen = {}
-    for src, dest, compile_it in plan(srcs):
+    for src, dest, compile_it in plan(srcs, with_optional=args.with_optional):
         if dest in seen:
             print("%s and %s both build %s" % (_rel_for_humans(seen[dest]),
                                                _rel_for_humans(src), dest), file=sys.stderr)
@@ -231,7 +250,7 @@ def main(argv=None):
             os.makedirs(os.path.dirname(target), exist_ok=True)
             shutil.copyfile(src, target)
             continue
-        e = compile_one(mpy_cross, board["arch"], src, out, dest)
+        e = compile_one(mpy_cross, board["arch"], src, out, dest, lines=args.lines)
         if e:
             print("cannot compile %s: %s" % (_rel_for_humans(src), e), file=sys.stderr)
             failed += 1

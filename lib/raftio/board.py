@@ -1,3 +1,4 @@
+# mpraft: host-only
 """Board definitions (boards/<name>/board.json) and the node file (/node.json).
 
 A board file says what the hardware can afford: heap, ring size, entry and
