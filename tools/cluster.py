@@ -6,6 +6,11 @@
     python3 tools/cluster.py start NODE --dir DIR
     python3 tools/cluster.py down --dir DIR
     python3 tools/cluster.py run --nodes 5 --dir DIR  (up, then stay in the foreground until Ctrl-C)
+    python3 tools/cluster.py up --proxy --dir DIR; cluster.py faults --dir DIR --drop 0.1 --partition 1,2/3,4,5
+
+--proxy routes node-to-node traffic through tools/udp_proxy.py, which applies
+the faults set with `faults` (drop, duplicate, delay, reorder, partitions and
+one-way cuts); `faults` with no options heals everything.
 
 `up` picks free UDP ports, writes DIR/cluster.json ({"cluster_id", "key",
 "nodes": [{"id", "host", "port"}]}, what raftctl.py --cluster reads), one
@@ -66,8 +71,12 @@ def load(d):
         return json.load(f)
 
 
-def create(d, nodes=5, cluster_id=None, key=None, board=None):
-    """Write cluster.json, the node files and DIR/board.json; returns the cluster dict."""
+def create(d, nodes=5, cluster_id=None, key=None, board=None, proxy=False):
+    """Write cluster.json, the node files and DIR/board.json; returns the cluster dict.
+
+    With proxy=True, node i reaches node j through proxy port
+    cluster["proxy"]["i-j"] (tools/udp_proxy.py) instead of j's own port.
+    """
     os.makedirs(d, exist_ok=True)
     with open(board or BOARD) as f:
         text = f.read()
@@ -77,9 +86,18 @@ def create(d, nodes=5, cluster_id=None, key=None, board=None):
         cluster_id = int.from_bytes(os.urandom(4), "big") & 0x7FFFFFFF
     if key is None:
         key = binascii.hexlify(os.urandom(32)).decode()
-    ports = free_ports(nodes)
+    ports = free_ports(nodes + (nodes * (nodes - 1) if proxy else 0))
     cl = {"cluster_id": cluster_id, "key": key,
           "nodes": [{"id": i + 1, "host": HOST, "port": ports[i]} for i in range(nodes)]}
+    if proxy:
+        links = {}
+        k = nodes
+        for i in range(1, nodes + 1):
+            for j in range(1, nodes + 1):
+                if i != j:
+                    links["%d-%d" % (i, j)] = ports[k]
+                    k += 1
+        cl["proxy"] = links
     with open(os.path.join(d, "cluster.json"), "w") as f:
         json.dump(cl, f, indent=1)
     for n in cl["nodes"]:
@@ -88,8 +106,13 @@ def create(d, nodes=5, cluster_id=None, key=None, board=None):
 
 
 def write_node_file(d, cl, nid, key=None, name=None):
+    peers = cl["nodes"]
+    if "proxy" in cl:
+        peers = [p if p["id"] == nid else
+                 {"id": p["id"], "host": HOST, "port": cl["proxy"]["%d-%d" % (nid, p["id"])]}
+                 for p in cl["nodes"]]
     nf = {"node_id": nid, "cluster_id": cl["cluster_id"], "key": key or cl["key"],
-          "peers": cl["nodes"]}
+          "peers": peers}
     path = os.path.join(d, name or "node%d.json" % nid)
     with open(path, "w") as f:
         json.dump(nf, f, indent=1)
@@ -213,11 +236,37 @@ def wait_leader(d, timeout_s=15.0, exclude=()):
         c.close()
 
 
-def up(d, nodes=5, runtime="micropython", timeout_s=20.0, heap="16M", flush="on", board=None):
+def start_proxy(d):
+    log = open(os.path.join(d, "proxy.log"), "a")
+    p = subprocess.Popen([sys.executable, os.path.join(TOOLS, "udp_proxy.py"), d],
+                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         cwd=ROOT, start_new_session=True)
+    log.close()
+    pids = _pids(d)
+    pids[0] = {"pid": p.pid, "runtime": "proxy"}
+    _save_pids(d, pids)
+    return p.pid
+
+
+def faults(d, **kw):
+    """Set the proxy's faults: drop, dup, reorder (0..1), delay_ms [lo, hi],
+    partition [[ids], [ids]], cut [[i, j]]. No arguments: heal everything."""
+    tmp = os.path.join(d, "faults.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(kw, f)
+    os.replace(tmp, os.path.join(d, "faults.json"))
+    # The proxy re-reads the file every 50 ms.
+    time.sleep(0.12)
+
+
+def up(d, nodes=5, runtime="micropython", timeout_s=20.0, heap="16M", flush="on", board=None,
+       proxy=False):
     if not os.path.exists(os.path.join(d, "cluster.json")):
-        create(d, nodes, board=board)
+        create(d, nodes, board=board, proxy=proxy)
     cl = load(d)
     pids = _pids(d)
+    if "proxy" in cl and not (0 in pids and alive(pids[0]["pid"])):
+        start_proxy(d)
     for n in cl["nodes"]:
         if n["id"] in pids and alive(pids[n["id"]]["pid"]):
             continue
@@ -229,17 +278,25 @@ def up(d, nodes=5, runtime="micropython", timeout_s=20.0, heap="16M", flush="on"
 
 
 USAGE = ("usage: cluster.py up|run|status|down [--nodes N] --dir DIR [--runtime micropython|cpython]\n"
-         "                                   [--board BOARD.json] [--heap 16M]\n"
-         "       cluster.py kill|start NODE --dir DIR")
+         "                                   [--board BOARD.json] [--heap 16M] [--proxy]\n"
+         "       cluster.py kill|start NODE --dir DIR\n"
+         "       cluster.py faults --dir DIR [--drop P] [--dup P] [--reorder P] [--delay LO,HI]\n"
+         "                                   [--partition 1,2/3,4,5] [--cut 1-2,2-1]"
+         "   (no options: heal)")
 
 
 def main(argv):
-    opts = {"nodes": "5", "dir": None, "runtime": "micropython", "heap": "16M", "board": None}
+    opts = {"nodes": "5", "dir": None, "runtime": "micropython", "heap": "16M", "board": None,
+            "proxy": False, "drop": "0", "dup": "0", "reorder": "0", "delay": None,
+            "partition": None, "cut": None}
     pos = []
     i = 0
     while i < len(argv):
         a = argv[i]
-        if a.startswith("--"):
+        if a == "--proxy":
+            opts["proxy"] = True
+            i += 1
+        elif a.startswith("--"):
             k = a[2:]
             if k not in opts or i + 1 >= len(argv):
                 print(USAGE)
@@ -257,7 +314,8 @@ def main(argv):
     try:
         nodes = int(opts["nodes"])
         if cmd in ("up", "run"):
-            lead = up(d, nodes, opts["runtime"], heap=opts["heap"], board=opts["board"])
+            lead = up(d, nodes, opts["runtime"], heap=opts["heap"], board=opts["board"],
+                      proxy=opts["proxy"])
             print("cluster up in %s: %d nodes, leader %d; raftctl.py --cluster %s/cluster.json"
                   % (d, len(load(d)["nodes"]), lead, d))
             if cmd == "run":
@@ -268,6 +326,28 @@ def main(argv):
                     pass
                 down(d)
                 print("cluster down")
+            return 0
+        if cmd == "faults":
+            if "proxy" not in load(d):
+                print("cluster: %s was not started with --proxy" % d)
+                return 2
+            f = {}
+            for k in ("drop", "dup", "reorder"):
+                v = float(opts[k])
+                if not 0 <= v <= 1:
+                    raise ValueError(k)
+                if v:
+                    f[k] = v
+            if opts["delay"]:
+                lo, _, hi = opts["delay"].partition(",")
+                f["delay_ms"] = [float(lo), float(hi or lo)]
+            if opts["partition"]:
+                f["partition"] = [[int(x) for x in g.split(",")]
+                                  for g in opts["partition"].split("/")]
+            if opts["cut"]:
+                f["cut"] = [[int(x) for x in c.split("-")] for c in opts["cut"].split(",")]
+            faults(d, **f)
+            print("faults: %s" % (json.dumps(f) if f else "none (healed)"))
             return 0
         if cmd == "down":
             down(d)

@@ -1,3 +1,4 @@
+# mpraft: optional
 """The raftkv client: one session, one request at a time, over authenticated UDP.
 
 Portable (CPython host tools and MicroPython boards alike). A request is a
@@ -137,9 +138,11 @@ class Client:
         target = self.leader or self._ids[self._rr]
         wait = self.try_ms
         backoff = 5
-        # Nodes that did not answer during this call: a follower's hint may
-        # still name a leader that just died, so such hints are not followed.
-        silent = []
+        # node id -> when it last failed to answer during this call. A
+        # follower's hint may still name a leader that just died: a hint to a
+        # silent node is followed only once `wait` ms passed since its silence
+        # (it may just have been slow), else the next node is tried.
+        silent = {}
         while True:
             elapsed = clock.ticks_diff(clock.ticks_ms(), start)
             if elapsed >= timeout_ms:
@@ -152,13 +155,12 @@ class Client:
             if got is None:
                 self.timeouts += 1
                 self.leader = 0
-                if target not in silent:
-                    silent.append(target)
+                silent[target] = clock.ticks_ms()
                 target = self._rotate(target, silent)
                 wait = min(wait * 2, 4 * self.try_ms)
                 continue
             if target in silent:
-                silent.remove(target)
+                del silent[target]
             code, hint, body = got
             if code == wire.OK:
                 self.leader = target
@@ -169,7 +171,9 @@ class Client:
             if code == wire.NOT_LEADER:
                 self.redirects += 1
                 self.leader = 0
-                if hint and hint != target and hint in self._addrs and hint not in silent:
+                if hint and hint != target and hint in self._addrs and (
+                        hint not in silent
+                        or clock.ticks_diff(clock.ticks_ms(), silent[hint]) >= wait):
                     target = hint
                     continue
                 # An election is running: ask around often, so the new leader
