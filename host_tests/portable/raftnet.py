@@ -19,30 +19,7 @@ from raft.config import Config
 from raft.core import LEADER
 from raft.rawnode import RawNode
 from raft.memstorage import MemoryStorage
-
-
-class Rand:
-    """xorshift32, identical on CPython and MicroPython."""
-
-    def __init__(self, seed):
-        s = (seed * 2654435761 + 0x9E3779B9) & 0xFFFFFFFF
-        self.s = s or 0x1234567
-
-    def next(self):
-        x = self.s
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        self.s = x
-        return x
-
-    def below(self, n):
-        if n <= 1:
-            return 0
-        return self.next() % n
-
-    def chance(self, per_mille):
-        return self.next() % 1000 < per_mille
+from simnet import Rand  # noqa: F401  (tests import Rand from here)
 
 
 class Net:
