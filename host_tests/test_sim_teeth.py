@@ -109,3 +109,15 @@ def test_power_cuts_catch_acks_sent_before_persisting(monkeypatch):
             break
     assert found is not None, "power cuts did not expose acks sent before persisting"
     assert "durable on only" in found or "completeness" in found or "safety" in found, found
+
+
+def test_figure8_test_catches_commit_by_counting_old_term_replicas(monkeypatch):
+    """The random sweep rarely builds Figure 8 (the leader's no-op travels with
+    the old entries), so the deterministic Figure 8 paper test guards the
+    current-term commit rule (paper 5.4.2): with the rule off, it fails."""
+    import raft.core as core
+    import test_paper_safety as paper
+    paper.test_figure8_old_term_entry_not_committed_by_count()   # passes as is
+    monkeypatch.setattr(core.Raft, "_commit_term_ok", lambda self, i: True)
+    with pytest.raises(AssertionError):
+        paper.test_figure8_old_term_entry_not_committed_by_count()
