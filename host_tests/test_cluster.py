@@ -367,3 +367,49 @@ def test_lagging_follower_catches_up_from_a_snapshot(tmp_path):
         c.close()
     finally:
         cluster.down(d)
+
+
+# -- 5. raftctl against a live cluster ---------------------------------------------------
+
+def test_raftctl_exit_codes_and_status(five):
+    import json
+    import subprocess
+    import sys
+    d = five
+    cf = os.path.join(d, "cluster.json")
+    tool = os.path.join(cluster.TOOLS, "raftctl.py")
+
+    def ctl(*args):
+        p = subprocess.run([sys.executable, tool, "--cluster", cf, "--timeout", "1500"] +
+                           list(args), capture_output=True, text=True, timeout=30)
+        assert "Traceback" not in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) <= 2, p.stderr  # error line (+ usage)
+        return p.returncode, p.stdout.strip()
+
+    assert ctl("put", "k", "v1") == (0, "")
+    assert ctl("get", "k") == (0, "v1")
+    assert ctl("get", "nope")[0] == 1
+    assert ctl("cas", "k", "v1", "v2")[0] == 0
+    assert ctl("cas", "k", "v1", "v3")[0] == 1
+    assert ctl("cas", "new", "--absent", "x")[0] == 0
+    assert ctl("cas", "new", "--absent", "y")[0] == 1
+    assert ctl("delete", "new")[0] == 0
+    assert ctl("delete", "new")[0] == 1
+    assert ctl("frobnicate")[0] == 2
+    assert ctl("put", "only-key")[0] == 2
+    rc, out = ctl("status", "--json")
+    rows = json.loads(out)
+    assert rc == 0 and [r["id"] for r in rows] == [1, 2, 3, 4, 5]
+    for r in rows:
+        for f in ("id", "reachable", "role", "term", "leader", "commit", "applied"):
+            assert f in r
+        assert r["reachable"] and r["role"] in ("leader", "follower")
+    assert sum(1 for r in rows if r["role"] == "leader") == 1
+    rc, out = ctl("status")
+    assert rc == 0 and "leader" in out
+    cluster.kill(d, 1)
+    rows = json.loads(ctl("status", "--json")[1])
+    assert [r["reachable"] for r in rows] == [False, True, True, True, True]
+    cluster.down(d)
+    assert ctl("get", "k")[0] == 3
+    assert ctl("status")[0] == 3
