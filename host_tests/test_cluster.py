@@ -41,6 +41,15 @@ def five(tmp_path):
         yield d
     finally:
         cluster.down(d)
+    _no_tracebacks(d)
+
+
+def _no_tracebacks(d):
+    for name in sorted(os.listdir(d)):
+        if name.endswith(".log"):
+            with open(os.path.join(d, name)) as f:
+                text = f.read()
+            assert "Traceback" not in text, "%s:\n%s" % (name, text[-2000:])
 
 
 def _drops(st):
@@ -118,6 +127,7 @@ def test_concurrent_clients_survive_leader_kills_and_partitions(tmp_path):
         _run_history(d)
     finally:
         cluster.down(d)
+    _no_tracebacks(d)
 
 
 def _run_history(d):
@@ -327,9 +337,10 @@ def test_lagging_follower_catches_up_from_a_snapshot(tmp_path):
     d = str(tmp_path / "cl")
     with open(cluster.BOARD) as f:
         board = json.load(f)
-    # Snapshot every 40 entries and keep 16: 150 writes leave a stopped
-    # follower behind the compacted log.
-    board.update({"snapshot_entries": 40, "ring_capacity": 16})
+    # Snapshot every 40 entries and keep 32: 150 writes leave a stopped
+    # follower behind the compacted log. A flash ring of 48 slots fills
+    # before the next regular snapshot, so the forced snapshot runs too.
+    board.update({"snapshot_entries": 40, "ring_capacity": 16, "flash_log_slots": 48})
     bpath = str(tmp_path / "board.json")
     with open(bpath, "w") as f:
         json.dump(board, f)
@@ -344,6 +355,7 @@ def test_lagging_follower_catches_up_from_a_snapshot(tmp_path):
             c.put("key%d" % (i % 30), "v%d" % i)
         ls = c.status(lead)
         assert ls["first"] > 20 and ls["snapshot"] >= 120, ls
+        assert ls["n_forced"] > 0, ls
         cluster.start(d, victim)
         deadline = time.monotonic() + 15
         st = None
@@ -367,6 +379,7 @@ def test_lagging_follower_catches_up_from_a_snapshot(tmp_path):
         c.close()
     finally:
         cluster.down(d)
+    _no_tracebacks(d)
 
 
 # -- 5. raftctl against a live cluster ---------------------------------------------------

@@ -33,6 +33,7 @@ from raft.errors import DecodeError, EntryTooLarge, NotLeader, ProposalDropped
 from raft.rawnode import RawNode
 from raft.storage import ENTRY_NORMAL
 from raftio import clock, wire
+from raftio.fs import StorageFull
 from raftio.frame import DROP_MALFORMED, DROP_STALE_TERM, DROP_UNKNOWN_PEER, MAX_PAYLOAD
 from raftio.udp import UdpTransport
 from raftkv import codec
@@ -137,7 +138,7 @@ class Node:
         self.stopped = False
         self.started = clock.ticks_ms()
         self._next_tick = clock.ticks_add(self.started, self.tick_ms)
-        self.stats = {"proposed": 0, "applied": 0, "reads": 0, "snapshots": 0,
+        self.stats = {"proposed": 0, "applied": 0, "reads": 0, "snapshots": 0, "forced": 0,
                       "not_leader": 0, "busy": 0, "retry": 0, "bad_request": 0}
 
     def close(self):
@@ -364,7 +365,15 @@ class Node:
             if rd.snapshot is not None:
                 st.apply_snapshot(rd.snapshot)
             if rd.entries:
-                st.append(rd.entries)
+                try:
+                    st.append(rd.entries)
+                except StorageFull:
+                    # The flash ring holds every entry since the snapshot: make
+                    # room now rather than stop (a follower far ahead of its
+                    # apply point). A second failure propagates.
+                    self.stats["forced"] += 1
+                    self._maybe_snapshot(True)
+                    st.append(rd.entries)
             hs = rd.hard_state
             if hs is not None:
                 # Term and vote must be durable before any promise leaves.
@@ -422,20 +431,24 @@ class Node:
                         self.stats["retry"] += 1
                         self._reply(p[1], p[2], wire.RETRY)
 
-    def _maybe_snapshot(self):
+    def _maybe_snapshot(self, force=False):
+        """Snapshot once snapshot_entries were applied since the last one, then
+        compact all but snapshot_keep entries. force: snapshot whatever was
+        applied and compact everything up to it (the flash ring is full)."""
         st = self.storage
         applied = self.kv.applied_index
         snap = st.snapshot()
-        if applied - snap.index < self.snapshot_entries:
+        if applied - snap.index >= (1 if force else self.snapshot_entries):
+            r = self.raft
+            snap = st.create_snapshot(applied, r.voters, r.learners, self.kv.snapshot())
+            self.stats["snapshots"] += 1
+            gc.collect()
+        elif not force:
             return
-        r = self.raft
-        snap = st.create_snapshot(applied, r.voters, r.learners, self.kv.snapshot())
-        self.stats["snapshots"] += 1
-        upto = snap.index - self.snapshot_keep
+        upto = snap.index - (0 if force else self.snapshot_keep)
         if upto > st.first_index() - 1:
             st.compact(upto)
             self.node.compacted(upto, st.term(upto))
-        gc.collect()
 
     # -- inspection -----------------------------------------------------------
     def status(self):
@@ -447,7 +460,8 @@ class Node:
               "snapshot": self.storage.snapshot().index,
               "drops": self.counters.as_dict(), "keys": len(self.kv),
               "uptime_ms": clock.ticks_diff(clock.ticks_ms(), self.started)}
-        for k in ("proposed", "applied", "reads", "snapshots", "not_leader", "busy", "retry"):
+        for k in ("proposed", "applied", "reads", "snapshots", "forced", "not_leader", "busy",
+                  "retry"):
             st["n_" + k] = self.stats[k]
         ma = getattr(gc, "mem_alloc", None)
         if ma is not None:
