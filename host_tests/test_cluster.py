@@ -426,3 +426,34 @@ def test_raftctl_exit_codes_and_status(five):
     cluster.down(d)
     assert ctl("get", "k")[0] == 3
     assert ctl("status")[0] == 3
+
+
+# -- 6. the client is portable: a MicroPython process as the client -----------------
+
+_MP_CLIENT = r"""
+import sys
+sys.path.insert(0, LIB)
+from raftio.client import Client
+c = Client(CID, KEY, NODES, timeout_ms=5000)
+c.put("mp", "one")
+print(c.get("mp"))
+print(c.cas("mp", "one", "two"))
+print(c.cas("mp", "one", "three"))
+print(c.delete("mp"), c.delete("mp"), c.get("mp"))
+print("cid", c.cid > 0, "seq", c.seq)
+c.close()
+"""
+
+
+def test_client_runs_under_micropython(five):
+    import subprocess
+    cl = cluster.load(five)
+    nodes = [(n["id"], n["host"], n["port"]) for n in cl["nodes"]]
+    script = (_MP_CLIENT.replace("LIB", repr(os.path.join(cluster.ROOT, "lib")))
+              .replace("CID", str(cl["cluster_id"])).replace("KEY", repr(cl["key"]))
+              .replace("NODES", repr(nodes)))
+    p = subprocess.run([cluster.micropython(), "-c", script], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.split("\n")[:5] == ["b'one'", "(True, None)", "(False, b'two')",
+                                        "True False None", "cid True seq 5"], p.stdout
