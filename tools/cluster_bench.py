@@ -2,7 +2,7 @@
 
     python3 tools/cluster_bench.py [--runtime micropython|cpython] [--seconds 10]
         [--inflight 1,16,64] [--failover 10] [--heap-seconds 60] [--json FILE]
-        [--dir DIR] [--flush on|off]
+        [--dir DIR] [--flush on|off] [--pysyncobj 64,1000|none]
 
 --flush off runs the nodes without flushing log writes (fsync on the
 MicroPython unix port): NOT durable, only to show what the flush costs.
@@ -15,7 +15,9 @@ until a put is acknowledged by a successor (the old node is restarted before
 the next trial). Heap: each node's MicroPython heap in use (gc.mem_alloc, from
 status, after a collection) and RSS after 10 s and 60 s of load at 16 in flight. Prints a table and a JSON line.
 
-PySyncObj is not measured here (see the report in the README / issue 5).
+Then the same load on PySyncObj (tools/pysyncobj_bench.py: 5 processes, a
+replicated dict, callers inside the node processes) at 64 and 1,000 in
+flight, and the ratio (--pysyncobj none skips it).
 """
 import json
 import os
@@ -180,7 +182,8 @@ def failover(d, runtime, trials, flush="on"):
 
 def main(argv):
     opts = {"runtime": "micropython", "seconds": "10", "inflight": "1,16,64", "failover": "10",
-            "json": None, "dir": None, "flush": "on", "heap_seconds": "60"}
+            "json": None, "dir": None, "flush": "on", "heap_seconds": "60",
+            "pysyncobj": "64,1000"}
     i = 0
     while i < len(argv):
         k = argv[i][2:].replace("-", "_")
@@ -233,6 +236,23 @@ def main(argv):
         cluster.down(d)
         if opts["dir"] is None:
             shutil.rmtree(d, ignore_errors=True)
+    if opts["pysyncobj"] != "none":
+        import pysyncobj_bench
+        res["pysyncobj"] = []
+        for n in [int(x) for x in opts["pysyncobj"].split(",")]:
+            r = pysyncobj_bench.run_level(n, secs)
+            res["pysyncobj"].append(r)
+            print("pysyncobj inflight %4d: %7.0f ops/s  p50 %6.2f ms  p99 %6.2f ms"
+                  % (n, r["ops_per_s"], r["p50_ms"] or -1, r["p99_ms"] or -1))
+        ours = dict((row["inflight"], row["puts_per_s"]) for row in res["load"])
+        if 64 in ours:
+            res["ratio"] = {}
+            for r in res["pysyncobj"]:
+                if r["ops_per_s"]:
+                    k = "mpraft64_vs_pysyncobj%d" % r["inflight"]
+                    res["ratio"][k] = ours[64] / r["ops_per_s"]
+                    print("mpraft at 64 in flight / pysyncobj at %d in flight: %.2f"
+                          % (r["inflight"], res["ratio"][k]))
     if opts["json"]:
         with open(opts["json"], "w") as f:
             json.dump(res, f, indent=1)
