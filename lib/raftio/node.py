@@ -9,11 +9,16 @@ Each turn of `run_once`:
   3. tick the core if a tick is due (the real clock lives here, never in the
      core);
   4. start one ReadIndex round for the GETs queued in step 2;
-  5. drive the Ready contract (raft/rawnode.py), in order: persist (snapshot,
-     entries, hard state), send messages, send persisted_messages, apply
-     (restore a snapshot, apply committed entries and answer their clients),
-     advance; answer reads whose read index is applied; snapshot and compact
-     once snapshot_entries entries were applied since the last snapshot.
+  5. drive the Ready contract (raft/rawnode.py), in order: send messages
+     (they promise nothing, so followers write while we write), persist
+     (snapshot, entries, hard state), send persisted_messages, apply (restore
+     a snapshot, apply committed entries and answer their clients), advance;
+     answer reads whose read index is applied; snapshot and compact once
+     snapshot_entries entries were applied since the last snapshot.
+
+Hard state: term and vote are written whenever they change; the commit index
+only every _HS_COMMIT_LAG entries (it is volatile state in the paper; a
+restarted node relearns it), which saves one flash write per commit.
 
 Draining before driving is the batching: every proposal that arrived in one
 turn shares one Ready, one storage append and one append message per peer.
