@@ -176,7 +176,11 @@ class Raft:
                 self.lead_transferee = 0
         if self.heartbeat_elapsed >= c.heartbeat_tick:
             self.heartbeat_elapsed = 0
-            self._bcast_heartbeat(0)
+            # Carry the newest pending read round, so a read whose heartbeat
+            # or acks were lost is confirmed by the next periodic heartbeat
+            # (acks for a round confirm every earlier round too).
+            q = self._read_queue
+            self._bcast_heartbeat(q[-1][0] if q else 0)
             # Resend a snapshot chunk that got no answer for a few heartbeats
             # (lost datagram); sooner would only duplicate chunks in flight.
             for p in self.peers:
