@@ -33,6 +33,12 @@ checks it. Exactly-once is checked independently of lincheck: every
 have been executed at exactly one log index, and every acknowledged write
 must be among them. All randomness comes from the sim's seeded Rand and all
 iteration is over lists, so a run is identical on CPython and MicroPython.
+
+Memory: the history is packed 12 bytes per event in chunks preallocated
+before the nodes exist. In MicroPython's default 2 MB heap the simulator
+leaves the heap too fragmented for lincheck's per-key lists, so there the
+verdict comes out null (undecided) rather than crashing; with
+``micropython -X heapsize=8M`` the verdict matches CPython's.
 """
 import gc
 import struct
@@ -53,6 +59,13 @@ _MAX_TRIES = 12    # tries of one op before the client gives up (info)
 _START = 300       # per mille chance per step that an idle client starts an op
 _RESTART = 3       # per mille chance per idle step that a client restarts
 _NKEYS = 5
+_RESERVE = 256 * 1024
+_RESERVE_STEPS = 4000
+try:
+    import sys
+    _MICROPYTHON = sys.implementation.name == "micropython"
+except AttributeError:
+    _MICROPYTHON = False
 
 TYPES = ("invoke", "ok", "fail", "info")
 _INVOKE = 0
@@ -82,6 +95,10 @@ def vstr(code):
     return "c%d-%d" % (code >> 20, code & 0xFFFFF)
 
 
+def _vint(code):
+    return None if code < 0 else code
+
+
 def _vcode(b):
     if b is None:
         return _NONE
@@ -91,7 +108,7 @@ def _vcode(b):
 
 _EV = "<BBBBii"    # type, f, process, key, a, b
 _EV_LEN = 12
-_CHUNK = 340       # events per chunk (4080 bytes)
+_CHUNK = 85        # events per chunk (1020 bytes: small blocks fit a fragmented heap)
 
 
 class History:
@@ -108,8 +125,12 @@ class History:
         # Preallocated while the heap is still empty (the workload is built
         # before the nodes): later, MicroPython's fragmented heap can refuse
         # even a 4 KB block with over a megabyte free.
-        self.chunks = [bytearray(_CHUNK * _EV_LEN)
-                       for _ in range((capacity + _CHUNK - 1) // _CHUNK)]
+        self.chunks = []
+        try:
+            for _ in range((capacity + _CHUNK - 1) // _CHUNK):
+                self.chunks.append(bytearray(_CHUNK * _EV_LEN))
+        except MemoryError:
+            pass  # add() tries again as it goes
         self.n = 0
         # Set when a chunk could not be allocated: the history is cut short
         # and cannot be checked (linearizable null), but the run goes on.
@@ -135,28 +156,29 @@ class History:
     def raw(self, i):
         return struct.unpack_from(_EV, self.chunks[i // _CHUNK], (i % _CHUNK) * _EV_LEN)
 
-    def event(self, i):
-        """Event i as a lincheck event dict."""
+    def event(self, i, vs=vstr):
+        """Event i as a lincheck event dict; values through vs (vstr: the
+        readable "c3-17"; _vint: small ints that cost no heap on MicroPython)."""
         typ, f, pid, key, a, b = self.raw(i)
         ev = {"process": pid, "type": TYPES[typ], "f": FS[f], "key": self.keys[key]}
         if typ == _INVOKE:
             if f == _PUT:
-                ev["value"] = vstr(a)
+                ev["value"] = vs(a)
             elif f == _CAS:
-                ev["value"] = [vstr(a), vstr(b)]
+                ev["value"] = [vs(a), vs(b)]
         elif typ == _OK and f == _GET:
-            ev["value"] = vstr(a)
+            ev["value"] = vs(a)
         return ev
 
     def events(self):
         return [self.event(i) for i in range(self.n)]
 
-    def items(self, key=None):
+    def items(self, key=None, vs=vstr):
         """(line, event) pairs, lines numbered from 1 over the whole history,
         made one at a time (lincheck pairs them in one pass)."""
         for i in range(self.n):
             if key is None or self.raw(i)[3] == key:
-                yield (i + 1, self.event(i))
+                yield (i + 1, self.event(i, vs))
 
     def dump(self, path):
         """Write the history as JSON lines for tools/lincheck.py."""
@@ -165,6 +187,48 @@ class History:
             for i in range(self.n):
                 f.write(json.dumps(self.event(i)))
                 f.write("\n")
+
+
+_LREC = "<IB"      # log index where executed (0: never), fate
+_LREC_LEN = 5
+_LCHUNK = 64       # seqs per ledger chunk
+
+
+class Ledger:
+    """One session's writes, seq 1..n: where each executed and its fate.
+    Small fixed chunks rather than lists that double, for the same
+    fragmentation reason as History."""
+
+    def __init__(self):
+        self.n = 0
+        self.chunks = []
+
+    def issue(self):
+        """Open the next seq (zeroed); returns it."""
+        if self.n % _LCHUNK == 0:
+            self.chunks.append(bytearray(_LCHUNK * _LREC_LEN))
+        self.n += 1
+        return self.n
+
+    def _at(self, seq):
+        i = seq - 1
+        return self.chunks[i // _LCHUNK], (i % _LCHUNK) * _LREC_LEN
+
+    def get(self, seq):
+        """(index, fate) of seq."""
+        buf, off = self._at(seq)
+        return struct.unpack_from(_LREC, buf, off)
+
+    def set(self, seq, index=-1, fate=-1):
+        buf, off = self._at(seq)
+        old = struct.unpack_from(_LREC, buf, off)
+        struct.pack_into(_LREC, buf, off, old[0] if index < 0 else index,
+                         old[1] if fate < 0 else fate)
+
+
+def _drain(stack):
+    while stack:
+        yield stack.pop()
 
 
 def check_history(hist, nkeys):
@@ -180,10 +244,18 @@ def check_history(hist, nkeys):
     bad_line = None
     for k in range(nkeys):
         gc.collect()
+        items = None
         try:
-            res = lincheck.check_items(hist.items(k))
+            # Made whole first and handed over one by one (popped), so
+            # lincheck's long-lived op lists are not interleaved with event
+            # dicts, and those are garbage before the search starts: on
+            # MicroPython's non-compacting heap that leaves room for it.
+            items = list(hist.items(k, _vint))
+            items.reverse()
+            res = lincheck.check_items(_drain(items))
         except MemoryError:
             res = {"linearizable": None}
+        items = None
         lin = res["linearizable"]
         if lin is False:
             line = res.get("prefix_end_line")
@@ -279,12 +351,23 @@ class Workload:
         ids = sim.ids
         self.clients = [Client(p, ids[p % len(ids)]) for p in range(nclients)]
         self.keys = ["k%d" % i for i in range(_NKEYS)]
-        # About 1.4 events per step with 5 clients; 2 leaves headroom.
+        # About 1.35 events per step with 5 clients; more grow as needed.
         steps = sim.opts.get("steps", 0) if hasattr(sim, "opts") else 0
-        self.history = History(self.keys, min(2 * steps, 80000))
+        self.history = History(self.keys, min(3 * steps // 2, 60000))
+        # MicroPython: a contiguous block held while the heap is still empty
+        # and released just before lincheck runs, whose lists the heap the
+        # simulator fragments could not otherwise fit.
+        # Only short runs: past a few thousand steps lincheck's own search
+        # outgrows a 2 MB heap anyway, and the simulator needs the room.
+        self._reserve = None
+        if _MICROPYTHON and steps <= _RESERVE_STEPS:
+            try:
+                self._reserve = bytearray(_RESERVE)
+            except MemoryError:
+                pass
         self.next_ctx = 0
-        # cid -> [executed, fate]: executed[seq] = log index where the state
-        # machine executed (cid, seq), 0 if never; fate[seq] = _S_*.
+        # cid -> Ledger: per seq, the log index where a state machine
+        # executed (cid, seq) (0: never) and what the client was told (_S_*).
         self.sessions = {}
         self.eo_errors = []
         self.c = {"tries": 0, "retries": 0, "redirects": 0, "lost": 0, "gave_up": 0,
@@ -382,6 +465,7 @@ class Workload:
                 dup = app.kv.duplicates
         out["dup_served"] = dup
         if check_linear:
+            self._reserve = None
             lin, key, line = check_history(h, len(self.keys))
             out["linearizable"] = lin
             if lin is False:
@@ -395,20 +479,20 @@ class Workload:
 
     def _executed(self, cid, seq, index):
         rec = self.sessions.get(cid)
-        if rec is None or seq >= len(rec[0]):
+        if rec is None or not 1 <= seq <= rec.n:
             self._eo_error("client %d seq %d executed at %d but never issued"
                            % (cid, seq, index))
             return
-        at = rec[0][seq]
+        at = rec.get(seq)[0]
         if at == 0:
-            rec[0][seq] = index
+            rec.set(seq, index)
         elif at != index:
             self._eo_error("client %d seq %d executed at %d and at %d" % (cid, seq, at, index))
 
     def _fate(self, c, fate):
         rec = self.sessions.get(c.cid)
-        if rec is not None and c.seq < len(rec[1]):
-            rec[1][c.seq] = fate
+        if rec is not None and 1 <= c.seq <= rec.n:
+            rec.set(c.seq, -1, fate)
 
     def check_exactly_once(self):
         """(ok, acknowledged, executed): ok when no (client, seq) executed at
@@ -417,18 +501,18 @@ class Workload:
         ok = not self.eo_errors
         acked = executed = 0
         for cid in sorted(self.sessions):
-            ex, fate = self.sessions[cid]
-            for seq in range(1, len(ex)):
-                f = fate[seq]
-                if ex[seq]:
+            rec = self.sessions[cid]
+            for seq in range(1, rec.n + 1):
+                at, f = rec.get(seq)
+                if at:
                     executed += 1
                 if f == _S_ACKED:
                     acked += 1
-                    if not ex[seq]:
+                    if not at:
                         ok = False
                         self._eo_error("client %d seq %d acknowledged, never executed"
                                        % (cid, seq))
-                elif f != _S_INFO and ex[seq]:
+                elif f != _S_INFO and at:
                     ok = False
                     self._eo_error("client %d seq %d executed but reported %s"
                                    % (cid, seq, "failed" if f == _S_FAILED else "open"))
@@ -458,11 +542,8 @@ class Workload:
             c.state = _READ
             c.data = None
         else:
-            c.seq += 1
+            c.seq = self.sessions[c.cid].issue()
             c.state = _WRITE
-            rec = self.sessions[c.cid]
-            rec[0].append(0)
-            rec[1].append(_S_OPEN)
             if r < 65:
                 c.f = _PUT
                 c.a = val
@@ -576,8 +657,7 @@ class Workload:
             c.seq = 0
             c.state = _IDLE
             c.node = 0
-            # Index 0 unused: seqs start at 1.
-            self.sessions[cid] = [[0], bytearray(1)]
+            self.sessions[cid] = Ledger()
             return
         if st == SESSION_EXPIRED:
             # An earlier proposal may have executed before the eviction.
