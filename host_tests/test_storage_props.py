@@ -1,8 +1,8 @@
 """Hypothesis: random storage workloads with a power cut at a random byte.
 
-Each example draws a workload (hard-state writes, appends that sometimes
-truncate a conflicting tail, snapshot + compact, snapshot installs, clean
-reboots), a cut point anywhere in the bytes it sends to flash, clean or torn,
+Each example draws a workload (hard-state writes, appends of up to 12
+entries, flushed once per batch, that sometimes truncate a conflicting tail,
+snapshot + compact, snapshot installs, clean reboots), a cut point anywhere in the bytes it sends to flash, clean or torn,
 and POSIX or FAT rename. After the cut the recovered storage must be a state
 the operation in flight may leave (test_storage_cuts.allowed):
 - every hard state and entry whose write returned before the cut is there;
@@ -37,7 +37,8 @@ def test_cut_anywhere_keeps_acknowledged_state(data):
     c = data.draw(st.integers(b, 100))
     d = data.draw(st.integers(c, 100))
     n = data.draw(st.integers(1, 30), label="ops")
-    ops = T.gen_workload(DrawRng(data), n, (a, b, c, d), slots, max_data)
+    batch = data.draw(st.integers(1, 12), label="batch")
+    ops = T.gen_workload(DrawRng(data), n, (a, b, c, d), slots, max_data, batch)
     replaces = data.draw(st.booleans(), label="rename_replaces")
     exps = T.expectations(ops)
     marks = []

@@ -56,9 +56,11 @@ def apply_op(st, op):
         st.apply_snapshot(op[1])
 
 
-def gen_workload(seed, n, mix, slots, max_data):
+def gen_workload(seed, n, mix, slots, max_data, batch=3):
     """mix: cumulative percent thresholds for (hs, append, snap, install); rest reboots.
-    seed: an int, or any object with Rng's below() (hypothesis drives it so)."""
+    seed: an int, or any object with Rng's below() (hypothesis drives it so).
+    batch: most entries per append (one flush each); a conflicting append
+    starts up to max(3, batch) entries before the end."""
     rng = seed if hasattr(seed, "below") else Rng(seed)
     m = MemoryStorage(VOTERS)
     ops = []
@@ -76,8 +78,8 @@ def gen_workload(seed, n, mix, slots, max_data):
         elif r < mix[1]:
             k = last + 1
             if rng.below(3) == 0:
-                k = rng.randint(max(commit + 1, off + 1, last - 3), last + 1)
-            cnt = rng.randint(1, 3)
+                k = rng.randint(max(commit + 1, off + 1, last - max(3, batch)), last + 1)
+            cnt = rng.randint(1, batch)
             cnt = min(cnt, off + slots - k + 1)
             if cnt < 1:
                 if commit > m.snap.index:
@@ -225,6 +227,7 @@ def check_cut(ops, exps, cfg, cut, replaces=True, torn=True):
     assert again[0] == (hs[0] + 1, 2, hs[2]), (cut, again[0])
     assert again[1] == got[1]
     assert again[2] == got[2] + ((e,) if e else ()), (cut, again[2], got[2])
+    return i, got
 
 
 def cut_points(total, want):
@@ -232,15 +235,18 @@ def cut_points(total, want):
     return range(0, total + 1, step)
 
 
-def sweep(ops, cfg, want=1000, replaces=True):
+def sweep(ops, cfg, want=1000, replaces=True, on_cut=None):
+    """on_cut, if given, is called with (op index in flight, recovered view) per cut."""
     exps = expectations(ops)
     _, st, i, total = run(ops, cfg, None, replaces)
     assert i is None
     assert view(st) == exps[-1][2]
     n = 0
     for k in cut_points(total, want):
-        check_cut(ops, exps, cfg, k, replaces, False)
-        check_cut(ops, exps, cfg, k, replaces, True)
+        for torn in (False, True):
+            r = check_cut(ops, exps, cfg, k, replaces, torn)
+            if on_cut is not None:
+                on_cut(r[0], r[1])
         n += 2
     return n, total
 
@@ -280,3 +286,35 @@ def test_snapshot_cuts_fat_rename():
     ops = gen_workload(35, 40, (10, 40, 75, 92), _LOG_CFG[0], 4)
     n, total = sweep(ops, _LOG_CFG, 300, replaces=False)
     assert n >= 300, (n, total)
+
+
+_BATCH_CFG = (16, 32)
+
+
+def test_batch_cuts():
+    # Appends of up to 12 entries, one flush each (twice when they truncate):
+    # a cut inside a batch must leave a clean prefix of it, and a cut inside
+    # the invalidation sweep a prefix of the old log.
+    ops = gen_workload(17, 40, (8, 80, 94, 97), _BATCH_CFG[0], 12, 12)
+    appends = [op[1] for op in ops if op[0] == "append"]
+    assert sum(1 for a in appends if len(a) >= 6) >= 8
+    exps = expectations(ops)
+    truncating = 0
+    for j in range(len(ops)):
+        if ops[j][0] == "append" and len(ops[j][1]) >= 2:
+            if ops[j][1][0][0] <= exps[j][1][1][0] + len(exps[j][1][2]) - 2:
+                truncating += 1  # drops at least two live entries
+    assert truncating >= 5, truncating
+    assert sum(1 for op in ops if op[0] == "install") >= 2
+    # Count the cuts that recovered a batch part-way: 0 < kept < batch size.
+    torn = [0]
+
+    def on_cut(i, got):
+        if i is not None and i >= 0 and ops[i][0] == "append":
+            kept = len(got[2]) - exps[i][3]
+            if 0 < kept < len(ops[i][1]) and got[2] != exps[i][2][2]:
+                torn[0] += 1
+
+    n, total = sweep(ops, _BATCH_CFG, 10000, on_cut=on_cut)
+    assert n >= 1000, (n, total)
+    assert torn[0] >= 1000, torn[0]

@@ -225,3 +225,27 @@ def test_bytes_written_per_operation():
     st.set_hard_state((2, 1, 1))
     st.create_snapshot(1, VOTERS, (), bytes(50))
     assert st.bytes_written - b == 24 + 24 + 12 + 50
+
+
+def test_one_flush_per_append_batch():
+    f, st = _fresh(64, 64)
+    n0, b0 = f.flushes, st.bytes_written
+    st.append([(i, 1, 0, bytes(10)) for i in range(1, 17)])
+    assert f.flushes - n0 == 1 and st.bytes_written - b0 == 16 * 30
+    # A conflicting batch: one flush invalidates entries 13..16 (top down),
+    # a second writes the 16 new entries.
+    n0, b0 = f.flushes, st.bytes_written
+    st.append([(i, 2, 0, bytes(10)) for i in range(13, 29)])
+    assert f.flushes - n0 == 2 and st.bytes_written - b0 == 4 * 8 + 16 * 30
+    assert st.last_index() == 28 and st.term(12) == 1 and st.term(13) == 2
+    # Installing a snapshot over live entries costs exactly one flush more
+    # than installing it on an empty log: the invalidation sweep.
+    n0 = f.flushes
+    st.apply_snapshot(Snapshot(20, 1, VOTERS, (), b"img"))
+    with_tail = f.flushes - n0
+    st2 = FlashStorage(f.reboot(), VOTERS, (), 64, 64, "n1")
+    assert st2.first_index() == 21 and st2.last_index() == 20
+    f2, st3 = _fresh(64, 64)
+    n0 = f2.flushes
+    st3.apply_snapshot(Snapshot(20, 1, VOTERS, (), b"img"))
+    assert with_tail == f2.flushes - n0 + 1

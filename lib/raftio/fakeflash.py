@@ -17,7 +17,9 @@ Model (the harsher of the two the brief allows, on purpose):
    atomic and spend one unit each, so cuts just before and just after them are
    enumerated too. A rename replaces its target (littlefs, POSIX) unless
    ``rename_replaces=False`` (FAT: rename onto an existing file fails).
-4. ``reboot()`` returns a fresh fake holding what reached flash, with no cut
+4. ``flushes`` counts flush() calls on files of this fake that had bytes
+   pending (close() included), so tests can check how often storage syncs.
+5. ``reboot()`` returns a fresh fake holding what reached flash, with no cut
    scheduled (or a new one). It may be called at any moment: unflushed data is
    dropped, as a power loss would.
 """
@@ -39,6 +41,7 @@ class FakeFlash:
         self.rename_replaces = rename_replaces
         self.dead = False
         self.landed = 0  # bytes + metadata units that reached flash
+        self.flushes = 0
 
     # -- budget ------------------------------------------------------------
     def _alive(self):
@@ -201,6 +204,8 @@ class _FakeFile:
 
     def flush(self):
         self._ok()
+        if self.pending:
+            self.flash.flushes += 1
         while self.pending:
             pos, b = self.pending.pop(0)
             self.flash._program(self.name, pos, b)

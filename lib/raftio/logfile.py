@@ -6,17 +6,44 @@ i % N. Only header + data are written, so an entry costs 20 + len(data) bytes.
 
 Power-cut safety rests on one rule: on flash, the slots whose index is above
 the snapshot index always form a prefix of some log the storage really held,
-with nothing valid beyond its end. Appends write slots in increasing index
-order, one flush each; a cut tears at most the slot in flight, which sits
-just past the end and fails its CRC. Truncation (and installing a snapshot)
-must make stale entries unreachable BEFORE writing anything new: it zeroes
-the magic and CRC of every stale slot, from the highest index down, one flush
-each. A cut in that sweep leaves a shorter prefix of the old log, never old
-entries beyond a gap or beyond newer ones. So at boot the highest valid index
-H is the true end, and every slot from H down to snapshot+1 must be valid and
+with nothing valid beyond its end. One append is one batch: its slots are
+written in increasing index order and flushed ONCE (sync()), and the append
+returns only after that flush. Truncation (and installing a snapshot) must make
+stale entries unreachable BEFORE writing anything new: it zeroes the magic and
+CRC of every stale slot, from the highest index down, then flushes once; only
+then are the new slots written (a second flush). So a truncated entry can
+never come back: its invalidation is durable before any new slot is written.
+
+This relies on one property of the file system: the bytes of ONE flush land in
+the order they were written, or all at once, so a cut inside a flush leaves a
+prefix of that flush's bytes (the fake flash models exactly that, and flushes
+never overtake each other). Then a cut inside a batch leaves slots first..k
+complete, slot k+1 torn (it fails its CRC) and the rest of the batch not yet
+written: a clean prefix, like the one-flush-per-slot design gave, because the
+bytes land in the same order; only the acknowledgement moved to the end of the
+batch, and nothing of an unacknowledged batch needs to survive. A cut inside
+the invalidation sweep likewise leaves the top few stale slots zeroed: a
+shorter prefix of the old log, never old entries beyond a gap.
+- littlefs (MicroPython's default on ESP32 and RP2040): flush() is
+  lfs_file_sync, and littlefs is copy-on-write with an atomic metadata
+  commit, so a flush lands entirely or not at all: stronger than a prefix.
+- FAT (the stm32 port's default for internal flash) writes sectors in place,
+  and the driver or card may reorder or tear sector writes inside one flush
+  (an erase-block rewrite can also damage neighbouring sectors, which one
+  flush per slot did not prevent either). On FAT the batch would need one
+  flush per slot again, or each slot would have to carry its batch's first
+  index so the boot scan could accept holes inside the last batch (and
+  invalidate what lies past the first hole). Not done: format such a board
+  with littlefs (vfs.VfsLfs2).
+- POSIX files (the unix port): a killed process loses nothing already
+  written; a host power loss may land one fsync's pages in any order, so the
+  same caveat as FAT applies there.
+
+So at boot the highest valid index H is the true end, and every slot from H down to snapshot+1 must be valid and
 carry the right index with non-increasing terms; anything else was durably
 written and is now unreadable, which is reported (CorruptStorage) instead of
-skipped.
+skipped. Only the tail of the last batch may be missing, and a missing tail
+just reads as a shorter log.
 
 Zeroing the CRC, not just the magic, matters: a rewrite of the slot cut just
 after its new magic would otherwise revive the stale entry under its old CRC
@@ -45,7 +72,7 @@ _FMT = "<IIIIBBH"
 
 class LogFile:
     """Invariant: self.terms[i % slots] is the term of every live entry i.
-    ``written`` counts bytes sent to flash."""
+    ``written`` counts bytes sent to flash, ``flushes`` the syncs."""
 
     def __init__(self, fs, name, slots, slot_size):
         if slots < 2 or slot_size < HEADER + 1 or slot_size - HEADER > 0xFFFF:
@@ -57,6 +84,7 @@ class LogFile:
         self.slot_size = slot_size
         self.max_data = slot_size - HEADER
         self.written = 0
+        self.flushes = 0
         self._buf = bytearray(slot_size)
         self._zero = bytes(8)
         self.terms = [0] * slots
@@ -130,7 +158,8 @@ class LogFile:
         return (i, h[1], h[2], bytes(memoryview(self._buf)[HEADER:HEADER + h[3]]))
 
     def write(self, e):
-        """Write entry e = (index, term, kind, data) into its slot and flush."""
+        """Write entry e = (index, term, kind, data) into its slot; not durable
+        until sync(). Write a batch in increasing index order (see above)."""
         index, term, kind, data = e
         n = len(data)
         buf = self._buf
@@ -143,17 +172,21 @@ class LogFile:
         f = self._f
         f.seek(slot * self.slot_size)
         f.write(mv[:HEADER + n])
-        f.flush()
         self.written += HEADER + n
         self.terms[slot] = term
 
     def invalidate(self, i):
-        """Make entry i unreadable (zero its magic and CRC) and flush."""
+        """Make entry i unreadable (zero its magic and CRC); not durable until
+        sync(). Invalidate a stale tail from the highest index down."""
         f = self._f
         f.seek((i % self.slots) * self.slot_size)
         f.write(self._zero)
-        f.flush()
         self.written += 8
+
+    def sync(self):
+        """Flush every write and invalidation so far to flash, in their order."""
+        self._f.flush()
+        self.flushes += 1
 
     def close(self):
         if self._f is not None:

@@ -4,7 +4,9 @@ Same methods and answers as raft.memstorage.MemoryStorage (a shared test checks
 this), backed by ``PREFIX.hs`` (hard state, raftio.hardstate), ``PREFIX.log``
 (entry ring, raftio.logfile) and ``PREFIX.snap`` (raftio.snapfile). Every
 write method returns only after its bytes are written and flushed, so the
-driver may send persisted_messages once it returns.
+driver may send persisted_messages once it returns. append() flushes once per
+call (twice if it truncates), however many entries it carries: hand it all of
+a Ready's entries at once.
 
 Differences the driver must know:
 1. The log is a ring of ``slots`` entries: append raises StorageFull rather
@@ -160,13 +162,19 @@ class FlashStorage:
                               "create a snapshot and compact (ring of %d slots)" % (
                                   new_last, new_last - self._slots, self._slots))
         log = self._log
-        # Stale tail first, highest index down (see logfile docstring).
-        while self._last >= first:
-            log.invalidate(self._last)
-            self._last -= 1
+        # Stale tail first, highest index down, durable before any new slot
+        # is written (see logfile docstring); then the batch, one flush.
+        if self._last >= first:
+            i = self._last
+            while i >= first:
+                log.invalidate(i)
+                i -= 1
+            log.sync()
+            self._last = first - 1
         for e in entries:
             log.write(e)
-            self._last = e[0]
+        log.sync()
+        self._last = new_last
         self.writes += 1
 
     def apply_snapshot(self, snap):
@@ -175,9 +183,13 @@ class FlashStorage:
             return
         # Entries past snap.index must be unreachable before the snapshot
         # that would make them look live is in place.
-        while self._last > snap.index:
-            self._log.invalidate(self._last)
-            self._last -= 1
+        if self._last > snap.index:
+            i = self._last
+            while i > snap.index:
+                self._log.invalidate(i)
+                i -= 1
+            self._log.sync()
+            self._last = snap.index
         self._snapf.save(snap)
         self.snap = snap
         self._off = snap.index
