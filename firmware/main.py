@@ -1,0 +1,2 @@
+import mpraft
+mpraft.main()

@@ -1,0 +1,142 @@
+"""mpraft on a board: boot the node from /node.json, inspect it from the REPL.
+
+main() reads node.json and board.json in the current directory (the board's
+root), joins Wi-Fi on wifi_sta boards, opens the flash log in raft/ and runs
+the node loop in the foreground. Ctrl-C pauses the loop into the REPL; run()
+resumes it. A missing or bad config prints one line and returns (no crash
+loop). Safe mode: a file /SAFE skips autostart.
+
+REPL: status(), peers(), events(n), level(name), campaign(), stop(), run(turns).
+No log(n): it did not fit the budget (node.storage.entries(lo, hi) by hand).
+The node has no observer hook, so events are found by comparing its state
+after every loop turn, kept in a ring of 32 (ms, level, text); levels
+essential < info < debug < trace. Lean on purpose: the whole esp32 firmware
+must fit in 48 KB of .mpy (about 1.8 KB was left for this module).
+"""
+import json
+import time
+
+node = None
+LEVELS = ("essential", "info", "debug", "trace")
+_lvl = 1
+_ev = []
+# Last observed role, term, leader, snapshots, drops, commit, applied.
+_p = [0] * 7
+_LV = b"\0\0\0\1\1\2\3"
+
+
+def level(name=None):
+    global _lvl
+    if name:
+        _lvl = LEVELS.index(name)
+    return LEVELS[_lvl]
+
+
+def _load(f):
+    try:
+        with open(f) as h:
+            return json.load(h)
+    except Exception:
+        raise ValueError("no valid /" + f)
+
+
+def _bad(what):
+    raise ValueError("node.json: bad " + what)
+
+
+def main():
+    """Boot: one line and return on any problem, else run the node."""
+    global node
+    try:
+        open("SAFE")
+        print("mpraft: /SAFE")
+        return
+    except OSError:
+        pass
+    try:
+        c = _load("node.json")
+        b = _load("board.json")
+        for k in ("node_id", "cluster_id", "key", "peers"):
+            if type(c[k]) is not (str if k == "key" else list if k == "peers" else int):
+                _bad(k)
+        k = c["key"]
+        if len(k) % 2 or not 31 < len(k) < 129:
+            _bad("key")
+        ids = [p["id"] for p in c["peers"]]
+        if c["node_id"] not in ids:
+            _bad("node_id")
+        w = c.get("wifi")
+        if w and b["network"] == "wifi_sta":
+            import network
+            n = network.WLAN(network.STA_IF)
+            n.active(1)
+            n.connect(w["ssid"], w["password"])
+            for _ in range(150):
+                if n.isconnected():
+                    break
+                time.sleep_ms(100)
+            else:
+                _bad("wifi")
+        from raftio.fs import RealFS
+        from raftio.node import Node, slot_size
+        from raftio.storage import FlashStorage
+        node = Node(c, b, FlashStorage(RealFS("raft"), ids, (), b["flash_log_slots"],
+                                       slot_size(b)))
+    except Exception as e:
+        # KeyError names the missing field; ValueError says what is wrong.
+        print("mpraft:", type(e).__name__, e)
+        return
+    print("mpraft: node", c["node_id"], "serving")
+    run()
+
+
+def _observe(n):
+    r = n.raft
+    p = _p
+    for i, v in enumerate((r.role, r.term, r.lead, n.stats["snapshots"], sum(n.counters.slots),
+                           r.log.committed, r.log.applied)):
+        if v != p[i]:
+            p[i] = v
+            if _LV[i] <= _lvl:
+                if len(_ev) > 31:
+                    _ev.pop(0)
+                _ev.append((time.ticks_ms(), i, v))
+
+
+def run(turns=-1):
+    """Run the node loop (turns >= 0: that many turns); Ctrl-C pauses it."""
+    n = node
+    n.stopped = False
+    try:
+        while turns and not n.stopped:
+            turns -= 1
+            n.run_once()
+            _observe(n)
+    except KeyboardInterrupt:
+        print("mpraft: paused; mpraft.run() resumes")
+
+
+def status():
+    print(node.status())
+    peers()
+
+
+def peers():
+    r = node.raft
+    for i in sorted(r.prs):
+        print(i, "self" if i == r.id else r.prs[i])
+
+
+def events(k=10):
+    for t, i, v in _ev[-k:]:
+        print(t, LEVELS[_LV[i]],
+              ("role", "term", "leader", "snapshots", "drops", "commit", "applied")[i], v)
+
+
+def campaign():
+    node.node.campaign()
+
+
+def stop():
+    node.stop()
+    node.close()
