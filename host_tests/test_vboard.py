@@ -1,0 +1,95 @@
+"""tools/vboard.py: five virtual boards flashed with real mpremote form a cluster.
+
+Each board is a pty with the MicroPython unix port behind it and a folder as
+its flash. `vboard.py flash` (what `make flash` runs) copies the unix build
+and the node file; the boards reset, boot main.py from their flash, elect a
+leader over UDP on 127.0.0.1 and serve raftctl; `mpremote resume exec
+"import mpraft; mpraft.status()"` prints a board's live state. Bounded:
+every subprocess has a timeout and the boards stop on their own.
+"""
+import os
+import signal
+import subprocess
+import sys
+
+import cluster
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VBOARD = os.path.join(ROOT, "tools", "vboard.py")
+MPREMOTE = os.path.join(ROOT, ".venv", "bin", "mpremote")
+RAFTCTL = os.path.join(ROOT, "tools", "raftctl.py")
+N = 5
+
+
+def start_board(flash, link):
+    p = subprocess.Popen([sys.executable, VBOARD, "--flash", flash, "--link", link,
+                          "--heap", "256K", "--seconds", "240"],
+                         stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    assert line.startswith("vboard: /dev/"), line
+    return p
+
+
+def stop_board(p):
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
+    p.stdout.close()
+
+
+def test_five_flashed_boards_serve_raftctl(tmp_path):
+    build = str(tmp_path / "build")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build.py"), "unix",
+                        "--out", build, "--no-budget"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    d = str(tmp_path / "cl")
+    cluster.create(d, nodes=N)
+    boards = []
+    try:
+        for i in range(1, N + 1):
+            flash = str(tmp_path / ("flash%d" % i))
+            os.makedirs(os.path.join(flash, "lib", "raft"))
+            # A stale source that would shadow the .mpy: flash must remove it.
+            with open(os.path.join(flash, "lib", "raft", "core.py"), "w") as f:
+                f.write("raise ImportError('stale')\n")
+            link = str(tmp_path / ("pty%d" % i))
+            boards.append((start_board(flash, link), flash, link))
+        flashes = [subprocess.Popen([sys.executable, VBOARD, "flash", "--build", build,
+                                     "--port", link, "--node", str(i + 1), "--cluster",
+                                     os.path.join(d, "cluster.json")],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                   for i, (_, _, link) in enumerate(boards)]
+        for i, f in enumerate(flashes):
+            out = f.communicate(timeout=180)[0]
+            assert f.returncode == 0, out
+            assert "cp %s :main.py" % os.path.join(build, "main.py") in out, out
+            assert "removed stale /lib/raft/core.py" in out, out
+        for _, flash, _ in boards:
+            assert not os.path.exists(os.path.join(flash, "lib", "raft", "core.py"))
+            assert os.path.exists(os.path.join(flash, "lib", "raft", "core.mpy"))
+            assert os.path.exists(os.path.join(flash, "node.json"))
+        cluster.wait_leader(d, timeout_s=30)
+        ctl = [sys.executable, RAFTCTL, "--cluster", os.path.join(d, "cluster.json")]
+        r = subprocess.run(ctl + ["put", "board", "flashed"], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = subprocess.run(ctl + ["get", "board"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and r.stdout.strip() == "flashed", r.stdout + r.stderr
+        r = subprocess.run([MPREMOTE, "connect", boards[0][2], "resume", "exec",
+                            "import mpraft; mpraft.status(); mpraft.events(5)"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "'role':" in r.stdout and "'commit':" in r.stdout, r.stdout
+        assert "'heap_free':" in r.stdout and "essential leader" in r.stdout, r.stdout
+        # The same board after a soft reset (mpremote's default) is a plain REPL.
+        r = subprocess.run([MPREMOTE, "connect", boards[0][2], "exec", "print(6 * 7)"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and r.stdout.strip() == "42", r.stdout + r.stderr
+    finally:
+        for p, _, _ in boards:
+            stop_board(p)

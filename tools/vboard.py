@@ -1,0 +1,327 @@
+"""A virtual MicroPython board: a pty with the unix port behind it, a folder as its flash.
+
+    python3 tools/vboard.py --flash DIR [--link PATH] [--heap 100K] [--seconds N]
+
+Prints "vboard: PTY" (and makes PATH a symlink to it), then relays bytes
+between that pty and a MicroPython unix-port VM running on a second pty, so
+`mpremote connect PTY exec|cp|ls|run|resume|soft-reset ...` works as against
+a board over USB serial:
+
+- the VM mounts DIR at / with vfs.VfsPosix, cds there, puts /lib on sys.path,
+  runs /boot.py and /main.py at power-up (like a board) and then its REPL;
+- its pty has ISIG on and ECHO and OPOST off, so Ctrl-C during main.py raises
+  KeyboardInterrupt and the raw-REPL bytes pass unchanged;
+- the unix port ends its process on Ctrl-D (soft reset); vboard then prints
+  "MPY: soft reboot" and starts a new VM. After a soft reset from the raw
+  REPL, the new VM skips main.py and re-enters the raw REPL (as a board does);
+  from the friendly REPL it runs boot.py and main.py again;
+- machine.reset() (what `mpremote reset` calls; the unix port lacks it) is a
+  hard reset: a new VM that runs boot.py and main.py.
+
+The heap is capped at --heap (a board's budget, e.g. 100K for esp32). Stops
+after --seconds (default: until killed). Host-only tool (CPython, Linux).
+
+    python3 tools/vboard.py flash --build build/BOARD --port PORT --node N --cluster FILE
+                                  [--ssid S --password P]
+
+is what `make flash` runs, for real boards and virtual ones alike: it writes
+node N's file from cluster.json (validated against the build's board.json),
+and in one mpremote session creates the folders, copies node.json, the build
+(lib/ .mpy files, board.json, mpraft.mpy, boot.py, main.py last) printing one
+line per file, removes .py files that would shadow a copied .mpy, and resets.
+"""
+import os
+import select
+import signal
+import subprocess
+import sys
+import termios
+import time
+import tty
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+RAW_BANNER = b"raw REPL; CTRL-B to exit"
+_HARD_RESET = 86  # the VM's exit status for machine.reset()
+
+STARTUP = """import vfs, os, sys
+vfs.mount(vfs.VfsPosix(%r), "/")
+os.chdir("/")
+sys.path[:] = ["", "/lib", ".frozen"]
+del vfs, os
+import machine as _vboard_m
+class _VboardMachine:
+    # mpremote's `reset` calls machine.reset(), which the unix port lacks:
+    # exit with a status vboard knows (a hard reset runs main.py).
+    def __getattr__(self, name):
+        return getattr(_vboard_m, name)
+    def reset(self):
+        sys.exit(%d)
+sys.modules["machine"] = _VboardMachine()
+def _vboard_boot(names):
+    import os
+    for f in names:
+        try:
+            os.stat(f)
+        except OSError:
+            continue
+        try:
+            exec(open(f).read(), globals())
+        except BaseException as e:
+            sys.print_exception(e)
+_vboard_boot(%r)
+del _vboard_boot
+"""
+
+
+def _preexec():
+    # The VM's pty becomes its controlling terminal, so ^C is a SIGINT.
+    os.setsid()
+    import fcntl
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+class VBoard:
+    def __init__(self, flash, heap="100K", micropython=MICROPYTHON):
+        self.flash = os.path.abspath(flash)
+        os.makedirs(self.flash, exist_ok=True)
+        self.heap = heap
+        self.micropython = micropython
+        self.host, self.host_slave = os.openpty()
+        tty.setraw(self.host_slave)
+        self.path = os.ttyname(self.host_slave)
+        self.proc = None
+        self.vm = None
+        self.raw = False
+        self.tail = b""
+        self.boots = 0
+        self.script = "/tmp/vboard-%d-%d.py" % (os.getpid(), self.host_slave)
+
+    def start_vm(self, run_main):
+        m, s = os.openpty()
+        a = termios.tcgetattr(s)
+        a[1] &= ~termios.OPOST
+        a[3] &= ~(termios.ECHO | termios.ECHONL)
+        termios.tcsetattr(s, termios.TCSANOW, a)
+        script = self.script
+        with open(script, "w") as f:
+            f.write(STARTUP % (self.flash, _HARD_RESET,
+                               ["boot.py", "main.py"] if run_main else ["boot.py"]))
+        self.proc = subprocess.Popen(
+            [self.micropython, "-X", "heapsize=" + self.heap, "-i", script],
+            stdin=s, stdout=s, stderr=s, preexec_fn=_preexec, close_fds=True)
+        os.close(s)
+        self.vm = m
+        self.boots += 1
+        if not run_main:
+            os.write(m, b"\r\x01")
+
+    def _from_vm(self):
+        try:
+            data = os.read(self.vm, 4096)
+        except OSError:
+            return False
+        if not data:
+            return False
+        t = self.tail + data
+        if RAW_BANNER in t:
+            self.raw = True
+        self.tail = t[-len(RAW_BANNER):]
+        os.write(self.host, data)
+        return True
+
+    def _restart(self):
+        # Drain what the old VM printed, then reboot it like a board.
+        while self.vm is not None:
+            r = select.select([self.vm], [], [], 0.05)[0]
+            if not r or not self._from_vm():
+                break
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        os.close(self.vm)
+        self.vm = None
+        if self.proc.returncode == _HARD_RESET:
+            self.raw = False
+        else:
+            os.write(self.host, b"MPY: soft reboot\r\n")
+        self.start_vm(run_main=not self.raw)
+
+    def serve(self, seconds=-1):
+        self.start_vm(run_main=True)
+        end = time.time() + seconds if seconds >= 0 else None
+        try:
+            while end is None or time.time() < end:
+                r = select.select([self.host, self.vm], [], [], 0.1)[0]
+                if self.vm in r and not self._from_vm() and self.proc.poll() is None:
+                    time.sleep(0.01)
+                if self.host in r:
+                    data = os.read(self.host, 4096)
+                    if b"\x02" in data:
+                        self.raw = False
+                    if b"\x01" in data:
+                        self.raw = True
+                    try:
+                        os.write(self.vm, data)
+                    except OSError:
+                        pass
+                if self.proc.poll() is not None:
+                    self._restart()
+        finally:
+            self.close()
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        for fd in (self.vm, self.host, self.host_slave):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.vm = None
+        try:
+            os.remove(self.script)
+        except OSError:
+            pass
+
+
+# Runs on the board after the copy: a .py next to its .mpy would be imported
+# instead of it (MicroPython prefers .py), so stale sources are removed.
+STALE = """import os
+def _w(d):
+    for n in os.listdir(d or "/"):
+        p = d + "/" + n
+        if os.stat(p)[0] & 0x4000:
+            _w(p)
+        elif n[-3:] == ".py" and n[:-3] + ".mpy" in os.listdir(d or "/"):
+            os.remove(p)
+            print("removed stale", p)
+_w("")
+"""
+
+MKDIRS = """import os
+for d in %r:
+    try:
+        os.mkdir(d)
+    except OSError:
+        pass
+"""
+
+
+def node_config(cluster_path, node_id, board, ssid=None, password=""):
+    """The node file for node_id of a cluster.json (cluster.py's format),
+    validated against the board; raises raft.errors.ConfigError."""
+    import json
+    if os.path.join(ROOT, "lib") not in sys.path:
+        sys.path.insert(0, os.path.join(ROOT, "lib"))
+    from raftio.board import validate_node_config
+    with open(cluster_path) as f:
+        cl = json.load(f)
+    cfg = {"node_id": node_id, "cluster_id": cl["cluster_id"], "key": cl["key"],
+           "peers": cl["nodes"]}
+    if ssid:
+        cfg["wifi"] = {"ssid": ssid, "password": password}
+    return validate_node_config(cfg, board)
+
+
+def flash_command(build_dir, port, node_json, mpremote=None):
+    """One mpremote command line (commands chained with +) that copies a
+    board build and a node file, removes stale .py and resets the board.
+    mpremote prints one `cp` line per file."""
+    files = []
+    for dirpath, dirnames, filenames in os.walk(build_dir):
+        dirnames.sort()
+        for n in sorted(filenames):
+            rel = os.path.relpath(os.path.join(dirpath, n), build_dir)
+            if rel != "node.json":
+                files.append(rel)
+    # main.py last: a board reset mid-copy does not start a half-copied node.
+    files.sort(key=lambda r: (r == "main.py", r.count("/") == 0, r))
+    dirs = sorted({"/" + os.path.dirname(r) for r in files if "/" in r})
+    dirs = sorted({"/".join(d.split("/")[:i + 1]) for d in dirs
+                   for i in range(1, d.count("/") + 1)})
+    cmd = [mpremote or os.path.join(ROOT, ".venv", "bin", "mpremote"), "connect", port,
+           "exec", MKDIRS % dirs]
+    cmd += ["+", "fs", "cp", node_json, ":node.json"]
+    for r in files:
+        cmd += ["+", "fs", "cp", os.path.join(build_dir, r), ":" + r]
+    cmd += ["+", "exec", STALE, "+", "reset"]
+    return cmd
+
+
+def flash(argv):
+    """flash --build DIR --port PORT --node N --cluster FILE [--ssid S --password P]"""
+    import json
+    opts = {"--build": None, "--port": None, "--node": None, "--cluster": None,
+            "--ssid": None, "--password": ""}
+    i = 0
+    while i < len(argv):
+        if argv[i] not in opts or i + 1 >= len(argv):
+            opts["--build"] = None
+            break
+        opts[argv[i]] = argv[i + 1]
+        i += 2
+    if None in (opts["--build"], opts["--port"], opts["--node"], opts["--cluster"]):
+        print("usage: vboard.py " + flash.__doc__)
+        return 2
+    with open(os.path.join(opts["--build"], "board.json")) as f:
+        board = json.load(f)
+    try:
+        cfg = node_config(opts["--cluster"], int(opts["--node"]), board, opts["--ssid"],
+                          opts["--password"])
+    except Exception as e:  # ConfigError, a bad --node, a missing file
+        print("flash: %s" % e)
+        return 2
+    import tempfile
+    fd, path = tempfile.mkstemp(prefix="node%d-" % cfg["node_id"], suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(cfg, f)
+    cmd = flash_command(opts["--build"], opts["--port"], path)
+    print("flash: %s node %d -> %s (%d files)" % (board["name"], cfg["node_id"],
+                                                 opts["--port"], cmd.count("cp") - 1))
+    try:
+        r = subprocess.run(cmd, timeout=600)
+    except subprocess.TimeoutExpired:
+        print("flash: mpremote timed out")
+        return 1
+    finally:
+        os.remove(path)
+    return r.returncode
+
+
+def main(argv):
+    if argv[:1] == ["flash"]:
+        return flash(argv[1:])
+    opts = {"--flash": None, "--link": None, "--heap": "100K", "--seconds": "-1"}
+    i = 0
+    while i < len(argv):
+        if argv[i] not in opts or i + 1 >= len(argv):
+            print(__doc__.split("\n\n")[1])
+            return 2
+        opts[argv[i]] = argv[i + 1]
+        i += 2
+    if opts["--flash"] is None:
+        print(__doc__.split("\n\n")[1])
+        return 2
+    vb = VBoard(opts["--flash"], opts["--heap"])
+    if opts["--link"]:
+        try:
+            os.remove(opts["--link"])
+        except OSError:
+            pass
+        os.symlink(vb.path, opts["--link"])
+    print("vboard: %s" % vb.path, flush=True)
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    try:
+        vb.serve(float(opts["--seconds"]))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
