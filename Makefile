@@ -74,5 +74,42 @@ bench: $(STAMP)
 build: $(STAMP)
 	$(PY) tools/build.py $(BOARD)
 
+# --- issue 6: flash a board (real or virtual) with mpremote -----------------
+# make flash BOARD=esp32 PORT=/dev/ttyUSB0 NODE=1 CLUSTER=DIR/cluster.json [SSID=lab WIFI_PASSWORD=pw]
+#   builds build/$(BOARD), writes node NODE's /node.json from CLUSTER (validated
+#   against the board), copies everything in one mpremote session (one line per
+#   file, main.py last), removes stale .py that would shadow an .mpy, resets.
+# make vboard FLASH=DIR [LINK=/tmp/vb1]: a virtual board on a pty (prints its path).
+# make firmware BOARD=esp32 FW=ESP32_GENERIC-*.bin PORT=/dev/ttyUSB0: write
+#   MicroPython itself with esptool (esptool is in .venv; not run in CI).
+PORT    ?=
+NODE    ?=
+CLUSTER ?=
+SSID    ?=
+WIFI_PASSWORD ?=
+FLASH   ?=
+LINK    ?=
+FW      ?=
+
+flash: $(STAMP)
+	@if [ -z "$(PORT)" ] || [ -z "$(NODE)" ] || [ -z "$(CLUSTER)" ]; then \
+	  echo "usage: make flash BOARD=$(BOARD) PORT=/dev/ttyUSB0 NODE=n CLUSTER=DIR/cluster.json [SSID=s WIFI_PASSWORD=p]"; exit 2; fi
+	$(PY) tools/build.py $(BOARD)
+	$(PY) tools/vboard.py flash --build build/$(BOARD) --port $(PORT) --node $(NODE) \
+	  --cluster $(CLUSTER) $(if $(SSID),--ssid "$(SSID)" --password "$(WIFI_PASSWORD)")
+
+vboard: $(STAMP)
+	@if [ -z "$(FLASH)" ]; then echo "usage: make vboard FLASH=DIR [LINK=/tmp/vb1]"; exit 2; fi
+	$(PY) tools/vboard.py --flash $(FLASH) $(if $(LINK),--link $(LINK)) \
+	  --heap $$($(PY) -c "import json; print(json.load(open('boards/$(BOARD)/board.json'))['heap_budget_bytes'] // 1024)")K
+
+firmware: $(STAMP)
+	@if [ -z "$(FW)" ] || [ -z "$(PORT)" ]; then echo "usage: make firmware BOARD=esp32 FW=file.bin PORT=/dev/ttyUSB0"; exit 2; fi
+	$(PY) -m esptool --chip $(if $(filter esp32s3,$(BOARD)),esp32s3,esp32) --port $(PORT) erase_flash
+	$(PY) -m esptool --chip $(if $(filter esp32s3,$(BOARD)),esp32s3,esp32) --port $(PORT) --baud 460800 \
+	  write_flash -z $(if $(filter esp32s3,$(BOARD)),0,0x1000) $(FW)
+
+.PHONY: flash vboard firmware
+
 clean:
 	rm -rf build .pytest_cache .hypothesis
