@@ -147,10 +147,7 @@ def test_same_run_on_micropython():
 
 def test_cli_clients_flag():
     import sim
-    try:
-        sim.parse_args(["--clients", "5"])
-    except sim.UsageError:
-        pytest.skip("tools/sim.py does not parse --clients yet ('clients' missing from ints)")
+    assert sim.parse_args(["--clients", "5"])["clients"] == 5
     from simrun import run_cli
     rc, res, out = run_cli(["--nodes", "5", "--clients", "5", "--steps", "2000", "--faults",
                             "all", "--check-linear", "--seed", "1"])

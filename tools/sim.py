@@ -68,7 +68,7 @@ def parse_args(argv):
             "batch_bytes": 1300,
             "clients": 0, "check_linear": False, "reads": "index"}
     ints = ("nodes", "seed", "steps", "ring", "propose", "election", "check_every",
-            "snap_every", "snap_keep", "batch_bytes")
+            "snap_every", "snap_keep", "batch_bytes", "clients")
     i = 0
     while i < len(argv):
         a = argv[i]
