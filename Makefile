@@ -11,7 +11,7 @@ JOBS   ?= 2
 SEEDS  ?= 1000
 BOARD  ?= unix
 
-.PHONY: all venv test test-py test-mp sim sim-sweep sim-soak bench-core bench-flash bench demo demo-sim cluster build clean
+.PHONY: all venv test test-py test-mp sim sim-sweep sim-sweep-kv sim-soak bench-core bench-flash bench demo demo-sim cluster build clean
 
 all: test
 
@@ -41,6 +41,10 @@ sim: $(STAMP)
 # Acceptance sweep: seeds 1-200, 20,000 steps, every fault.
 sim-sweep: $(STAMP)
 	$(PY) tools/sweep.py --seeds 200 --steps 20000 --faults all --jobs $(JOBS)
+
+# Issue 4 acceptance: the same sweep with 5 KV clients, histories checked by lincheck.
+sim-sweep-kv: $(STAMP)
+	$(PY) tools/sweep.py --seeds 200 --steps 20000 --faults all --clients 5 --jobs $(JOBS)
 
 # Long soak: SEEDS seeds (default 1,000) starting after the acceptance range.
 sim-soak: $(STAMP)

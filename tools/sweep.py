@@ -20,9 +20,12 @@ import sim  # noqa: E402
 
 
 def _one(args):
-    seed, steps, faults, nodes = args
-    opts = sim.parse_args(["--seed", str(seed), "--steps", str(steps), "--faults", faults,
-                           "--nodes", str(nodes)])
+    seed, steps, faults, nodes, clients = args
+    argv = ["--seed", str(seed), "--steps", str(steps), "--faults", faults,
+            "--nodes", str(nodes)]
+    if clients:
+        argv += ["--clients", str(clients), "--check-linear"]
+    opts = sim.parse_args(argv)
     s = sim.Sim(opts)
     res = s.run()
     return seed, res
@@ -36,24 +39,31 @@ def main():
     ap.add_argument("--nodes", type=int, default=5)
     ap.add_argument("--faults", default="all")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--clients", type=int, default=0,
+                    help="simulated KV clients; histories are checked with lincheck")
     a = ap.parse_args()
     try:
         sim.parse_faults(a.faults)
     except sim.UsageError as e:
         ap.error(str(e))
     t0 = time.time()
-    work = [(s, a.steps, a.faults, a.nodes) for s in range(a.first, a.first + a.seeds)]
+    work = [(s, a.steps, a.faults, a.nodes, a.clients)
+            for s in range(a.first, a.first + a.seeds)]
     bad = []
     commits = elections = 0
     with multiprocessing.Pool(max(1, a.jobs)) as pool:
         for seed, res in pool.imap_unordered(_one, work):
             commits += res["commits"]
             elections += res["elections"]
-            if res["violations"]:
+            why = res["violations"][0] if res["violations"] else None
+            if why is None and a.clients and res.get("linearizable") is not True:
+                why = "history linearizable: %r" % res.get("linearizable")
+            if why:
                 bad.append(seed)
+                extra = " --clients %d --check-linear" % a.clients if a.clients else ""
                 print("seed %d FAILED: %s\n  reproduce: python3 tools/sim.py --nodes %d --seed %d "
-                      "--steps %d --faults %s" % (seed, res["violations"][0], a.nodes, seed,
-                                                  a.steps, a.faults), flush=True)
+                      "--steps %d --faults %s%s" % (seed, why, a.nodes, seed, a.steps, a.faults,
+                                                    extra), flush=True)
     out = {"seeds": a.seeds, "first": a.first, "steps": a.steps, "faults": a.faults,
            "failed": sorted(bad), "commits": commits, "elections": elections,
            "seconds": round(time.time() - t0, 1)}
