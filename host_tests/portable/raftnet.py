@@ -359,3 +359,14 @@ def fmt_entry(e):
     if len(txt) > 12:
         txt = txt[:10] + ".."
     return "%d/%d:%s" % (e[0], e[1], txt)
+
+
+def replicating(seed, **cfg):
+    """A 3-node net whose leader has every follower in the replicate state."""
+    net = Net(3, seed=seed, **cfg)
+    ld = net.wait_leader()
+    net.propose(ld, b"warm")
+    net.stabilize()
+    net.tick()
+    net.stabilize()
+    return net, ld

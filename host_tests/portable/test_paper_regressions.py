@@ -5,18 +5,11 @@ from raft.config import READ_LEASE
 from raft.core import LEADER
 from raft.errors import LogFull
 from raft.progress import REPLICATE
-from raftnet import Net
-
+from raftnet import Net, replicating
 
 
 def _replicating(**kw):
-    net = Net(3, seed=2, **kw)
-    ld = net.wait_leader()
-    net.propose(ld, b"warm")
-    net.stabilize()
-    net.tick()
-    net.stabilize()
-    return net, ld
+    return replicating(2, **kw)
 
 
 def test_lost_tail_repaired_by_heartbeat():

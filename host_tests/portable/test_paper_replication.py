@@ -8,7 +8,7 @@ from raft import msg as M
 from raft.core import FOLLOWER, LEADER
 from raft.errors import EntryTooLarge, LogFull, NotLeader
 from raft.progress import REPLICATE
-from raftnet import Net, Rand
+from raftnet import Net, Rand, replicating
 
 
 def _nudge(net):
@@ -224,13 +224,7 @@ def test_backtracking_follower_behind():
 
 
 def _replicating_leader(**kw):
-    net = Net(3, seed=10, **kw)
-    ld = net.wait_leader()
-    net.propose(ld, b"warm")
-    net.stabilize()
-    net.tick()
-    net.stabilize()
-    return net, ld
+    return replicating(10, **kw)
 
 
 def test_inflight_window():
