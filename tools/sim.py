@@ -63,11 +63,11 @@ def parse_faults(s):
 
 def parse_args(argv):
     opts = {"nodes": 5, "seed": 1, "steps": 1000, "faults": list(FAULTS), "ring": 64,
-            "quiet": False, "trace": False, "shrink": True, "propose": 300,
-            "election": 10, "check_every": 1, "snap_every": 200, "snap_keep": 20,
+            "quiet": False, "trace": False, "shrink": True,
+            "election": 10, "snap_every": 200, "snap_keep": 20,
             "batch_bytes": 1300,
             "clients": 0, "check_linear": False, "reads": "index"}
-    ints = ("nodes", "seed", "steps", "ring", "propose", "election", "check_every",
+    ints = ("nodes", "seed", "steps", "ring", "election",
             "snap_every", "snap_keep", "batch_bytes", "clients")
     i = 0
     while i < len(argv):
@@ -440,7 +440,6 @@ class Sim:
         while self.now < steps and not ck.violations:
             self.step()
             if self.now & 511 == 0:
-                ck.prune()
                 # MicroPython's collector can fail a large allocation in a
                 # fragmented heap before it collects; keep the heap compact.
                 gc.collect()

@@ -60,8 +60,6 @@ class Checker:
             return c[1:]
         return None
 
-    def prune(self):
-        pass
     # -- hooks from the driver ------------------------------------------------
     def persisted(self, n, rd):
         r = n.node.raft

@@ -689,8 +689,6 @@ def _handle_append(r, m):
         log.append(e)
         k += 1
         last_new = e[0]
-    if n and k == n:
-        last_new = m.index + n
     c = m.commit if m.commit < last_new else last_new
     log.commit_to(c)
     r._send(M.Message(M.APP_RESP, m.frm, r.id, r.term, index=last_new))

@@ -138,7 +138,6 @@ class Node:
         # [(read index, [(addr, rid, key)])]: confirmed, waiting for apply.
         self._ready_reads = []
         self._read_ctx = 0
-        self._nudged = 0
         self._resp = bytearray(MAX_PAYLOAD)
         self.stopped = False
         self.started = clock.ticks_ms()
@@ -303,16 +302,6 @@ class Node:
             return
         r = self.raft
         limit = 2 * r.cfg.election_tick
-        hb = r.cfg.heartbeat_tick
-        # Workaround: the core's periodic heartbeats carry ctx 0, so a round
-        # whose heartbeats or acks were lost would wait for the next client
-        # read. A fresh round confirms every earlier one, so nudge with an
-        # empty round once per heartbeat while a round is overdue.
-        oldest = min(ent[0] for ent in reads.values())
-        if (r.role == LEADER and r.ticks - oldest >= 2 * hb
-                and r.ticks - self._nudged >= hb and not self._read_batch):
-            self._nudged = r.ticks
-            self._start_read()
         for ctx in list(reads):
             ent = reads[ctx]
             if r.role != LEADER or r.ticks - ent[0] > limit:
