@@ -12,6 +12,16 @@
 the faults set with `faults` (drop, duplicate, delay, reorder, partitions and
 one-way cuts); `faults` with no options heals everything.
 
+--netns (root only) puts each node in its own network namespace on a bridge
+(tools/netns.py): node N listens on 10.213.X.(N+1), the address cluster.json
+lists, and cluster.json records the namespaces under "netns". `faults` then
+maps onto nftables and links: --drop P (share of node-to-node datagrams
+dropped), --partition and one-way --cut as nft drop rules in the receiving
+node's namespace, --linkdown 3,4 as `ip link set <veth> down` (clients lose
+those nodes too). --dup/--reorder/--delay need netem, which this kernel
+lacks: one-line error, exit 2. `down` also removes the namespaces, veths
+and bridge (idempotent; it finds them by name, so leftovers of a crash go too).
+
 `up` picks free UDP ports, writes DIR/cluster.json ({"cluster_id", "key",
 "nodes": [{"id", "host", "port"}]}, what raftctl.py --cluster reads), one
 node file per node (DIR/nodeN.json), a copy of the board file
@@ -20,7 +30,8 @@ DIR/nN and their output in DIR/nN.log, records pids in DIR/pids.json, waits
 until a leader answers and returns. An existing DIR/cluster.json is reused,
 so `up` after `down` restarts the same cluster with its data.
 
-Every node binds 127.0.0.1 only. Exit status: 0 ok, 2 usage, 3 no leader in time.
+Every node binds 127.0.0.1 only (with --netns: its namespace's address).
+Exit status: 0 ok, 2 usage, 3 no leader in time (or --netns unavailable).
 Also usable as a module (the demo and the tests call up/kill/start/down).
 """
 import binascii
@@ -38,6 +49,7 @@ for _p in (os.path.join(ROOT, "lib"), TOOLS):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+import netns as _netns  # noqa: E402
 from raftio.client import Client  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -71,12 +83,18 @@ def load(d):
         return json.load(f)
 
 
-def create(d, nodes=5, cluster_id=None, key=None, board=None, proxy=False):
+def create(d, nodes=5, cluster_id=None, key=None, board=None, proxy=False, netns=False):
     """Write cluster.json, the node files and DIR/board.json; returns the cluster dict.
 
     With proxy=True, node i reaches node j through proxy port
     cluster["proxy"]["i-j"] (tools/udp_proxy.py) instead of j's own port.
+    With netns=True, each node gets its own namespace and address
+    (tools/netns.py), recorded as cluster["netns"].
     """
+    if proxy and netns:
+        raise ClusterError("--proxy and --netns cannot be combined")
+    if netns:
+        _netns.check()  # before writing anything: not root -> one line, no half-made folder
     os.makedirs(d, exist_ok=True)
     with open(board or BOARD) as f:
         text = f.read()
@@ -86,6 +104,13 @@ def create(d, nodes=5, cluster_id=None, key=None, board=None, proxy=False):
         cluster_id = int.from_bytes(os.urandom(4), "big") & 0x7FFFFFFF
     if key is None:
         key = binascii.hexlify(os.urandom(32)).decode()
+    if netns:
+        spec = _netns.allocate(d, cluster_id, list(range(1, nodes + 1)))
+        # Each node has its own address and port space: fixed, readable ports.
+        cl = {"cluster_id": cluster_id, "key": key, "netns": spec,
+              "nodes": [{"id": i, "host": spec["nodes"][str(i)]["addr"], "port": 7000 + i}
+                        for i in range(1, nodes + 1)]}
+        return _write(d, cl)
     ports = free_ports(nodes + (nodes * (nodes - 1) if proxy else 0))
     cl = {"cluster_id": cluster_id, "key": key,
           "nodes": [{"id": i + 1, "host": HOST, "port": ports[i]} for i in range(nodes)]}
@@ -98,6 +123,10 @@ def create(d, nodes=5, cluster_id=None, key=None, board=None, proxy=False):
                     links["%d-%d" % (i, j)] = ports[k]
                     k += 1
         cl["proxy"] = links
+    return _write(d, cl)
+
+
+def _write(d, cl):
     with open(os.path.join(d, "cluster.json"), "w") as f:
         json.dump(cl, f, indent=1)
     for n in cl["nodes"]:
@@ -154,6 +183,10 @@ def start(d, nid, runtime="micropython", config=None, data=None, heap="16M", flu
     MicroPython unix port flush is fsync), so they would not survive a power cut.
     """
     interp = [micropython()] if runtime == "micropython" else [sys.executable]
+    cl = _load_or_none(d)
+    if cl is not None and "netns" in cl:
+        # `ip netns exec` execs the interpreter, so the pid recorded is the node's.
+        interp = _netns.exec_prefix(cl["netns"], nid) + interp
     if heap and runtime == "micropython":
         interp += ["-X", "heapsize=%s" % heap]
     config = config or os.path.join(d, "node%d.json" % nid)
@@ -190,9 +223,19 @@ def kill(d, nid, sig=signal.SIGKILL):
     return True
 
 
+def _load_or_none(d):
+    try:
+        return load(d)
+    except (OSError, ValueError):
+        return None
+
+
 def down(d):
     for nid in sorted(_pids(d)):
         kill(d, nid, signal.SIGKILL)
+    cl = _load_or_none(d)
+    if cl is not None and "netns" in cl:
+        _netns.destroy(cl["netns"]["tag"])
 
 
 def client(d, **kw):
@@ -250,7 +293,13 @@ def start_proxy(d):
 
 def faults(d, **kw):
     """Set the proxy's faults: drop, dup, reorder (0..1), delay_ms [lo, hi],
-    partition [[ids], [ids]], cut [[i, j]]. No arguments: heal everything."""
+    partition [[ids], [ids]], cut [[i, j]]. No arguments: heal everything.
+    A --netns cluster takes drop, partition, cut and down [ids] (links set
+    down); dup, reorder and delay_ms raise netns.NetnsError there."""
+    cl = _load_or_none(d)
+    if cl is not None and "netns" in cl:
+        _netns.set_faults(d, cl["netns"], kw)
+        return
     tmp = os.path.join(d, "faults.json.tmp")
     with open(tmp, "w") as f:
         json.dump(kw, f)
@@ -260,10 +309,17 @@ def faults(d, **kw):
 
 
 def up(d, nodes=5, runtime="micropython", timeout_s=20.0, heap="16M", flush="on", board=None,
-       proxy=False):
+       proxy=False, netns=False):
     if not os.path.exists(os.path.join(d, "cluster.json")):
-        create(d, nodes, board=board, proxy=proxy)
+        create(d, nodes, board=board, proxy=proxy, netns=netns)
     cl = load(d)
+    if netns and "netns" not in cl:
+        raise ClusterError("%s/cluster.json is not a --netns cluster; use another --dir" % d)
+    if "netns" in cl:
+        # After `down` (or a crash) the namespaces are gone: rebuild them and
+        # the recorded faults, as the proxy re-reads faults.json when it starts.
+        _netns.ensure(cl["netns"])
+        _netns.apply(cl["netns"], _netns.load_faults(d))
     pids = _pids(d)
     if "proxy" in cl and not (0 in pids and alive(pids[0]["pid"])):
         start_proxy(d)
@@ -278,23 +334,24 @@ def up(d, nodes=5, runtime="micropython", timeout_s=20.0, heap="16M", flush="on"
 
 
 USAGE = ("usage: cluster.py up|run|status|down [--nodes N] --dir DIR [--runtime micropython|cpython]\n"
-         "                                   [--board BOARD.json] [--heap 16M] [--proxy]\n"
+         "                                   [--board BOARD.json] [--heap 16M] [--proxy|--netns]\n"
          "       cluster.py kill|start NODE --dir DIR\n"
          "       cluster.py faults --dir DIR [--drop P] [--dup P] [--reorder P] [--delay LO,HI]\n"
          "                                   [--partition 1,2/3,4,5] [--cut 1-2,2-1]"
-         "   (no options: heal)")
+         "   (no options: heal)\n"
+         "                                   [--linkdown 3,4]   (--netns only)")
 
 
 def main(argv):
     opts = {"nodes": "5", "dir": None, "runtime": "micropython", "heap": "16M", "board": None,
             "proxy": False, "drop": "0", "dup": "0", "reorder": "0", "delay": None,
-            "partition": None, "cut": None}
+            "partition": None, "cut": None, "netns": False, "linkdown": None}
     pos = []
     i = 0
     while i < len(argv):
         a = argv[i]
-        if a == "--proxy":
-            opts["proxy"] = True
+        if a in ("--proxy", "--netns"):
+            opts[a[2:]] = True
             i += 1
         elif a.startswith("--"):
             k = a[2:]
@@ -309,13 +366,16 @@ def main(argv):
     if not pos or opts["dir"] is None or opts["runtime"] not in ("micropython", "cpython"):
         print(USAGE)
         return 2
+    if opts["proxy"] and opts["netns"]:
+        print("cluster: --proxy and --netns cannot be combined")
+        return 2
     cmd = pos[0]
     d = opts["dir"]
     try:
         nodes = int(opts["nodes"])
         if cmd in ("up", "run"):
             lead = up(d, nodes, opts["runtime"], heap=opts["heap"], board=opts["board"],
-                      proxy=opts["proxy"])
+                      proxy=opts["proxy"], netns=opts["netns"])
             print("cluster up in %s: %d nodes, leader %d; raftctl.py --cluster %s/cluster.json"
                   % (d, len(load(d)["nodes"]), lead, d))
             if cmd == "run":
@@ -328,8 +388,16 @@ def main(argv):
                 print("cluster down")
             return 0
         if cmd == "faults":
-            if "proxy" not in load(d):
-                print("cluster: %s was not started with --proxy" % d)
+            cl = load(d)
+            if "proxy" not in cl and "netns" not in cl:
+                print("cluster: %s was not started with --proxy or --netns" % d)
+                return 2
+            if "netns" in cl and (float(opts["dup"]) or float(opts["reorder"]) or opts["delay"]):
+                print("cluster: --dup/--reorder/--delay need netem, which this kernel lacks;"
+                      " use up --proxy for them")
+                return 2
+            if opts["linkdown"] and "netns" not in cl:
+                print("cluster: --linkdown needs a --netns cluster")
                 return 2
             f = {}
             for k in ("drop", "dup", "reorder"):
@@ -346,6 +414,8 @@ def main(argv):
                                   for g in opts["partition"].split("/")]
             if opts["cut"]:
                 f["cut"] = [[int(x) for x in c.split("-")] for c in opts["cut"].split(",")]
+            if opts["linkdown"]:
+                f["down"] = [int(x) for x in opts["linkdown"].split(",")]
             faults(d, **f)
             print("faults: %s" % (json.dumps(f) if f else "none (healed)"))
             return 0
@@ -373,6 +443,10 @@ def main(argv):
         return 2
     except (OSError, ClusterError) as e:
         print("cluster: %s" % e)
+        return 3
+    except _netns.NetnsError as e:
+        # Already one whole line, e.g. "cluster.py: --netns needs root (CAP_NET_ADMIN)".
+        print(e)
         return 3
     print(USAGE)
     return 2
