@@ -64,7 +64,9 @@ class Client:
     def __init__(self, cluster_id, key, nodes, timeout_ms=5000, try_ms=100, seed=0):
         if isinstance(key, str):
             key = bytes(int(key[i:i + 2], 16) for i in range(0, len(key), 2))
-        self.ep = UdpEndpoint(cluster_id, key)
+        # Any local address: a cluster may be on loopback, a LAN or a test bridge
+        # (a socket bound to 127.0.0.1 cannot send out of a real interface).
+        self.ep = UdpEndpoint(cluster_id, key, bind_host="0.0.0.0")
         self._addrs = {}
         for nid, host, port in nodes:
             self._addrs[nid] = resolve(host, port)
