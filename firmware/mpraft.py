@@ -6,12 +6,11 @@ the node loop in the foreground. Ctrl-C pauses the loop into the REPL; run()
 resumes it. A missing or bad config prints one line and returns (no crash
 loop). Safe mode: a file /SAFE skips autostart.
 
-REPL: status(), peers(), events(n), level(name), campaign(), stop(), run(turns).
-No log(n): it did not fit the budget (node.storage.entries(lo, hi) by hand).
-The node has no observer hook, so events are found by comparing its state
+REPL: status(), peers(), log(n), events(n), level(name), campaign(), stop(),
+run(turns). The node has no observer hook, so events are found by comparing its state
 after every loop turn, kept in a ring of 32 (ms, level, text); levels
 essential < info < debug < trace. Lean on purpose: the whole esp32 firmware
-must fit in 48 KB of .mpy (about 1.8 KB was left for this module).
+must fit in 48 KB of .mpy.
 """
 import json
 import time
@@ -125,6 +124,21 @@ def peers():
     r = node.raft
     for i in sorted(r.prs):
         print(i, "self" if i == r.id else r.prs[i])
+
+
+def log(k=10):
+    """The last k entries still in the log: index, term, then the command
+    decoded (op, client id, seq, key, value[, old]) or noop."""
+    from raftkv.codec import decode_command
+    g = node.raft.log
+    for e in g.slice(max(g.snap_index + 1, g.last - k + 1), g.last + 1, 0):
+        try:
+            c = decode_command(e[3]) if e[3] else None
+        except Exception:
+            c = None
+        print(e[0], e[1], *(("noop",) if not e[3] else ("?", e[3]) if c is None else
+                            (("register", "put", "get", "delete", "cas")[c[0] - 1],)
+                            + c[1:5] + c[5:] * (c[0] == 5)))
 
 
 def events(k=10):

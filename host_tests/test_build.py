@@ -267,3 +267,58 @@ def test_board_builds_drop_line_tables_unless_asked(tmp_path):
     a = os.path.getsize(str(tmp_path / "a" / "lib" / "m.mpy"))
     b = os.path.getsize(str(tmp_path / "b" / "lib" / "m.mpy"))
     assert a < b
+
+
+CODEC = '''import struct
+
+
+def encode_req(x):  # mpraft: client-side
+    return struct.pack("<I", x)
+
+
+def decode_req(b):
+    return struct.unpack("<I", b)[0]
+'''
+
+
+def test_client_side_functions_are_left_out_of_the_firmware(tmp_path):
+    src = tmp_path / "lib"
+    (src / "pkg").mkdir(parents=True)
+    (src / "pkg" / "codec.py").write_text(CODEC)
+    (src / "pkg" / "node.py").write_text("from pkg import codec\n\n\n"
+                                         "def serve(b):\n    return codec.decode_req(b)\n")
+    out = tmp_path / "fw"
+    p = run_build("unix", "--out", str(out), "--src", str(src))
+    assert p.returncode == 0, p.stdout + p.stderr
+    probe = ("import sys; sys.path[:0] = [%r]\nfrom pkg import codec, node\n"
+             "print(node.serve(b'\\x07\\0\\0\\0'), hasattr(codec, 'encode_req'))"
+             % str(out / "lib"))
+    r = subprocess.run([MICROPYTHON, "-c", probe], capture_output=True, text=True, timeout=30)
+    assert r.stdout.split() == ["7", "False"], r.stdout + r.stderr
+    # Built with the client, the encoder ships.
+    p = run_build("unix", "--out", str(out), "--src", str(src), "--with-optional")
+    assert p.returncode == 0, p.stdout + p.stderr
+    r = subprocess.run([MICROPYTHON, "-c", probe], capture_output=True, text=True, timeout=30)
+    assert r.stdout.split() == ["7", "True"], r.stdout + r.stderr
+
+
+def test_a_firmware_use_of_a_client_side_function_fails_the_build(tmp_path):
+    src = tmp_path / "lib"
+    (src / "pkg").mkdir(parents=True)
+    (src / "pkg" / "codec.py").write_text(CODEC)
+    (src / "pkg" / "node.py").write_text("from pkg import codec as c\n\n\n"
+                                         "def ask(x):\n    return c.encode_req(x)\n")
+    p = run_build("unix", "--out", str(tmp_path / "fw"), "--src", str(src))
+    assert p.returncode == 1
+    assert "lib/pkg/node.mpy line 5 uses client-side encode_req" in p.stderr, p.stderr
+    (src / "pkg" / "node.py").write_text("from pkg.codec import encode_req\n")
+    p = run_build("unix", "--out", str(tmp_path / "fw"), "--src", str(src))
+    assert p.returncode == 1 and "uses client-side encode_req" in p.stderr, p.stderr
+
+
+def test_stripping_keeps_line_numbers():
+    import build
+    text, names = build.strip_client_side(CODEC)
+    assert names == ["encode_req"]
+    assert text.count("\n") == CODEC.count("\n")
+    assert "encode_req" not in text and text.splitlines()[7] == "def decode_req(b):"

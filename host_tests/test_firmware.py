@@ -104,6 +104,13 @@ print("PEERS")
 mpraft.peers()
 print("EVENTS")
 mpraft.events(40)
+import struct
+mpraft.node.node.propose(struct.pack("<BIIBH", 2, 9, 4, 3, 2) + b"keyv1")
+mpraft.node.node.propose(b"junk")
+loop(50)
+print("ENTRIES")
+mpraft.log(2)
+print("THATS-ALL")
 mpraft.campaign()
 loop(50)
 mpraft.stop()
@@ -129,6 +136,8 @@ def test_repl_inspection_single_node(build, tmp_path):
     assert "essential role 2" in events
     assert "debug commit" in events and "trace applied" in events
     assert "LEVEL trace" in out
+    log = out.split("ENTRIES\n")[1].split("THATS-ALL")[0].splitlines()
+    assert log == ["2 1 put 9 4 b'key' b'v1'", "3 1 ? b'junk'"], log
     assert os.path.isdir(os.path.join(root, "raft"))
 
 

@@ -19,6 +19,7 @@ does not compile (one line per file) or the total is over budget (unless
 network; every subprocess has a timeout.
 """
 import argparse
+import ast
 import os
 import shutil
 import subprocess
@@ -96,6 +97,77 @@ def _optional(path):
     return OPTIONAL_MARK in _marks(path)
 
 
+CLIENT_SIDE_MARK = "# mpraft: client-side"
+
+
+def strip_client_side(text):
+    """Blank out the top-level functions whose `def` line carries
+    CLIENT_SIDE_MARK: the request encoders and reply decoders only a client
+    calls. A node never does, so the firmware leaves them out unless built
+    `--with-optional` (with the client). Lines are blanked, not removed, so
+    `--lines` tracebacks keep their numbers. Returns (text, stripped names).
+    """
+    tree = ast.parse(text)
+    lines = text.splitlines(True)
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and CLIENT_SIDE_MARK in lines[node.lineno - 1]:
+            start = min([d.lineno for d in node.decorator_list] + [node.lineno])
+            for i in range(start - 1, node.end_lineno):
+                lines[i] = "\n"
+            names.append(node.name)
+    return "".join(lines), names
+
+
+def _module_name(dest):
+    name = dest[:-4] if dest.endswith(".mpy") else dest
+    if name.startswith("lib/"):
+        name = name[4:]
+    return name.replace("/", ".")
+
+
+def client_side_uses(texts, stripped):
+    """One line per use of a stripped function left in the firmware.
+
+    texts: {dest: stripped source}; stripped: {dest: [names]}. A use is a
+    bare name in the stripping module, `alias.name` where alias is that
+    module imported (`from raftkv import codec`, `import raftkv.codec as c`),
+    or `from module import name`.
+    """
+    by_module = dict((_module_name(d), set(n)) for d, n in stripped.items())
+    errors = []
+    for dest in sorted(texts):
+        tree = ast.parse(texts[dest])
+        own = set(stripped.get(dest, ()))
+        aliases = {}  # local name -> stripped module it refers to
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name in by_module and a.asname:
+                        aliases[a.asname] = a.name
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                for a in node.names:
+                    full = node.module + "." + a.name
+                    if full in by_module:
+                        aliases[a.asname or a.name] = full
+        for node in ast.walk(tree):
+            hit = None
+            if isinstance(node, ast.Name) and node.id in own:
+                hit = node.id
+            elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                  and node.value.id in aliases
+                  and node.attr in by_module[aliases[node.value.id]]):
+                hit = node.attr
+            elif isinstance(node, ast.ImportFrom) and node.module in by_module:
+                for a in node.names:
+                    if a.name in by_module[node.module]:
+                        hit = a.name
+            if hit:
+                errors.append("%s line %d uses client-side %s, which the firmware leaves out"
+                              % (dest, node.lineno, hit))
+    return errors
+
+
 def plan(src_dirs, with_optional=False):
     """List (source path, output path relative to the build root, compile?)."""
     out = []
@@ -123,8 +195,8 @@ def plan(src_dirs, with_optional=False):
     return out
 
 
-def compile_one(mpy_cross, arch, src, out_root, dest, lines=False):
-    """Compile src to out_root/dest; return None or a one-line error."""
+def compile_one(mpy_cross, arch, src, out_root, dest, lines=False, text=None):
+    """Compile src (or text, standing for src) to out_root/dest; return None or a one-line error."""
     target = os.path.join(out_root, dest)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     # The embedded name is the path on the board, so tracebacks there read
@@ -136,6 +208,12 @@ def compile_one(mpy_cross, arch, src, out_root, dest, lines=False):
         cmd += ["-X", "no-source-lines"]
     if arch:
         cmd.append("-march=" + arch)
+    tmp = None
+    if text is not None:
+        tmp = target + ".stripped.py"
+        with open(tmp, "w") as f:
+            f.write(text)
+        src = tmp
     cmd.append(src)
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=_COMPILE_TIMEOUT_S)
@@ -143,6 +221,9 @@ def compile_one(mpy_cross, arch, src, out_root, dest, lines=False):
         return "mpy-cross timed out after %d s" % _COMPILE_TIMEOUT_S
     except OSError as e:
         return "cannot run mpy-cross (%s)" % e
+    finally:
+        if tmp is not None:
+            os.remove(tmp)
     if p.returncode != 0:
         msg = _one_line_error(p.stderr + p.stdout)
         if not arch and "invalid arch" in msg:
@@ -238,7 +319,33 @@ def main(argv=None):
 
     failed = 0
     seen = {}
-    for src, dest, compile_it in plan(srcs, with_optional=args.with_optional):
+    todo = plan(srcs, with_optional=args.with_optional)
+    texts = {}
+    stripped = {}
+    for src, dest, compile_it in todo:
+        if not compile_it:
+            continue
+        with open(src) as f:
+            text = f.read()
+        if not args.with_optional and CLIENT_SIDE_MARK in text:
+            try:
+                text, names = strip_client_side(text)
+            except SyntaxError as e:
+                print("cannot compile %s: line %s: SyntaxError: %s"
+                      % (_rel_for_humans(src), e.lineno, e.msg), file=sys.stderr)
+                return 1
+            stripped[dest] = names
+        texts[dest] = text
+    if stripped:
+        try:
+            uses = client_side_uses(texts, stripped)
+        except SyntaxError:
+            uses = []  # mpy-cross reports it below, with the file name
+        for e in uses:
+            print(e, file=sys.stderr)
+        if uses:
+            return 1
+    for src, dest, compile_it in todo:
         if dest in seen:
             print("%s and %s both build %s" % (_rel_for_humans(seen[dest]),
                                                _rel_for_humans(src), dest), file=sys.stderr)
@@ -250,7 +357,8 @@ def main(argv=None):
             os.makedirs(os.path.dirname(target), exist_ok=True)
             shutil.copyfile(src, target)
             continue
-        e = compile_one(mpy_cross, board["arch"], src, out, dest, lines=args.lines)
+        e = compile_one(mpy_cross, board["arch"], src, out, dest, lines=args.lines,
+                        text=texts[dest] if dest in stripped else None)
         if e:
             print("cannot compile %s: %s" % (_rel_for_humans(src), e), file=sys.stderr)
             failed += 1

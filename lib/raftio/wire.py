@@ -56,7 +56,7 @@ def is_client_type(t):
     return t >= FIRST_CLIENT_TYPE
 
 
-def encode_request_into(buf, off, rid, cmd, n=-1):
+def encode_request_into(buf, off, rid, cmd, n=-1):  # mpraft: client-side
     """REQUEST carrying cmd[:n] (all of it if n < 0); returns the payload length."""
     if n < 0:
         n = len(cmd)
@@ -69,7 +69,7 @@ def encode_request_into(buf, off, rid, cmd, n=-1):
     return REQ_HDR + n
 
 
-def encode_status_query_into(buf, off, rid):
+def encode_status_query_into(buf, off, rid):  # mpraft: client-side
     struct.pack_into(_REQ_HDR, buf, off, STATUS_Q, rid)
     return REQ_HDR
 
@@ -112,7 +112,7 @@ def decode_request(buf, off, n):
     return t, rid, off + REQ_HDR, n - REQ_HDR
 
 
-def decode_reply(buf, off, n):
+def decode_reply(buf, off, n):  # mpraft: client-side
     """(type, rid, code, leader, body bytes) of a RESPONSE or STATUS_R.
 
     For STATUS_R, code is OK, leader 0 and body the JSON text.

@@ -69,7 +69,7 @@ _NAMES = ("OK", "NOT_FOUND", "CAS_FAILED", "SESSION_EXPIRED", "STALE_SEQ",
           "TOO_LARGE", "MALFORMED", "FULL")
 
 
-def status_name(status):
+def status_name(status):  # mpraft: client-side
     if 0 <= status <= _MAX_STATUS:
         return _NAMES[status]
     return "STATUS_%d" % status
@@ -84,7 +84,7 @@ def max_result_len(max_value):
     return 3 + max_value
 
 
-def _check(cid, seq, key, value, limit_name):
+def _check(cid, seq, key, value, limit_name):  # mpraft: client-side
     if not 0 <= cid <= _U32 or not 0 <= seq <= _U32:
         raise ValueError("raftkv: client id and seq must fit in u32")
     if len(key) > WIRE_MAX_KEY:
@@ -105,33 +105,33 @@ def _put_bytes(buf, off, data):
 # Each raises ValueError if buf is too small or a field exceeds its wire limit
 # (a caller bug, not bad input from the network).
 
-def encode_register_into(buf, off=0):
+def encode_register_into(buf, off=0):  # mpraft: client-side
     struct.pack_into("<B", buf, off, REGISTER)
     return 1
 
 
-def encode_put_into(buf, cid, seq, key, value, off=0):
+def encode_put_into(buf, cid, seq, key, value, off=0):  # mpraft: client-side
     _check(cid, seq, key, value, "value")
     struct.pack_into("<BIIBH", buf, off, PUT, cid, seq, len(key), len(value))
     end = _put_bytes(buf, off + _PUT_LEN, key)
     return _put_bytes(buf, end, value) - off
 
 
-def _encode_keyed_into(buf, op, cid, seq, key, off):
+def _encode_keyed_into(buf, op, cid, seq, key, off):  # mpraft: client-side
     _check(cid, seq, key, None, "")
     struct.pack_into(_HDR, buf, off, op, cid, seq, len(key))
     return _put_bytes(buf, off + _HDR_LEN, key) - off
 
 
-def encode_get_into(buf, cid, seq, key, off=0):
+def encode_get_into(buf, cid, seq, key, off=0):  # mpraft: client-side
     return _encode_keyed_into(buf, GET, cid, seq, key, off)
 
 
-def encode_delete_into(buf, cid, seq, key, off=0):
+def encode_delete_into(buf, cid, seq, key, off=0):  # mpraft: client-side
     return _encode_keyed_into(buf, DELETE, cid, seq, key, off)
 
 
-def encode_cas_into(buf, cid, seq, key, old, new, off=0):
+def encode_cas_into(buf, cid, seq, key, old, new, off=0):  # mpraft: client-side
     """CAS: set key to ``new`` if its value is ``old`` (None: key absent)."""
     _check(cid, seq, key, new, "new value")
     _check(cid, seq, key, old, "old value")
@@ -147,29 +147,29 @@ def encode_cas_into(buf, cid, seq, key, old, new, off=0):
 
 # -- commands: convenience versions returning bytes --------------------------
 
-def encode_register():
+def encode_register():  # mpraft: client-side
     return bytes((REGISTER,))
 
 
-def encode_put(cid, seq, key, value):
+def encode_put(cid, seq, key, value):  # mpraft: client-side
     buf = bytearray(_PUT_LEN + len(key) + len(value))
     encode_put_into(buf, cid, seq, key, value)
     return bytes(buf)
 
 
-def encode_get(cid, seq, key):
+def encode_get(cid, seq, key):  # mpraft: client-side
     buf = bytearray(_HDR_LEN + len(key))
     encode_get_into(buf, cid, seq, key)
     return bytes(buf)
 
 
-def encode_delete(cid, seq, key):
+def encode_delete(cid, seq, key):  # mpraft: client-side
     buf = bytearray(_HDR_LEN + len(key))
     encode_delete_into(buf, cid, seq, key)
     return bytes(buf)
 
 
-def encode_cas(cid, seq, key, old, new):
+def encode_cas(cid, seq, key, old, new):  # mpraft: client-side
     buf = bytearray(_CAS_LEN + len(key) + (0 if old is None else len(old)) + len(new))
     encode_cas_into(buf, cid, seq, key, old, new)
     return bytes(buf)
@@ -281,7 +281,7 @@ def encode_client_id(cid):
     return struct.pack("<I", cid)
 
 
-def decode_client_id(result):
+def decode_client_id(result):  # mpraft: client-side
     """Client id from a REGISTER result; raises DecodeError if it is not one."""
     status, value = decode_result(result)
     if status != OK or value is None or len(value) != 4:
