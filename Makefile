@@ -11,7 +11,7 @@ JOBS   ?= 2
 SEEDS  ?= 1000
 BOARD  ?= unix
 
-.PHONY: all venv test test-py test-mp test-netns sim sim-sweep sim-sweep-kv sim-soak bench-core bench-flash bench demo demo-sim cluster build clean
+.PHONY: all venv test test-py test-mp test-netns sim sim-sweep sim-sweep-kv sim-soak bench-core bench-flash bench demo demo-sim cluster build memproof clean
 
 all: test
 
@@ -83,6 +83,14 @@ bench: $(STAMP)
 build: $(STAMP)
 	$(PY) tools/build.py $(BOARD)
 
+# Memory proof (not part of make test, which runs 20 s of it): five nodes boot
+# the .mpy firmware under BOARD's heap budget (-X heapsize, code included) and
+# take the benchmark's puts for 60 s; fails on a MemoryError or heap growth > 5%.
+# make memproof BOARD=esp32 [HEAP=100K]
+memproof: $(STAMP)
+	mkdir -p build && $(PY) tools/memproof.py --board $(BOARD) --seconds 60 \
+	  $(if $(HEAP),--heap $(HEAP)) --json build/memproof-$(BOARD).json
+
 # --- issue 6: flash a board (real or virtual) with mpremote -----------------
 # make flash BOARD=esp32 PORT=/dev/ttyUSB0 NODE=1 CLUSTER=DIR/cluster.json [SSID=lab WIFI_PASSWORD=pw]
 #   builds build/$(BOARD), writes node NODE's /node.json from CLUSTER (validated
@@ -99,6 +107,7 @@ WIFI_PASSWORD ?=
 FLASH   ?=
 LINK    ?=
 FW      ?=
+HEAP    ?=
 
 flash: $(STAMP)
 	@if [ -z "$(PORT)" ] || [ -z "$(NODE)" ] || [ -z "$(CLUSTER)" ]; then \

@@ -155,3 +155,64 @@ def test_transport_under_micropython(tmp_path):
     assert c["malformed"] + c["bad_mac"] + c["wrong_cluster"] == len(junk), c
     assert c["wrong_cluster"] >= 1 and c["malformed"] >= 3 and c["bad_mac"] >= 1
     assert c["send_errors"] == 0 and c["recv_errors"] == 0
+
+
+_FRAGMENTED = r"""
+import sys, gc, json, time
+sys.path.insert(0, LIB)
+from raftio.udp import UdpEndpoint, resolve
+a = UdpEndpoint(CLUSTER, KEY, "127.0.0.1", PA)
+b = UdpEndpoint(CLUSTER, KEY, "127.0.0.1", 0)
+to = resolve("127.0.0.1", PA)
+small = b"s" * 20
+big = bytes(1300)
+out = {"peek": a._peek}
+# Fill the heap with 1 KB chunks and free every other one: plenty of free
+# memory, but no hole a 1.4 KB receive buffer would fit in.
+hold = []
+try:
+    for _ in range(100000):
+        hold.append(bytearray(1000))
+except MemoryError:
+    pass
+for i in range(0, len(hold), 2):
+    hold[i] = None
+gc.collect()
+out["free"] = gc.mem_free()
+b.send_payload_to(to, small, len(small))
+b.send_payload_to(to, big, len(big))
+time.sleep_ms(50)
+g = a.recv()
+out["small"] = g[2] if g else None
+g = a.recv()
+out["big_while_fragmented"] = g[2] if g else None
+hold = None
+gc.collect()
+out["no_memory"] = a.counters.as_dict()["no_memory"]
+b.send_payload_to(to, big, len(big))
+time.sleep_ms(50)
+g = a.recv()
+out["big_after"] = g[2] if g else None
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists(MICROPYTHON), reason="no micropython in .venv")
+def test_fragmented_heap_drops_and_counts_instead_of_crashing(tmp_path):
+    # A long-running node's heap can have 100 KB free and no 1.4 KB block.
+    # Short datagrams must still arrive (they are peeked for their size), a
+    # long one that cannot be allocated is discarded and counted, and once
+    # memory frees up long ones arrive again.
+    script = tmp_path / "frag.py"
+    script.write_text(_FRAGMENTED.replace("LIB", repr(os.path.join(ROOT, "lib")))
+                      .replace("PA", str(_free_port()))
+                      .replace("CLUSTER", str(CLUSTER)).replace("KEY", repr(KEY)))
+    r = subprocess.run([MICROPYTHON, "-X", "heapsize=256K", str(script)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["peek"] is True
+    assert out["free"] > 50000, out
+    assert out["small"] == 20, out
+    assert out["big_while_fragmented"] is None and out["no_memory"] == 1, out
+    assert out["big_after"] == 1300, out

@@ -44,9 +44,11 @@ DROP_UNKNOWN_PEER = const(3)
 DROP_STALE_TERM = const(4)
 SEND_ERROR = const(5)
 RECV_ERROR = const(6)
+# A datagram discarded because the heap had no block to receive it into.
+DROP_NO_MEMORY = const(7)
 REASON_NAMES = ("malformed", "bad_mac", "wrong_cluster", "unknown_peer",
-                "stale_term", "send_errors", "recv_errors")
-_NSLOTS = const(7)
+                "stale_term", "send_errors", "recv_errors", "no_memory")
+_NSLOTS = const(8)
 
 
 class Counters:

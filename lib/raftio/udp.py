@@ -12,9 +12,16 @@ Portability notes (MicroPython unix port 1.29, checked by host_tests/test_udp_mp
   `_addr_key` turns both into something hashable and comparable with what
   `recvfrom` reports (bytes there, a tuple here).
 - The unix port's socket has no `recvfrom_into` and no `getsockname`. There the
-  receive path uses `recvfrom`, which allocates the datagram as bytes (about its
-  own size once shrunk); the frame is checked and returned in place rather than
-  copied into the rx buffer. `ipoll(0)` is asked first, because `recvfrom` on an
+  receive path uses `recvfrom(n)`, which first allocates n bytes, then copies
+  the datagram into bytes of its own size; the frame is checked and returned
+  in place rather than copied into the rx buffer. Asking for n = 1401 every
+  time needs a 1.4 KB contiguous block per datagram, which a long-running
+  node's fragmented heap may not have even with most of it free (measured:
+  a leader died with 100 KB free). So where recv takes flags, a short peek
+  (MSG_PEEK, 128 then 512 bytes) learns a short datagram's exact size first:
+  heartbeats, acks and client requests never need a big block. If even the
+  exact size cannot be allocated, the datagram is discarded (a 1-byte read)
+  and counted as no_memory: Raft retransmits, the node lives. `ipoll(0)` is asked first, because `recvfrom` on an
   empty socket costs ~1.5 KB of heap (buffer plus the EAGAIN exception) and
   `ipoll` costs none. Not usable instead: `readinto` on a UDP socket there is a
   stream read that concatenates queued datagrams until the buffer is full.
@@ -25,11 +32,12 @@ Portability notes (MicroPython unix port 1.29, checked by host_tests/test_udp_mp
 
 A returned payload buffer is valid until the next recv() on the same endpoint.
 """
+import gc
 import select
 import socket
 
-from raftio.frame import (DROP_UNKNOWN_PEER, HEADER, MAX_DATAGRAM, RECV_ERROR, SEND_ERROR,
-                          Framer)
+from raftio.frame import (DROP_NO_MEMORY, DROP_UNKNOWN_PEER, HEADER, MAX_DATAGRAM, RECV_ERROR,
+                          SEND_ERROR, Framer)
 
 try:
     from micropython import const
@@ -38,6 +46,8 @@ except ImportError:
         return x
 
 _RX_SIZE = const(1401)  # MAX_DATAGRAM + 1, so an oversized datagram reads as oversized, not truncated
+_PEEK_SMALL = const(128)
+_PEEK_MID = const(512)
 _MAX_DRAIN = const(16)  # datagrams examined per recv(): bounds the time junk can steal from a tick
 _EAGAIN = const(11)
 _EWOULDBLOCK_BSD = const(35)
@@ -65,7 +75,6 @@ class UdpEndpoint:
         # Invariant: tx[HEADER:HEADER + n] holds the payload between a writer
         # call and the seal in _send_sealed; nothing else writes it.
         self.tx = bytearray(MAX_DATAGRAM)
-        self._rx = bytearray(_RX_SIZE)
         self._txmv = memoryview(self.tx)
         self.sent = 0
         self.received = 0
@@ -79,9 +88,12 @@ class UdpEndpoint:
         self._sock = sock
         # recvfrom_into where it exists (CPython), else recvfrom (MicroPython ports).
         self._rfi = getattr(sock, "recvfrom_into", None)
+        # Only recvfrom_into fills a buffer of ours; recvfrom brings its own.
+        self._rx = bytearray(_RX_SIZE) if self._rfi is not None else None
         self._poll = select.poll()
         self._poll.register(sock, select.POLLIN)
         self._ipoll = getattr(self._poll, "ipoll", None)
+        self._peek = self._rfi is None and _can_peek(sock)
 
     def local_port(self):
         """The bound port, or None where getsockname is missing (MicroPython unix)."""
@@ -149,7 +161,9 @@ class UdpEndpoint:
                 else:
                     if not self.poll(0):
                         return None
-                    buf, addr = self._sock.recvfrom(_RX_SIZE)
+                    buf, addr = self._recvfrom()
+                    if buf is None:
+                        continue
                     n = len(buf)
             except OSError as e:
                 code = e.args[0] if e.args else 0
@@ -164,6 +178,44 @@ class UdpEndpoint:
                 self.received += 1
                 return buf, HEADER, plen, addr
         return None
+
+
+    def _recvfrom(self):
+        """MicroPython: the next datagram as (bytes, addr), allocating about its own size."""
+        sock = self._sock
+        size = _RX_SIZE
+        try:
+            if self._peek:
+                n = len(sock.recv(_PEEK_SMALL, socket.MSG_PEEK))
+                if n == _PEEK_SMALL:
+                    n = len(sock.recv(_PEEK_MID, socket.MSG_PEEK))
+                if n < _PEEK_MID:
+                    size = n if n > 0 else 1
+            return sock.recvfrom(size)
+        except MemoryError:
+            pass
+        gc.collect()
+        try:
+            sock.recvfrom(1)  # discard it: the kernel drops the unread rest
+        except (OSError, MemoryError):
+            pass
+        self.counters.slots[DROP_NO_MEMORY] += 1
+        return None, None
+
+
+def _can_peek(sock):
+    # recv(n, MSG_PEEK) on an empty non-blocking socket: EAGAIN when flags are
+    # understood; TypeError (or no MSG_PEEK at all) on ports without them.
+    flag = getattr(socket, "MSG_PEEK", None)
+    if flag is None:
+        return False
+    try:
+        sock.recv(1, flag)
+    except OSError:
+        return True
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 class UdpTransport(UdpEndpoint):

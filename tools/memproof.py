@@ -1,0 +1,238 @@
+"""Memory proof: the firmware as a board runs it, under a board's heap budget, under load.
+
+    python3 tools/memproof.py [--board esp32] [--heap 100K] [--seconds 60]
+                              [--inflight 16] [--nodes 5] [--dir DIR] [--json FILE]
+
+Builds the unix .mpy firmware (tools/build.py unix), gives each of N nodes
+a flash folder holding that build, node.json from a fresh cluster.json and
+BOARD's board.json (its ring, limits, sessions and timeouts; network
+"none", since these nodes talk over loopback), and boots each one the way
+tools/vboard.py does: `micropython -X heapsize=HEAP` with the folder mounted
+at / and main.py run from it, so the code is loaded from .mpy into the same
+capped heap as the data. HEAP defaults to the board's heap_budget_bytes.
+
+Then the benchmark's workload (tools/cluster_bench.py: closed-loop puts over
+64 keys, INFLIGHT sessions) runs for SECONDS. Each node's live heap
+(gc.mem_alloc after a collection, from its status) is sampled after 10 s
+and at the end. Passes (exit 0) when every node is still serving, no
+console shows a MemoryError or a traceback, writes were committed, and
+every node's live heap at the end is within 5% of its 10 s figure. Exit 1
+otherwise, with one line per failure; 2 on a usage error. Prints a table
+and a JSON line. Loopback only; every wait is bounded.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TOOLS)
+sys.path.insert(0, os.path.join(ROOT, "lib"))
+sys.path.insert(0, TOOLS)
+
+import cluster  # noqa: E402
+import cluster_bench  # noqa: E402
+import vboard  # noqa: E402
+
+USAGE = ("usage: memproof.py [--board esp32] [--heap 100K] [--seconds 60] [--inflight 16]\n"
+         "                   [--nodes 5] [--dir DIR] [--json FILE]")
+FLAT = 0.05
+_BOOT_S = 30
+
+
+def parse(argv):
+    opts = {"board": "esp32", "heap": None, "seconds": "60", "inflight": "16", "nodes": "5",
+            "dir": None, "json": None}
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if not a.startswith("--") or a[2:] not in opts or i + 1 >= len(argv):
+            return None
+        opts[a[2:]] = argv[i + 1]
+        i += 2
+    try:
+        opts["seconds"] = float(opts["seconds"])
+        opts["inflight"] = int(opts["inflight"])
+        opts["nodes"] = int(opts["nodes"])
+    except ValueError:
+        return None
+    if opts["seconds"] < 12 or opts["inflight"] < 1 or opts["nodes"] < 1:
+        return None
+    return opts
+
+
+def heap_bytes(text):
+    """'100K' / '2M' / '65536' -> bytes; None if malformed."""
+    t = text.strip().upper()
+    mult = 1
+    if t.endswith("K"):
+        mult, t = 1024, t[:-1]
+    elif t.endswith("M"):
+        mult, t = 1024 * 1024, t[:-1]
+    return int(t) * mult if t.isdigit() and int(t) > 0 else None
+
+
+def build(out):
+    r = subprocess.run([sys.executable, os.path.join(TOOLS, "build.py"), "unix", "--out", out,
+                        "--no-budget"], capture_output=True, text=True, timeout=180)
+    if r.returncode != 0:
+        raise RuntimeError("build failed: " + (r.stderr.strip() or r.stdout.strip()))
+
+
+def flash_folder(d, fw, board, cl, nid):
+    """A board's flash: the build, board.json (network off), node.json."""
+    f = os.path.join(d, "flash%d" % nid)
+    shutil.copytree(fw, f)
+    b = dict(board)
+    b["network"] = "none"
+    with open(os.path.join(f, "board.json"), "w") as h:
+        json.dump(b, h)
+    cluster.write_node_file(f, cl, nid, name="node.json")
+    return f
+
+
+def boot(d, flash, nid, heap):
+    """Start a VM with `flash` mounted at / and main.py run, like a board at power-up."""
+    script = os.path.join(d, "boot%d.py" % nid)
+    with open(script, "w") as h:
+        h.write(vboard.STARTUP % (flash, 86, ["boot.py", "main.py"]))
+    console = open(os.path.join(d, "console%d.log" % nid), "w")
+    p = subprocess.Popen([vboard.MICROPYTHON, "-X", "heapsize=%d" % heap, script],
+                         stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         start_new_session=True)
+    console.close()
+    return p
+
+
+def wait_leader(cdir, procs):
+    """The leader's id once one answers; 0 after _BOOT_S or once every VM has exited."""
+    deadline = time.monotonic() + _BOOT_S
+    c = cluster.client(cdir)
+    try:
+        while time.monotonic() < deadline:
+            lead = cluster.leader(cdir, c, 100)
+            if lead:
+                return lead
+            if all(p.poll() is not None for p in procs.values()):
+                return 0
+            time.sleep(0.1)
+        return 0
+    finally:
+        c.close()
+
+
+def live_heaps(d):
+    return dict((nid, st.get("heap_used") if st else None) for nid, st in cluster.statuses(d))
+
+
+def measure(cdir, opts, procs, res, failures):
+    at_boot = live_heaps(cdir)
+    load = cluster_bench.Load(cdir, opts["inflight"])
+    try:
+        load.run(10)
+        at10 = live_heaps(cdir)
+        done10 = load.done
+        load.run(opts["seconds"] - 10)
+        at_end = live_heaps(cdir)
+    finally:
+        load.close()
+    res["puts"] = load.done
+    res["puts_per_s"] = load.done / opts["seconds"]
+    if load.done <= done10:
+        failures.append("no put committed after the first 10 s")
+    for nid in sorted(procs):
+        a, b = at10.get(nid), at_end.get(nid)
+        res["nodes"][nid] = {"heap_at_boot": at_boot.get(nid), "heap_at_10s": a,
+                             "heap_at_end": b}
+        if a is None or b is None:
+            failures.append("node %d stopped answering" % nid)
+        elif b > a * (1 + FLAT):
+            failures.append("node %d: live heap grew %d -> %d bytes (%+.1f%%)"
+                            % (nid, a, b, 100.0 * (b - a) / a))
+
+
+def run(opts):
+    board_file = os.path.join(ROOT, "boards", opts["board"], "board.json")
+    from raft.errors import ConfigError
+    from raftio.board import load_board
+    try:
+        board = load_board(board_file)
+    except ConfigError as e:
+        print("memproof: %s" % e)
+        return 2, None
+    heap = heap_bytes(opts["heap"]) if opts["heap"] else board["heap_budget_bytes"]
+    if heap is None:
+        print(USAGE)
+        return 2, None
+    d = opts["dir"] or tempfile.mkdtemp(prefix="mpraft-memproof-")
+    os.makedirs(d, exist_ok=True)
+    fw = os.path.join(d, "build")
+    if os.path.exists(fw):
+        shutil.rmtree(fw)
+    build(fw)
+    cdir = os.path.join(d, "cluster")
+    if os.path.exists(cdir):
+        shutil.rmtree(cdir)
+    cl = cluster.create(cdir, nodes=opts["nodes"])
+    res = {"board": opts["board"], "heap_bytes": heap, "seconds": opts["seconds"],
+           "inflight": opts["inflight"], "nodes": {}}
+    procs = {}
+    failures = []
+    try:
+        for n in cl["nodes"]:
+            procs[n["id"]] = boot(d, flash_folder(d, fw, board, cl, n["id"]), n["id"], heap)
+        if not wait_leader(cdir, procs):
+            failures.append("no leader within %d s of boot" % _BOOT_S)
+        else:
+            measure(cdir, opts, procs, res, failures)
+    except Exception as e:  # a dead cluster surfaces here: report, don't trace
+        failures.append("%s: %s" % (type(e).__name__, e))
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+            p.wait(timeout=10)
+    for nid in sorted(procs):
+        with open(os.path.join(d, "console%d.log" % nid)) as h:
+            text = h.read()
+        for bad in ("MemoryError", "Traceback"):
+            if bad in text:
+                line = [ln for ln in text.splitlines() if bad in ln or "Error" in ln][-1:]
+                failures.append("node %d console: %s" % (nid, (line or [bad])[0].strip()))
+                break
+    res["failures"] = failures
+    if not opts["dir"]:
+        shutil.rmtree(d, ignore_errors=True)
+    return (1 if failures else 0), res
+
+
+def main(argv):
+    opts = parse(argv)
+    if opts is None:
+        print(USAGE)
+        return 2
+    code, res = run(opts)
+    if res is None:
+        return code
+    print("board %s, heap %d bytes (-X heapsize), %d nodes, %d in flight, %.0f s: %s puts/s"
+          % (res["board"], res["heap_bytes"], len(res["nodes"]), res["inflight"],
+             res["seconds"], "%.0f" % res["puts_per_s"] if "puts_per_s" in res else "-"))
+    print("node  live heap: at boot   after 10 s   at end")
+    for nid in sorted(res["nodes"]):
+        n = res["nodes"][nid]
+        print("%4d  %16s %12s %8s" % (nid, n["heap_at_boot"], n["heap_at_10s"], n["heap_at_end"]))
+    for f in res["failures"]:
+        print("FAIL: " + f)
+    print("memory proof %s" % ("FAILED" if code else "passed"))
+    if opts["json"]:
+        with open(opts["json"], "w") as h:
+            json.dump(res, h, indent=1)
+    print(json.dumps(res))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
