@@ -25,11 +25,12 @@ venv: $(STAMP)
 # pytest exits 5 when it collects nothing; that is a failure here, as is any
 # other non-zero status, so CI can never pass by running no tests.
 test: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) host_tests --ignore=host_tests/test_netns.py
+	$(PY) -m pytest -n $(JOBS) host_tests --ignore=host_tests/test_netns.py --ignore=host_tests/mp_only
 	$(MP) tools/mptest.py host_tests/portable
+	$(MP) tools/mptest.py host_tests/mp_only
 
 test-py: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) host_tests --ignore=host_tests/test_netns.py
+	$(PY) -m pytest -n $(JOBS) host_tests --ignore=host_tests/test_netns.py --ignore=host_tests/mp_only
 
 # Needs root and nftables (apt-get install -y nftables): five nodes in their
 # own network namespaces on a bridge; link cuts and nftables packet loss.
@@ -38,6 +39,7 @@ test-netns: $(STAMP)
 
 test-mp: $(STAMP)
 	$(MP) tools/mptest.py host_tests/portable
+	$(MP) tools/mptest.py host_tests/mp_only
 
 sim: $(STAMP)
 	$(PY) tools/sim.py --nodes 5 --seed 7 --steps 20000 --faults all

@@ -10,8 +10,9 @@ unlocking (building an assertion message could allocate). MicroPython only:
 try:
     import micropython
 except ImportError:
-    # CPython: `pytest host_tests` collects this folder too; there is no heap
-    # lock to test, so say so instead of passing vacuously.
+    # CPython has no heap lock to test. `make test` runs this folder only
+    # under micropython (pytest is told to ignore it); a stray pytest run
+    # says so instead of passing vacuously.
     import pytest
     pytest.skip("MicroPython only: micropython tools/mptest.py host_tests/mp_only",
                 allow_module_level=True)
