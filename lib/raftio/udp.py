@@ -21,9 +21,9 @@ Portability notes (MicroPython unix port 1.29, checked by host_tests/test_udp_mp
   (MSG_PEEK, 128 then 512 bytes) learns a short datagram's exact size first:
   heartbeats, acks and client requests never need a big block. If even the
   exact size cannot be allocated, the datagram is discarded (a 1-byte read)
-  and counted as no_memory: Raft retransmits, the node lives. `ipoll(0)` is asked first, because `recvfrom` on an
-  empty socket costs ~1.5 KB of heap (buffer plus the EAGAIN exception) and
-  `ipoll` costs none. Not usable instead: `readinto` on a UDP socket there is a
+  and counted as no_memory: Raft retransmits, the node lives. `ipoll(0)` is
+  asked first, because `recvfrom` on an empty socket costs ~1.5 KB of heap
+  (buffer plus the EAGAIN exception) and `ipoll` costs none. Not usable instead: `readinto` on a UDP socket there is a
   stream read that concatenates queued datagrams until the buffer is full.
 - A non-blocking receive with nothing waiting raises OSError(EAGAIN): not an error.
 - `sendto` raises OSError when a link is down or the kernel refuses: counted
