@@ -11,7 +11,7 @@ JOBS   ?= 2
 SEEDS  ?= 1000
 BOARD  ?= unix
 
-.PHONY: all venv test test-py test-mp test-netns sim sim-sweep sim-sweep-kv sim-soak bench-core bench-flash bench demo demo-sim cluster build memproof clean
+.PHONY: all venv test test-py test-mp test-netns sim sim-sweep sim-sweep-kv sim-soak bench-core bench-flash bench demo demo-sim cluster build memproof mem32 clean
 
 all: test
 
@@ -89,6 +89,14 @@ build: $(STAMP)
 # the .mpy firmware under BOARD's heap budget (-X heapsize, code included) and
 # take the benchmark's puts for 60 s; fails on a MemoryError or heap growth > 5%.
 # make memproof BOARD=esp32 [HEAP=100K]
+# The same firmware weighed on a 32-bit MicroPython (the webassembly port,
+# from npm, run by node): code, node and live heap under puts. A weighing, not
+# a proof (that port cannot cap its heap). make mem32 BOARD=esp32
+mem32: $(STAMP)
+	$(PY) tools/build.py unix --out build/mem32 --no-budget
+	cd tools/mem32 && npm ci --silent --no-audit --no-fund
+	node tools/mem32/mem32.mjs build/mem32 boards/$(BOARD)/board.json 3000
+
 memproof: $(STAMP)
 	mkdir -p build && $(PY) tools/memproof.py --board $(BOARD) --seconds 60 \
 	  $(if $(HEAP),--heap $(HEAP)) --json build/memproof-$(BOARD).json
