@@ -322,3 +322,25 @@ def test_stripping_keeps_line_numbers():
     assert names == ["encode_req"]
     assert text.count("\n") == CODEC.count("\n")
     assert "encode_req" not in text and text.splitlines()[7] == "def decode_req(b):"
+
+
+def test_host_only_methods_are_left_out_and_their_use_fails_the_build(tmp_path):
+    src = tmp_path / "lib"
+    (src / "pkg").mkdir(parents=True)
+    (src / "pkg" / "counters.py").write_text(
+        "class C:\n    def __init__(self):\n        self.n = 3\n\n"
+        "    @property\n    def shown(self):  # mpraft: host-only\n        return self.n\n")
+    (src / "pkg" / "node.py").write_text("from pkg.counters import C\n\n\ndef n():\n"
+                                         "    return C().n\n")
+    out = tmp_path / "fw"
+    p = run_build("unix", "--out", str(out), "--src", str(src), "--with-optional")
+    assert p.returncode == 0, p.stdout + p.stderr
+    probe = ("import sys; sys.path[:0] = [%r]\nfrom pkg import counters, node\n"
+             "print(node.n(), hasattr(counters.C(), 'shown'))" % str(out / "lib"))
+    r = subprocess.run([MICROPYTHON, "-c", probe], capture_output=True, text=True, timeout=30)
+    assert r.stdout.split() == ["3", "False"], r.stdout + r.stderr
+    (src / "pkg" / "node.py").write_text("from pkg.counters import C\n\n\ndef n():\n"
+                                         "    return C().shown\n")
+    p = run_build("unix", "--out", str(out), "--src", str(src))
+    assert p.returncode == 1
+    assert "lib/pkg/node.mpy line 5 uses .shown, a host-only method" in p.stderr, p.stderr

@@ -100,23 +100,53 @@ def _optional(path):
 CLIENT_SIDE_MARK = "# mpraft: client-side"
 
 
-def strip_client_side(text):
-    """Blank out the top-level functions whose `def` line carries
-    CLIENT_SIDE_MARK: the request encoders and reply decoders only a client
-    calls. A node never does, so the firmware leaves them out unless built
-    `--with-optional` (with the client). Lines are blanked, not removed, so
-    `--lines` tracebacks keep their numbers. Returns (text, stripped names).
+def strip_marked(text, mark):
+    """Blank out the functions and methods whose `def` line carries mark.
+
+    CLIENT_SIDE_MARK: request encoders and reply decoders only a client
+    calls; the firmware leaves them out unless built `--with-optional` (with
+    the client). HOST_ONLY_MARK on a def line: conveniences for tests and
+    host tools (counter properties, byte counts), never shipped. Lines are
+    blanked, not removed, so `--lines` tracebacks keep their numbers.
+    Returns (text, stripped top-level names, stripped method names).
     """
     tree = ast.parse(text)
     lines = text.splitlines(True)
     names = []
+    methods = []
+
+    def blank(node):
+        start = min([d.lineno for d in node.decorator_list] + [node.lineno])
+        for i in range(start - 1, node.end_lineno):
+            lines[i] = "\n"
+
     for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and CLIENT_SIDE_MARK in lines[node.lineno - 1]:
-            start = min([d.lineno for d in node.decorator_list] + [node.lineno])
-            for i in range(start - 1, node.end_lineno):
-                lines[i] = "\n"
+        if isinstance(node, ast.FunctionDef) and mark in lines[node.lineno - 1]:
+            blank(node)
             names.append(node.name)
-    return "".join(lines), names
+        elif isinstance(node, ast.ClassDef):
+            for m in node.body:
+                if isinstance(m, ast.FunctionDef) and mark in lines[m.lineno - 1]:
+                    blank(m)
+                    methods.append(m.name)
+    return "".join(lines), names, methods
+
+
+def strip_client_side(text):
+    """strip_marked for CLIENT_SIDE_MARK: (text, stripped top-level names)."""
+    text, names, _ = strip_marked(text, CLIENT_SIDE_MARK)
+    return text, names
+
+
+def method_uses(texts, methods):
+    """One line per attribute use, anywhere in the firmware, of a stripped method's name."""
+    errors = []
+    for dest in sorted(texts):
+        for node in ast.walk(ast.parse(texts[dest])):
+            if isinstance(node, ast.Attribute) and node.attr in methods:
+                errors.append("%s line %d uses .%s, a host-only method the firmware leaves out"
+                              % (dest, node.lineno, node.attr))
+    return errors
 
 
 def _module_name(dest):
@@ -322,23 +352,29 @@ def main(argv=None):
     todo = plan(srcs, with_optional=args.with_optional)
     texts = {}
     stripped = {}
+    methods = set()
     for src, dest, compile_it in todo:
         if not compile_it:
             continue
         with open(src) as f:
             text = f.read()
-        if not args.with_optional and CLIENT_SIDE_MARK in text:
-            try:
-                text, names = strip_client_side(text)
-            except SyntaxError as e:
-                print("cannot compile %s: line %s: SyntaxError: %s"
-                      % (_rel_for_humans(src), e.lineno, e.msg), file=sys.stderr)
-                return 1
-            stripped[dest] = names
-        texts[dest] = text
-    if stripped:
         try:
-            uses = client_side_uses(texts, stripped)
+            if not args.with_optional and CLIENT_SIDE_MARK in text:
+                text, names, ms = strip_marked(text, CLIENT_SIDE_MARK)
+                stripped.setdefault(dest, []).extend(names)
+                methods.update(ms)
+            if HOST_ONLY_MARK in text:
+                text, names, ms = strip_marked(text, HOST_ONLY_MARK)
+                stripped.setdefault(dest, []).extend(names)
+                methods.update(ms)
+        except SyntaxError as e:
+            print("cannot compile %s: line %s: SyntaxError: %s"
+                  % (_rel_for_humans(src), e.lineno, e.msg), file=sys.stderr)
+            return 1
+        texts[dest] = text
+    if stripped or methods:
+        try:
+            uses = client_side_uses(texts, stripped) + method_uses(texts, methods)
         except SyntaxError:
             uses = []  # mpy-cross reports it below, with the file name
         for e in uses:

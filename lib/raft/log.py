@@ -130,7 +130,7 @@ class RaftLog:
         return i, self.term(i) if i >= self.snap_index else 0
 
     # -- writes ------------------------------------------------------------
-    def room(self):
+    def room(self):  # mpraft: host-only
         """How many more entries fit in the ring without evicting non-durable ones."""
         return self.cap - (self.last - self.stable)
 

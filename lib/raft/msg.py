@@ -133,7 +133,7 @@ class Message:
         self._raw = None
 
     @property
-    def reject(self):
+    def reject(self):  # mpraft: host-only
         return bool(self.flags & FLAG_REJECT)
 
     def __repr__(self):

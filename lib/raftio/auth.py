@@ -86,7 +86,7 @@ class Hmac:
         h.update(inner)
         return h.digest()
 
-    def mac(self, buf, n):
+    def mac(self, buf, n):  # mpraft: host-only
         """The TAG_LEN-byte truncated tag of buf[:n], as bytes."""
         return self.digest(buf, n)[:TAG_LEN]
 

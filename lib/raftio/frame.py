@@ -82,27 +82,27 @@ class Counters:
         return self.slots[DROP_MALFORMED]
 
     @property
-    def bad_mac(self):
+    def bad_mac(self):  # mpraft: host-only
         return self.slots[DROP_BAD_MAC]
 
     @property
-    def wrong_cluster(self):
+    def wrong_cluster(self):  # mpraft: host-only
         return self.slots[DROP_WRONG_CLUSTER]
 
     @property
-    def unknown_peer(self):
+    def unknown_peer(self):  # mpraft: host-only
         return self.slots[DROP_UNKNOWN_PEER]
 
     @property
-    def stale_term(self):
+    def stale_term(self):  # mpraft: host-only
         return self.slots[DROP_STALE_TERM]
 
     @property
-    def send_errors(self):
+    def send_errors(self):  # mpraft: host-only
         return self.slots[SEND_ERROR]
 
     @property
-    def recv_errors(self):
+    def recv_errors(self):  # mpraft: host-only
         return self.slots[RECV_ERROR]
 
 

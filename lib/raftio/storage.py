@@ -68,11 +68,11 @@ class FlashStorage:
         self.writes = 0
 
     @property
-    def bytes_written(self):
+    def bytes_written(self):  # mpraft: host-only
         """Bytes sent to flash by this instance, all files together (wear)."""
         return self._hs.written + self._log.written + self._snapf.written
 
-    def bytes_written_by_file(self):
+    def bytes_written_by_file(self):  # mpraft: host-only
         return {"hardstate": self._hs.written, "log": self._log.written, "snapshot": self._snapf.written}
 
     def max_entry_bytes(self):

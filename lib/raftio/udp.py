@@ -95,7 +95,7 @@ class UdpEndpoint:
         self._ipoll = getattr(self._poll, "ipoll", None)
         self._peek = self._rfi is None and _can_peek(sock)
 
-    def local_port(self):
+    def local_port(self):  # mpraft: host-only
         """The bound port, or None where getsockname is missing (MicroPython unix)."""
         gsn = getattr(self._sock, "getsockname", None)
         return gsn()[1] if gsn is not None else None
@@ -279,7 +279,7 @@ class UdpTransport(UdpEndpoint):
             return False
         return self.send_to(addr, writer)
 
-    def send_payload(self, peer_id, data, n):
+    def send_payload(self, peer_id, data, n):  # mpraft: host-only
         """Frame and send data[:n] to peer_id; False if peer unknown or the kernel refused."""
         addr = self._addr_of.get(peer_id)
         if addr is None:

@@ -75,7 +75,7 @@ def status_name(status):  # mpraft: client-side
     return "STATUS_%d" % status
 
 
-def max_command_len(max_key, max_value):
+def max_command_len(max_key, max_value):  # mpraft: host-only
     """Largest command for these limits (a CAS with both values): size a buffer."""
     return _CAS_LEN + max_key + 2 * max_value
 

@@ -194,7 +194,7 @@ class KVStateMachine:
     def __len__(self):
         return len(self._store)
 
-    def session_count(self):
+    def session_count(self):  # mpraft: host-only
         return len(self._sessions)
 
     def stats(self):
