@@ -428,6 +428,34 @@ def test_raftctl_exit_codes_and_status(five):
     assert ctl("status")[0] == 3
 
 
+def test_raftctl_transfer_hands_leadership_over(five):
+    import subprocess
+    import sys
+    d = five
+    cf = os.path.join(d, "cluster.json")
+    tool = os.path.join(cluster.TOOLS, "raftctl.py")
+
+    def ctl(*args):
+        p = subprocess.run([sys.executable, tool, "--cluster", cf, "--timeout", "3000"] +
+                           list(args), capture_output=True, text=True, timeout=30)
+        assert "Traceback" not in p.stderr, p.stderr
+        return p.returncode, p.stdout.strip()
+
+    lead = cluster.wait_leader(d, 10)
+    to = 1 if lead != 1 else 2
+    assert ctl("put", "before", "x")[0] == 0
+    rc, out = ctl("transfer", str(to))
+    assert rc == 0 and out.startswith("node %d leads" % to), out
+    assert cluster.leader(d) == to
+    # The new leader serves at once, with everything the old one committed.
+    assert ctl("get", "before") == (0, "x")
+    assert ctl("put", "after", "y")[0] == 0
+    assert ctl("transfer", "9")[0] == 2       # not in the cluster file
+    assert ctl("transfer", "two")[0] == 2
+    assert ctl("transfer", str(to)) == (0, "node %d leads (term %d)" % (
+        to, [st for nid, st in cluster.statuses(d) if nid == to][0]["term"]))
+
+
 # -- 6. the client is portable: a MicroPython process as the client -----------------
 
 _MP_CLIENT = r"""

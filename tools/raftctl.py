@@ -6,6 +6,7 @@
     raftctl.py --cluster DIR/cluster.json cas KEY OLD NEW
     raftctl.py --cluster DIR/cluster.json status [--json]
     raftctl.py --cluster DIR/cluster.json watch [--interval S] [--count N]
+    raftctl.py --cluster DIR/cluster.json transfer NODE   (hand leadership to NODE)
 
 `cas KEY OLD NEW` swaps only if KEY holds OLD; give --absent instead of OLD
 (`cas KEY --absent NEW`) to require that KEY does not exist.
@@ -26,7 +27,8 @@ if _lib not in sys.path:
     sys.path.insert(0, _lib)
 
 USAGE = ("usage: raftctl.py --cluster FILE [--timeout MS] put K V | get K | delete K | "
-         "cas K OLD|--absent NEW | status [--json] | watch [--interval S] [--count N]")
+         "cas K OLD|--absent NEW | status [--json] | watch [--interval S] [--count N] | "
+         "transfer NODE")
 
 COLUMNS = ("id", "reachable", "role", "term", "leader", "commit", "applied", "last",
            "snapshot", "drops")
@@ -121,7 +123,7 @@ def parse(argv):
         raise Usage("--cluster FILE is required")
     if not pos:
         raise Usage("no command given")
-    want = {"put": 3, "get": 2, "delete": 2, "cas": 4, "status": 1, "watch": 1}
+    want = {"put": 3, "get": 2, "delete": 2, "cas": 4, "status": 1, "watch": 1, "transfer": 2}
     if pos[0] not in want:
         raise Usage("unknown command %r" % (pos[0],))
     if len(pos) != want[pos[0]]:
@@ -129,6 +131,27 @@ def parse(argv):
     if None in pos[:2] or (None in pos and pos[0] != "cas"):
         raise Usage("--absent only stands for OLD in cas")
     return opts, pos
+
+
+def transfer(c, ids, arg, timeout_ms):
+    """Hand leadership to node arg; 0 once it leads, 3 if it does not within timeout_ms."""
+    from raftio import wire
+    try:
+        to = int(arg)
+    except ValueError:
+        raise Usage("transfer wants a node id, got %r" % arg)
+    if to not in ids:
+        raise Usage("node %d is not in the cluster file (%s)" % (to, ", ".join(map(str, ids))))
+    c.admin(wire.A_TRANSFER, to)
+    deadline = time.monotonic() + timeout_ms / 1000.0
+    while time.monotonic() < deadline:
+        st = c.status(to, timeout_ms=200)
+        if st and st.get("role") == "leader":
+            print("node %d leads (term %d)" % (to, st["term"]))
+            return 0
+        time.sleep(0.02)
+    _err("node %d did not take leadership within %d ms" % (to, timeout_ms))
+    return 3
 
 
 def run(opts, pos):
@@ -166,6 +189,8 @@ def run(opts, pos):
                 return 1
             return 0
         ids = [n[0] for n in nodes]
+        if cmd == "transfer":
+            return transfer(c, ids, pos[1], opts["timeout"])
         if cmd == "status":
             rows = status_rows(c, ids)
             if opts["json"]:

@@ -132,10 +132,23 @@ class Client:
 
     def call(self, cmd, n, timeout_ms=None):
         """Send the command cmd[:n] until a node answers OK; return the raftkv result bytes."""
+        rid = self._next_rid()
+        return self._until_ok(rid, wire.encode_request_into(self._req, 0, rid, cmd, n),
+                              timeout_ms)
+
+    def admin(self, op, node, ctx=b"", timeout_ms=None):
+        """Send an ADMIN op (raftio.wire.A_*) to the leader until it answers OK.
+
+        A membership change is answered once applied; BUSY (another change
+        pending) is retried with back-off until timeout_ms.
+        """
+        rid = self._next_rid()
+        return self._until_ok(rid, wire.encode_admin_into(self._req, 0, rid, op, node, ctx),
+                              timeout_ms)
+
+    def _until_ok(self, rid, ln, timeout_ms):
         if timeout_ms is None:
             timeout_ms = self.timeout_ms
-        rid = self._next_rid()
-        ln = wire.encode_request_into(self._req, 0, rid, cmd, n)
         start = clock.ticks_ms()
         target = self.leader or self._ids[self._rr]
         wait = self.try_ms

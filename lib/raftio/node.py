@@ -194,6 +194,9 @@ class Node:
     # -- input ----------------------------------------------------------------
     def _on_datagram(self, buf, off, n, addr):
         typ = wire.peek_type(buf, off, n)
+        if typ == wire.ADMIN:
+            self._on_admin(buf, off, n, addr)
+            return
         if wire.is_client_type(typ):
             self._on_client(buf, off, n, addr)
             return
@@ -270,6 +273,26 @@ class Node:
             return
         self.stats["proposed"] += 1
         self._pending[idx] = (r.term, addr, rid)
+
+    def _on_admin(self, buf, off, n, addr):
+        try:
+            rid, op, nid, ctx = wire.decode_admin(buf, off, n)
+        except DecodeError:
+            self.counters.slots[DROP_MALFORMED] += 1
+            return
+        r = self.raft
+        if r.role != LEADER:
+            self._reply(addr, rid, wire.NOT_LEADER, r.lead)
+            return
+        if op == wire.A_TRANSFER:
+            # OK means started: the caller watches status for the new leader.
+            if nid not in r.voters:
+                self._reply(addr, rid, wire.BAD_REQUEST)
+                return
+            self.node.transfer_leader(nid)
+            self._reply(addr, rid, wire.OK)
+            return
+        self._reply(addr, rid, wire.BAD_REQUEST)
 
     def _reply(self, addr, rid, code, leader=0, result=b""):
         ln = wire.encode_response_into(self._resp, 0, rid, code, leader, result)

@@ -9,6 +9,12 @@ Little-endian, fixed headers:
     STATUS_Q  type=65 u8, rid u32
     RESPONSE  type=66 u8, rid u32, code u8, leader u16, result...
     STATUS_R  type=67 u8, rid u32, json...       (the node's status dict)
+    ADMIN     type=68 u8, rid u32, op u8, node u16, ctx...   (operator commands)
+
+ADMIN ops: A_TRANSFER (hand leadership to node; answered OK once started),
+A_ADD_VOTER, A_ADD_LEARNER, A_REMOVE (membership; answered OK once the
+change is applied, BUSY while another change is pending). ctx is opaque
+to the wire (at most ADMIN_MAX_CTX bytes).
 
 `rid` is the client's request id, echoed so a client matches answers to
 requests and ignores late duplicates. Exactly-once is not the rid's job: the
@@ -36,7 +42,17 @@ REQUEST = const(64)
 STATUS_Q = const(65)
 RESPONSE = const(66)
 STATUS_R = const(67)
+ADMIN = const(68)
 FIRST_CLIENT_TYPE = const(64)
+
+A_TRANSFER = const(1)
+A_ADD_VOTER = const(2)
+A_ADD_LEARNER = const(3)
+A_REMOVE = const(4)
+_MAX_ADMIN_OP = const(4)
+ADMIN_MAX_CTX = const(64)
+_ADMIN_HDR = "<BIBH"
+ADMIN_HDR = const(8)
 
 OK = const(0)
 NOT_LEADER = const(1)
@@ -67,6 +83,26 @@ def encode_request_into(buf, off, rid, cmd, n=-1):  # mpraft: client-side
     else:
         buf[p:p + n] = memoryview(cmd)[:n]
     return REQ_HDR + n
+
+
+def encode_admin_into(buf, off, rid, op, node, ctx=b""):  # mpraft: client-side
+    """ADMIN op for node (ctx: opaque bytes); returns the payload length."""
+    if not 1 <= op <= _MAX_ADMIN_OP or not 0 <= node <= 0xFFFF or len(ctx) > ADMIN_MAX_CTX:
+        raise ValueError("wire: bad admin op %r node %r or ctx of %d bytes" % (op, node, len(ctx)))
+    struct.pack_into(_ADMIN_HDR, buf, off, ADMIN, rid, op, node)
+    p = off + ADMIN_HDR
+    buf[p:p + len(ctx)] = ctx
+    return ADMIN_HDR + len(ctx)
+
+
+def decode_admin(buf, off, n):
+    """(rid, op, node, ctx bytes) of an ADMIN payload."""
+    if n < ADMIN_HDR or off + n > len(buf) or buf[off] != ADMIN:
+        raise DecodeError("wire: not an admin request of at least %d bytes" % ADMIN_HDR)
+    _, rid, op, node = struct.unpack_from(_ADMIN_HDR, buf, off)
+    if not 1 <= op <= _MAX_ADMIN_OP or n - ADMIN_HDR > ADMIN_MAX_CTX:
+        raise DecodeError("wire: admin op %d with %d ctx bytes" % (op, n - ADMIN_HDR))
+    return rid, op, node, bytes(buf[off + ADMIN_HDR:off + n])
 
 
 def encode_status_query_into(buf, off, rid):  # mpraft: client-side
