@@ -344,3 +344,30 @@ def test_host_only_methods_are_left_out_and_their_use_fails_the_build(tmp_path):
     p = run_build("unix", "--out", str(out), "--src", str(src))
     assert p.returncode == 1
     assert "lib/pkg/node.mpy line 5 uses .shown, a host-only method" in p.stderr, p.stderr
+
+
+def test_private_names_are_shortened_consistently_across_modules(tmp_path):
+    import build
+    texts = {"lib/a.mpy": "class _Thing:\n    def __init__(self):\n        self._count_of_things = 2\n"
+                          "        self.label = '_count_of_things'\n",
+             "lib/b.mpy": "from a import _Thing\n\n\ndef total():\n"
+                          "    return _Thing()._count_of_things + 1\n"}
+    out, rename = build.minify_private(texts)
+    assert set(rename) == {"_Thing", "_count_of_things"}
+    assert "_count_of_things" not in out["lib/b.mpy"]
+    assert "__init__" in out["lib/a.mpy"]                      # dunders kept
+    assert "'_count_of_things'" in out["lib/a.mpy"]            # strings untouched
+    assert "self.label" in out["lib/a.mpy"]                    # public names kept
+    src = tmp_path / "lib"
+    src.mkdir()
+    (src / "a.py").write_text(texts["lib/a.mpy"])
+    (src / "b.py").write_text(texts["lib/b.mpy"])
+    small = run_build("unix", "--out", str(tmp_path / "s"), "--src", str(src))
+    big = run_build("unix", "--out", str(tmp_path / "l"), "--src", str(src), "--no-minify")
+    assert small.returncode == 0 and big.returncode == 0, small.stderr + big.stderr
+    assert (os.path.getsize(str(tmp_path / "s" / "lib" / "b.mpy"))
+            < os.path.getsize(str(tmp_path / "l" / "lib" / "b.mpy")))
+    probe = "import sys; sys.path[:0] = [%r]\nimport b\nprint(b.total())" % str(
+        tmp_path / "s" / "lib")
+    r = subprocess.run([MICROPYTHON, "-c", probe], capture_output=True, text=True, timeout=30)
+    assert r.stdout.strip() == "3", r.stdout + r.stderr

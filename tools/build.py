@@ -20,7 +20,10 @@ network; every subprocess has a timeout.
 """
 import argparse
 import ast
+import io
 import os
+import re
+import tokenize
 import shutil
 import subprocess
 import sys
@@ -147,6 +150,66 @@ def method_uses(texts, methods):
                 errors.append("%s line %d uses .%s, a host-only method the firmware leaves out"
                               % (dest, node.lineno, node.attr))
     return errors
+
+
+_PRIVATE = re.compile(r"_[A-Za-z0-9]")
+
+
+def _short_names(taken):
+    """_a, _b, ..., _Z, _a0, ... skipping names the sources already use."""
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    n = 0
+    while True:
+        k = n
+        name = "_" + alphabet[k % len(alphabet)]
+        k //= len(alphabet)
+        while k:
+            name += "0123456789"[k % 10]
+            k //= 10
+        n += 1
+        if name not in taken:
+            yield name
+
+
+def minify_private(texts):
+    """Rename private identifiers (one leading underscore, not dunder) to short
+    names, consistently across every firmware module: a name is stored once
+    per .mpy as a string, and long private names were about 1.2 KB of the
+    firmware. Only NAME tokens change (strings and comments do not), so this
+    is safe as long as no firmware code refers to a private name by string
+    (getattr, __dict__) -- the build's tests boot and run the built firmware.
+    texts: {dest: source}; returns {dest: minified source} and the rename map.
+    """
+    toks = {}
+    used = set()
+    for dest, text in texts.items():
+        t = [tk for tk in tokenize.generate_tokens(io.StringIO(text).readline)
+             if tk.type == tokenize.NAME]
+        toks[dest] = t
+        used.update(tk.string for tk in t)
+    private = [n for n in used if _PRIVATE.match(n) and not n.startswith("__")]
+    # Most frequent first, so the shortest names go where they save most.
+    count = dict((n, 0) for n in private)
+    for t in toks.values():
+        for tk in t:
+            if tk.string in count:
+                count[tk.string] += 1
+    gen = _short_names(used)
+    rename = {}
+    for n in sorted(private, key=lambda x: (-count[x] * len(x), x)):
+        new = next(gen)
+        if len(new) < len(n):
+            rename[n] = new
+    out = {}
+    for dest, text in texts.items():
+        lines = text.splitlines(True)
+        edits = [(tk.start[0], tk.start[1], tk.end[1], rename[tk.string])
+                 for tk in toks[dest] if tk.string in rename]
+        for row, c0, c1, new in reversed(edits):
+            ln = lines[row - 1]
+            lines[row - 1] = ln[:c0] + new + ln[c1:]
+        out[dest] = "".join(lines)
+    return out, rename
 
 
 def _module_name(dest):
@@ -303,6 +366,8 @@ def main(argv=None):
     ap.add_argument("--no-budget", action="store_true", help="do not fail when over budget")
     ap.add_argument("--lines", action="store_true",
                     help="keep source line numbers in tracebacks (larger .mpy)")
+    ap.add_argument("--no-minify", action="store_true",
+                    help="keep private names as written (larger .mpy; for debugging)")
     ap.add_argument("--with-optional", action="store_true",
                     help="also ship optional modules (the client, for a board acting as client)")
     ap.add_argument("--budget-kb", type=int, default=BUDGET_KB,
@@ -381,6 +446,13 @@ def main(argv=None):
             print(e, file=sys.stderr)
         if uses:
             return 1
+    minified = set()
+    if not args.no_minify and texts:
+        try:
+            texts, _ = minify_private(texts)
+            minified = set(texts)
+        except (SyntaxError, tokenize.TokenError):
+            pass  # mpy-cross reports the error below, with the file name
     for src, dest, compile_it in todo:
         if dest in seen:
             print("%s and %s both build %s" % (_rel_for_humans(seen[dest]),
@@ -394,7 +466,7 @@ def main(argv=None):
             shutil.copyfile(src, target)
             continue
         e = compile_one(mpy_cross, board["arch"], src, out, dest, lines=args.lines,
-                        text=texts[dest] if dest in stripped else None)
+                        text=texts[dest] if dest in stripped or dest in minified else None)
         if e:
             print("cannot compile %s: %s" % (_rel_for_humans(src), e), file=sys.stderr)
             failed += 1
