@@ -1,19 +1,21 @@
 """The Raft protocol state machine (paper sections 5 and 6, etcd raft.go).
 
 Pure: no I/O, no clock, no randomness of its own. Events come in through
-tick(), step(msg), propose(data), read_index(ctx), campaign() and
-transfer_leader(id); effects accumulate in ``msgs`` and the log, and
+tick(), step(msg), propose(data), propose_conf_change(op, id, ctx),
+read_index(ctx), campaign() and transfer_leader(id); effects accumulate in ``msgs`` and the log, and
 RawNode (rawnode.py) hands them to the driver as a Ready.
 
 Role dispatch follows etcd: become_* installs the role's step function and
 tick method, so step() deals with terms once and then delegates.
 """
+from raft import confchange as CC
 from raft import msg as M
-from raft.errors import Compacted, EntryTooLarge, LogFull, NotLeader, ProposalDropped
+from raft.errors import (Compacted, ConfigError, EntryTooLarge, LogFull, NotLeader,
+                         ProposalDropped)
 from raft.log import RaftLog
 from raft.progress import PROBE, REPLICATE, SNAPSHOT, Progress
 from raft.quorum import VOTE_LOST, VOTE_WON, committed_index, vote_result
-from raft.storage import ENTRY_NORMAL, Snapshot
+from raft.storage import ENTRY_CONF, ENTRY_NORMAL, Snapshot
 from raft.snapblob import decode_blob, encode_blob
 from raft.config import READ_LEASE
 
@@ -42,9 +44,14 @@ class Raft:
         if not voters:
             voters = c.voters
             learners = c.learners
+        # The configuration as of the applied index (etcd semantics: a conf
+        # change takes effect when applied, see apply_conf_change).
         self.voters = tuple(sorted(voters))
         self.learners = tuple(sorted(learners))
         self.peers = tuple(sorted(self.voters + self.learners))
+        # Leader: index of the newest conf change it may not have applied yet;
+        # another change is refused until applied >= it (etcd pendingConfIndex).
+        self.pending_conf_index = 0
         # Persistent state (paper Figure 2). Invariant: vote is for this term.
         self.term = hs[0]
         self.vote = hs[1]
@@ -79,6 +86,7 @@ class Raft:
         self._rx_snap = None
         # Counters for status and the simulator.
         self.elections_won = 0
+        self.bad_conf_entries = 0
         self.become_follower(self.term, 0)
 
     # -- role changes -----------------------------------------------------
@@ -146,6 +154,11 @@ class Raft:
             me.next = log.last + 1
         # A no-op in the new term lets earlier-term entries commit (paper 5.4.2).
         log.append((log.last + 1, self.term, ENTRY_NORMAL, b""))
+        # No conf change until everything up to and including the no-op is
+        # applied: earlier terms may hold an unapplied change, and a leader
+        # must commit in its own term before changing the configuration
+        # (the single-server change bug, Ongaro, raft-dev 2015).
+        self.pending_conf_index = log.last
         self._need_bcast = True
 
     # -- events -------------------------------------------------------------
@@ -194,6 +207,9 @@ class Raft:
 
     def hup(self, transfer):
         if self.role == LEADER or not self._promotable():
+            return
+        if self._unapplied_conf():
+            # Our voter set may be out of date (etcd does the same).
             return
         if self.cfg.pre_vote and not transfer:
             self._campaign(True, False)
@@ -287,6 +303,98 @@ class Raft:
         log.append((log.last + 1, self.term, kind, data))
         self._need_bcast = True
         return log.last
+
+    def propose_conf_change(self, op, node_id, ctx=b""):
+        """Append an ENTRY_CONF entry (confchange.encode); returns its index.
+        It takes effect when applied (RawNode.advance). Raises NotLeader,
+        ProposalDropped (change pending, transfer) or ConfigError (no-op,
+        last voter, bad op/id/ctx)."""
+        if self.role != LEADER:
+            raise NotLeader(self.lead)
+        if self.lead_transferee:
+            raise ProposalDropped("leadership transfer in progress")
+        if self.pending_conf_index > self.log.applied:
+            raise ProposalDropped("conf change at %d not applied yet (applied %d)"
+                                  % (self.pending_conf_index, self.log.applied))
+        data = CC.encode(op, node_id, ctx)
+        CC.apply(self.voters, self.learners, op, node_id)
+        i = self.propose(data, ENTRY_CONF)
+        self.pending_conf_index = i
+        return i
+
+    def _unapplied_conf(self):
+        log = self.log
+        i = log.applied + 1
+        while i <= log.committed:
+            try:
+                es = log.slice(i, log.committed + 1, 4096)
+            except Compacted:
+                return False  # a snapshot is on its way; it carries the conf
+            for e in es:
+                if e[2] == ENTRY_CONF:
+                    return True
+            i += len(es)
+        return False
+
+    def apply_conf_change(self, op, node_id, index=0):
+        """Apply the committed conf change at index (RawNode.advance calls
+        this in log order). Returns False if it changes nothing (a change
+        every node ignores alike)."""
+        try:
+            v, ln = CC.apply(self.voters, self.learners, op, node_id)
+        except ConfigError:
+            return False
+        self.switch_config(v, ln, index)
+        return True
+
+    def switch_config(self, voters, learners, index=0):
+        """Install a configuration (the change applied at index, or a
+        snapshot's): progress for added peers starts probing at last + 1;
+        removed peers are forgotten."""
+        self.voters = voters
+        self.learners = learners
+        self.peers = tuple(sorted(voters + learners))
+        prs = self.prs
+        for p in self.peers:
+            if p not in prs:
+                pr = prs[p] = Progress(self.log.last + 1, self.cfg.max_inflight)
+                # Not counted as dead by the next check-quorum round.
+                pr.recent_active = True
+        lead = self.role == LEADER and index > 0
+        for p in list(prs):
+            if p not in self.peers:
+                if lead and p != self.id:
+                    # Nobody will send it anything else: tell it the change is
+                    # committed, so it applies its removal and stops campaigning.
+                    self._send_commit_of(p, index)
+                del prs[p]
+        if self.lead_transferee and self.lead_transferee not in voters:
+            self.lead_transferee = 0
+        if self.role != LEADER:
+            return
+        if self.id not in voters:
+            # Removed or demoted: tell the others the change is committed (so
+            # they apply it too and elect a leader among themselves), then
+            # stop leading (thesis 4.2.2).
+            if index:
+                for p in self.peers:
+                    if p != self.id:
+                        self._send_commit_of(p, index)
+            self.become_follower(self.term, 0)
+            return
+        # A smaller quorum may commit more, or confirm pending reads.
+        self.maybe_commit()
+        self._recheck_reads()
+        self._need_bcast = True
+
+    def _send_commit_of(self, to, index):
+        # An empty append anchored at index: a node that holds the entry
+        # commits through it; one that does not rejects, and nobody listens.
+        try:
+            t = self.log.term(index)
+        except Compacted:
+            return
+        self._send(M.Message(M.APP, to, self.id, self.term, t, index, index))
 
     def read_index(self, ctx):
         """Ask for a linearizable read point; the answer comes back as a
@@ -452,6 +560,16 @@ class Raft:
                     del q[:k + 1]
                 return
 
+    def _recheck_reads(self):
+        q = self._read_queue
+        for k in range(len(q) - 1, -1, -1):
+            if vote_result(self.voters, q[k][4]) == VOTE_WON:
+                for j in range(k + 1):
+                    r = q[j]
+                    self._read_done(r[1], r[2], r[3])
+                del q[:k + 1]
+                return
+
     def _abort_reads(self):
         # Dropped reads are retried by the caller after its timeout.
         if self._read_queue:
@@ -529,8 +647,8 @@ class Raft:
             log.commit_to(snap.index)
             return False
         log.restore(snap)
-        self.voters = snap.voters or self.voters
-        self.learners = snap.learners
+        if snap.voters:
+            self.switch_config(tuple(sorted(snap.voters)), tuple(sorted(snap.learners)))
         return True
 
 

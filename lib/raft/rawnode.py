@@ -10,16 +10,28 @@ The driver loop, in this order, every time has_ready() is true:
      they promise votes and acknowledge entries).
   4. Apply rd.snapshot (restore) and then rd.committed_entries, in order, to
      the state machine; serve rd.read_states once applied >= their index.
-  5. node.advance(rd).
+     rd.conf_changes lists the committed membership changes among them as
+     (index, op, node_id, ctx) (raft/confchange.py): the runtime learns
+     new peers' addresses from ctx here.
+  5. node.advance(rd). This applies rd.conf_changes to the core, in order;
+     conf_state() then returns the new membership.
+  6. Optionally snapshot: storage.create_snapshot(applied, *conf_state(),
+     data) -- after advance(), so the membership matches the applied index.
 
 Never call ready() twice without advance() in between.
 """
+from raft import confchange as CC
 from raft.core import LEADER, Raft
+from raft.errors import DecodeError
+from raft.storage import ENTRY_CONF
+
+
+_EMPTY = ()
 
 
 class Ready:
     __slots__ = ("hard_state", "entries", "snapshot", "messages", "persisted_messages",
-                 "committed_entries", "read_states", "lead", "role")
+                 "committed_entries", "read_states", "lead", "role", "conf_changes")
 
     def __repr__(self):
         return "Ready(hs=%r ents=%d snap=%r msgs=%d/%d apply=%d reads=%d)" % (
@@ -41,6 +53,16 @@ class RawNode:
 
     def propose(self, data):
         return self.raft.propose(data)
+
+    def propose_conf_change(self, op, node_id, ctx=b""):
+        """Propose a membership change (confchange.ADD_VOTER, ADD_LEARNER,
+        REMOVE); returns the entry's index. See Raft.propose_conf_change."""
+        return self.raft.propose_conf_change(op, node_id, ctx)
+
+    def conf_state(self):
+        """(voters, learners) as of the applied index."""
+        r = self.raft
+        return r.voters, r.learners
 
     def read_index(self, ctx):
         self.raft.read_index(ctx)
@@ -73,6 +95,18 @@ class RawNode:
         if ce:
             log.applying = ce[-1][0]
         rd.committed_entries = ce
+        rd.conf_changes = _EMPTY
+        for e in ce:
+            if e[2] == ENTRY_CONF:
+                if rd.conf_changes is _EMPTY:
+                    rd.conf_changes = []
+                try:
+                    op, nid, ctx = CC.decode(e[3])
+                except DecodeError:
+                    # Committed, so every node skips it alike.
+                    r.bad_conf_entries += 1
+                    continue
+                rd.conf_changes.append((e[0], op, nid, ctx))
         rd.messages = r.msgs
         rd.persisted_messages = r.msgs_after_persist
         r.msgs = []
@@ -98,6 +132,8 @@ class RawNode:
             e = rd.entries[-1]
             log.stable_to(e[0], e[1])
         if rd.committed_entries:
+            for c in rd.conf_changes:
+                r.apply_conf_change(c[1], c[2], c[0])
             log.applied = rd.committed_entries[-1][0]
         if rd.hard_state is not None:
             self._prev_hs = rd.hard_state
@@ -116,7 +152,8 @@ class RawNode:
         log = r.log
         st = {"id": r.id, "role": r.role, "term": r.term, "vote": r.vote, "lead": r.lead,
               "commit": log.committed, "applied": log.applied, "first": log.snap_index + 1,
-              "last": log.last, "stable": log.stable}
+              "last": log.last, "stable": log.stable,
+              "voters": list(r.voters), "learners": list(r.learners)}
         if r.role == LEADER:
             prs = {}
             for p in r.peers:
