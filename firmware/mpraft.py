@@ -77,9 +77,9 @@ def main():
             else:
                 _bad("wifi")
         from raftio.fs import RealFS
-        from raftio.node import Node, slot_size
+        from raftio.node import Node, initial_voters, slot_size
         from raftio.storage import FlashStorage
-        node = Node(c, b, FlashStorage(RealFS("raft"), ids, (), b["flash_log_slots"],
+        node = Node(c, b, FlashStorage(RealFS("raft"), initial_voters(c), (), b["flash_log_slots"],
                                        slot_size(b)))
     except Exception as e:
         # KeyError names the missing field; ValueError says what is wrong.

@@ -83,8 +83,12 @@ def load(d):
         return json.load(f)
 
 
-def create(d, nodes=5, cluster_id=None, key=None, board=None, proxy=False, netns=False):
+def create(d, nodes=5, cluster_id=None, key=None, board=None, proxy=False, netns=False,
+           voters=None):
     """Write cluster.json, the node files and DIR/board.json; returns the cluster dict.
+
+    voters=k < nodes: only nodes 1..k form the first membership; the others
+    run but stay outside until `raftctl add-learner/add-voter` brings them in.
 
     With proxy=True, node i reaches node j through proxy port
     cluster["proxy"]["i-j"] (tools/udp_proxy.py) instead of j's own port.
@@ -110,10 +114,14 @@ def create(d, nodes=5, cluster_id=None, key=None, board=None, proxy=False, netns
         cl = {"cluster_id": cluster_id, "key": key, "netns": spec,
               "nodes": [{"id": i, "host": spec["nodes"][str(i)]["addr"], "port": 7000 + i}
                         for i in range(1, nodes + 1)]}
+        if voters and voters < nodes:
+            cl["voters"] = list(range(1, voters + 1))
         return _write(d, cl)
     ports = free_ports(nodes + (nodes * (nodes - 1) if proxy else 0))
     cl = {"cluster_id": cluster_id, "key": key,
           "nodes": [{"id": i + 1, "host": HOST, "port": ports[i]} for i in range(nodes)]}
+    if voters and voters < nodes:
+        cl["voters"] = list(range(1, voters + 1))
     if proxy:
         links = {}
         k = nodes
@@ -142,6 +150,8 @@ def write_node_file(d, cl, nid, key=None, name=None):
                  for p in cl["nodes"]]
     nf = {"node_id": nid, "cluster_id": cl["cluster_id"], "key": key or cl["key"],
           "peers": peers}
+    if "voters" in cl:
+        nf["voters"] = cl["voters"]
     path = os.path.join(d, name or "node%d.json" % nid)
     with open(path, "w") as f:
         json.dump(nf, f, indent=1)
@@ -309,9 +319,9 @@ def faults(d, **kw):
 
 
 def up(d, nodes=5, runtime="micropython", timeout_s=20.0, heap="16M", flush="on", board=None,
-       proxy=False, netns=False):
+       proxy=False, netns=False, voters=None):
     if not os.path.exists(os.path.join(d, "cluster.json")):
-        create(d, nodes, board=board, proxy=proxy, netns=netns)
+        create(d, nodes, board=board, proxy=proxy, netns=netns, voters=voters)
     cl = load(d)
     if netns and "netns" not in cl:
         raise ClusterError("%s/cluster.json is not a --netns cluster; use another --dir" % d)
@@ -335,6 +345,7 @@ def up(d, nodes=5, runtime="micropython", timeout_s=20.0, heap="16M", flush="on"
 
 USAGE = ("usage: cluster.py up|run|status|down [--nodes N] --dir DIR [--runtime micropython|cpython]\n"
          "                                   [--board BOARD.json] [--heap 16M] [--proxy|--netns]\n"
+         "                                   [--voters K]   (only nodes 1..K are members at first)\n"
          "       cluster.py kill|start NODE --dir DIR\n"
          "       cluster.py faults --dir DIR [--drop P] [--dup P] [--reorder P] [--delay LO,HI]\n"
          "                                   [--partition 1,2/3,4,5] [--cut 1-2,2-1]"
@@ -343,8 +354,8 @@ USAGE = ("usage: cluster.py up|run|status|down [--nodes N] --dir DIR [--runtime 
 
 
 def main(argv):
-    opts = {"nodes": "5", "dir": None, "runtime": "micropython", "heap": "16M", "board": None,
-            "proxy": False, "drop": "0", "dup": "0", "reorder": "0", "delay": None,
+    opts = {"nodes": "5", "voters": "0", "dir": None, "runtime": "micropython", "heap": "16M",
+            "board": None, "proxy": False, "drop": "0", "dup": "0", "reorder": "0", "delay": None,
             "partition": None, "cut": None, "netns": False, "linkdown": None}
     pos = []
     i = 0
@@ -375,7 +386,7 @@ def main(argv):
         nodes = int(opts["nodes"])
         if cmd in ("up", "run"):
             lead = up(d, nodes, opts["runtime"], heap=opts["heap"], board=opts["board"],
-                      proxy=opts["proxy"], netns=opts["netns"])
+                      proxy=opts["proxy"], netns=opts["netns"], voters=int(opts["voters"]))
             print("cluster up in %s: %d nodes, leader %d; raftctl.py --cluster %s/cluster.json"
                   % (d, len(load(d)["nodes"]), lead, d))
             if cmd == "run":

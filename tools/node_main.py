@@ -81,9 +81,9 @@ def main(argv):
         print("node: %s" % e)
         return 2
     from raftio.fs import RealFS
-    from raftio.node import Node, slot_size
+    from raftio.node import Node, initial_voters, slot_size
     from raftio.storage import FlashStorage
-    voters = [p["id"] for p in cfg["peers"]]
+    voters = initial_voters(cfg)
     try:
         fs = RealFS(opts["data"])
         if opts["flush"] == "off":

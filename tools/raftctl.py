@@ -7,6 +7,12 @@
     raftctl.py --cluster DIR/cluster.json status [--json]
     raftctl.py --cluster DIR/cluster.json watch [--interval S] [--count N]
     raftctl.py --cluster DIR/cluster.json transfer NODE   (hand leadership to NODE)
+    raftctl.py --cluster DIR/cluster.json add-learner NODE [HOST:PORT]
+    raftctl.py --cluster DIR/cluster.json add-voter NODE [HOST:PORT]   (or promote a learner)
+    raftctl.py --cluster DIR/cluster.json remove NODE
+
+Membership changes go one at a time and are answered once applied; a
+change refused as invalid (already a member, the last voter) exits 2.
 
 `cas KEY OLD NEW` swaps only if KEY holds OLD; give --absent instead of OLD
 (`cas KEY --absent NEW`) to require that KEY does not exist.
@@ -28,7 +34,7 @@ if _lib not in sys.path:
 
 USAGE = ("usage: raftctl.py --cluster FILE [--timeout MS] put K V | get K | delete K | "
          "cas K OLD|--absent NEW | status [--json] | watch [--interval S] [--count N] | "
-         "transfer NODE")
+         "transfer NODE | add-learner NODE [HOST:PORT] | add-voter NODE [HOST:PORT] | remove NODE")
 
 COLUMNS = ("id", "reachable", "role", "term", "leader", "commit", "applied", "last",
            "snapshot", "drops")
@@ -123,10 +129,13 @@ def parse(argv):
         raise Usage("--cluster FILE is required")
     if not pos:
         raise Usage("no command given")
-    want = {"put": 3, "get": 2, "delete": 2, "cas": 4, "status": 1, "watch": 1, "transfer": 2}
+    want = {"put": 3, "get": 2, "delete": 2, "cas": 4, "status": 1, "watch": 1, "transfer": 2,
+            "add-learner": 2, "add-voter": 2, "remove": 2}
     if pos[0] not in want:
         raise Usage("unknown command %r" % (pos[0],))
-    if len(pos) != want[pos[0]]:
+    if pos[0] in ("add-learner", "add-voter") and len(pos) == 3:
+        pass  # NODE HOST:PORT
+    elif len(pos) != want[pos[0]]:
         raise Usage("%s takes %d argument(s)" % (pos[0], want[pos[0]] - 1))
     if None in pos[:2] or (None in pos and pos[0] != "cas"):
         raise Usage("--absent only stands for OLD in cas")
@@ -152,6 +161,38 @@ def transfer(c, ids, arg, timeout_ms):
         time.sleep(0.02)
     _err("node %d did not take leadership within %d ms" % (to, timeout_ms))
     return 3
+
+
+def member(c, nodes, cmd, args):
+    """Membership: add-learner/add-voter NODE [HOST:PORT], remove NODE.
+
+    The node's address comes from HOST:PORT or the cluster file and travels
+    in the change, so every member learns where the new node listens.
+    Answered once the change is applied; one change at a time.
+    """
+    from raftio import wire
+    try:
+        nid = int(args[0])
+    except ValueError:
+        raise Usage("%s wants a node id, got %r" % (cmd, args[0]))
+    ctx = b""
+    if cmd != "remove":
+        if len(args) > 1:
+            addr = args[1]
+            host, _, port = addr.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise Usage("address must be HOST:PORT, got %r" % addr)
+        else:
+            known = [n for n in nodes if n[0] == nid]
+            if not known:
+                raise Usage("node %d is not in the cluster file; give its HOST:PORT" % nid)
+            addr = "%s:%d" % (known[0][1], known[0][2])
+        ctx = addr.encode()
+    op = {"add-learner": wire.A_ADD_LEARNER, "add-voter": wire.A_ADD_VOTER,
+          "remove": wire.A_REMOVE}[cmd]
+    c.admin(op, nid, ctx)
+    print("%s %d: applied" % (cmd, nid))
+    return 0
 
 
 def run(opts, pos):
@@ -191,6 +232,8 @@ def run(opts, pos):
         ids = [n[0] for n in nodes]
         if cmd == "transfer":
             return transfer(c, ids, pos[1], opts["timeout"])
+        if cmd in ("add-learner", "add-voter", "remove"):
+            return member(c, nodes, cmd, pos[1:])
         if cmd == "status":
             rows = status_rows(c, ids)
             if opts["json"]:

@@ -33,8 +33,9 @@ class Config:
     def validate(self):
         if not isinstance(self.id, int) or self.id <= 0 or self.id > 0xFFFF:
             raise ConfigError("config: id must be an integer in 1..65535, got %r" % (self.id,))
-        if self.voters and self.id not in self.voters and self.id not in self.learners:
-            raise ConfigError("config: node %d not in peers %r" % (self.id, list(self.voters)))
+        # self.id may be outside voters and learners: a node that will join
+        # through a membership change (or was removed) runs without ever
+        # campaigning until the leader's log or snapshot adds it.
         for v in self.voters:
             if not isinstance(v, int) or v <= 0 or v > 0xFFFF:
                 raise ConfigError("config: peer id %r must be an integer in 1..65535" % (v,))

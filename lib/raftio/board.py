@@ -56,7 +56,7 @@ FIELDS = ("name", "arch", "heap_budget_bytes", "ring_capacity", "max_entry_bytes
           "max_key", "max_value", "max_sessions", "tick_ms", "election_ticks",
           "heartbeat_ticks", "snapshot_entries", "flash_log_slots", "network")
 
-_NODE_FIELDS = ("cluster_id", "key", "node_id", "peers", "wifi")
+_NODE_FIELDS = ("cluster_id", "key", "node_id", "peers", "voters", "wifi")
 _NODE_REQUIRED = ("node_id", "cluster_id", "key", "peers")
 _PEER_FIELDS = ("host", "id", "port")
 _WIFI_FIELDS = ("password", "ssid")
@@ -209,6 +209,15 @@ def validate_node_config(cfg, board):
     if node_id not in ids:
         raise ConfigError("config: node %d not in peers %s" % (node_id, ids))
     out = {"node_id": node_id, "cluster_id": cid, "key": cfg["key"], "peers": peers}
+    if "voters" in cfg:
+        # The cluster's first membership; peers may list more nodes, which
+        # join later through `raftctl add-learner/add-voter`.
+        v = cfg["voters"]
+        if (type(v) is not list or not v or any(not _is_int(x) or x not in ids for x in v)
+                or len(set(v)) != len(v)):
+            raise ConfigError("config: voters (%r) must be a non-empty list of distinct peer"
+                              " ids from %s" % (v, ids))
+        out["voters"] = sorted(v)
     if "wifi" in cfg:
         if board["network"] != "wifi_sta":
             raise ConfigError("config: wifi given but board %s has network %r;"

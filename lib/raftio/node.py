@@ -31,12 +31,13 @@ leader hint rather than forwarding, so a client finds the leader in one hop.
 import gc
 import json
 
+from raft import confchange as CC
 from raft import msg as M
 from raft.config import Config
 from raft.core import LEADER, ROLE_NAMES
-from raft.errors import DecodeError, EntryTooLarge, NotLeader, ProposalDropped
+from raft.errors import ConfigError, DecodeError, EntryTooLarge, NotLeader, ProposalDropped
 from raft.rawnode import RawNode
-from raft.storage import ENTRY_NORMAL
+from raft.storage import ENTRY_CONF, ENTRY_NORMAL
 from raftio import clock, wire
 from raftio.fs import StorageFull
 from raftio.frame import DROP_MALFORMED, DROP_STALE_TERM, DROP_UNKNOWN_PEER, MAX_PAYLOAD
@@ -91,7 +92,7 @@ class Node:
         peers = {}
         for p in node_cfg["peers"]:
             peers[p["id"]] = (p["host"], p["port"])
-        voters = sorted(peers)
+        voters = initial_voters(node_cfg)
         self.storage = storage
         # The hard state last written to storage (its commit may lag; see _drive).
         self._hs = storage.initial_state()[0]
@@ -292,7 +293,19 @@ class Node:
             self.node.transfer_leader(nid)
             self._reply(addr, rid, wire.OK)
             return
-        self._reply(addr, rid, wire.BAD_REQUEST)
+        # Membership: answered OK once applied (see _apply), like a put.
+        try:
+            idx = self.node.propose_conf_change(op - 1, nid, ctx)
+        except NotLeader:
+            self._reply(addr, rid, wire.NOT_LEADER, r.lead)
+            return
+        except ProposalDropped:
+            self._reply(addr, rid, wire.BUSY)  # another change is still pending
+            return
+        except (ConfigError, EntryTooLarge):
+            self._reply(addr, rid, wire.BAD_REQUEST)
+            return
+        self._pending[idx] = (r.term, addr, rid)
 
     def _reply(self, addr, rid, code, leader=0, result=b""):
         ln = wire.encode_response_into(self._resp, 0, rid, code, leader, result)
@@ -412,10 +425,22 @@ class Node:
                 self._apply(rd.committed_entries)
             if rd.read_states:
                 self._on_read_states(rd.read_states)
-            # 4. advance
+            # 4. advance (it applies rd.conf_changes to the core)
             node.advance(rd)
+            for c in rd.conf_changes:
+                self._on_conf_change(c[1], c[2], c[3])
             self._serve_reads()
             self._maybe_snapshot()
+
+    def _on_conf_change(self, op, nid, ctx):
+        # ctx is "host:port" from raftctl: how every node learns where a
+        # joining node listens (node files list the rest).
+        if op != CC.REMOVE and ctx and nid != self.id:
+            try:
+                host, port = bytes(ctx).decode().rsplit(":", 1)
+                self.t.set_peer(nid, host, int(port))
+            except (ValueError, OSError):
+                self.counters.slots[DROP_MALFORMED] += 1
 
     def _restore(self, snap):
         self.kv.restore(snap.data)
@@ -436,7 +461,7 @@ class Node:
                 res = kv.apply(idx, e[3])
             else:
                 kv.skip(idx)
-                res = None
+                res = b"" if e[2] == ENTRY_CONF else None
             self.stats["applied"] += 1
             if pend:
                 p = pend.pop(idx, None)
@@ -476,6 +501,7 @@ class Node:
               "first": log.snap_index + 1, "last": log.last,
               "snapshot": self.storage.snapshot().index,
               "drops": self.counters.as_dict(), "keys": len(self.kv),
+              "voters": list(r.voters), "learners": list(r.learners),
               "uptime_ms": clock.ticks_diff(clock.ticks_ms(), self.started)}
         for k in ("proposed", "applied", "reads", "snapshots", "forced", "not_leader", "busy",
                   "retry"):
@@ -493,6 +519,12 @@ class Node:
                     prs[str(p)] = r.prs[p].match
             st["match"] = prs
         return st
+
+
+def initial_voters(node_cfg):
+    """The first membership: node_cfg["voters"] if given, else every peer."""
+    v = node_cfg.get("voters")
+    return sorted(v) if v else sorted(p["id"] for p in node_cfg["peers"])
 
 
 def slot_size(board):
