@@ -22,10 +22,11 @@ import gc
 import json
 import struct
 
+from raft import confchange as CC
 from raft import msg as M
 from raft.config import READ_LEASE, READ_SAFE, Config
 from raft.core import LEADER
-from raft.errors import DecodeError, ProposalDropped, RaftError
+from raft.errors import ConfigError, DecodeError, ProposalDropped, RaftError
 from raftio.fakeflash import FakeFlash, PowerCut
 from raftio.storage import FlashStorage
 from raft.rawnode import RawNode
@@ -34,12 +35,17 @@ from simcheck import Checker
 from simnet import Network, Rand
 
 FAULTS = ("drop", "dup", "reorder", "partition", "crash", "leader", "powercut")
+# Opt-in faults: not part of "all", so existing seeds keep their digests.
+# reconfig: the leader removes a voter (keeping at least 3) or adds a removed
+# node back as a learner and promotes it once it caught up.
+EXTRA_FAULTS = ("reconfig",)
 
 USAGE = ("usage: sim.py [--nodes N] [--seed S] [--steps K] [--faults all|none|LIST]\n"
          "              [--ring N] [--snap-every N] [--snap-keep N] [--batch-bytes N]\n"
          "              [--election TICKS] [--quiet] [--trace] [--no-shrink]\n"
          "              [--clients N] [--check-linear] [--reads index|lease|local]\n"
-         "  LIST is a comma list of: " + ",".join(FAULTS))
+         "  LIST is a comma list of: " + ",".join(FAULTS + EXTRA_FAULTS) + "\n"
+         "  (all = " + ",".join(FAULTS) + "; e.g. --faults all,reconfig)")
 
 
 class UsageError(Exception):
@@ -54,8 +60,14 @@ def parse_faults(s):
     out = []
     for f in s.split(","):
         f = f.strip()
-        if f not in FAULTS:
-            raise UsageError("unknown fault %r; choose from all, none, %s" % (f, ",".join(FAULTS)))
+        if f == "all":
+            for g in FAULTS:
+                if g not in out:
+                    out.append(g)
+            continue
+        if f not in FAULTS and f not in EXTRA_FAULTS:
+            raise UsageError("unknown fault %r; choose from all, none, %s"
+                             % (f, ",".join(FAULTS + EXTRA_FAULTS)))
         if f not in out:
             out.append(f)
     return out
@@ -177,7 +189,9 @@ class SimNode:
         data = struct.pack("<II", self.applied, self.chain)
         if self.app is not None:
             data += self.app.snapshot()
-        snap = st.create_snapshot(self.applied, self.sim.ids, (), data)
+        # After advance(): the membership is the one as of the applied index.
+        voters, learners = self.node.conf_state()
+        snap = st.create_snapshot(self.applied, voters, learners, data)
         upto = snap.index - keep
         if upto > st.first_index() - 1:
             st.compact(upto)
@@ -222,6 +236,11 @@ class Sim:
         self.snap_keep = opts["snap_keep"]
         self._fault_rand = self.rand.fork()
         self._client_rand = self.rand.fork()
+        # Membership (reconfig): forked last and only when used, so runs
+        # without it draw the same numbers as before it existed.
+        self.reconfigs = 0
+        self.reconfig_refused = 0
+        self._conf_rand = self.rand.fork() if "reconfig" in faults else None
 
     def log(self, s):
         t = self.trace
@@ -325,8 +344,13 @@ class Sim:
                 else:
                     keep.append(ev)
             self.heals = keep
+        if self._conf_rand is not None:
+            self.reconfig()
         down = [i for i in self.ids if not self.nodes[i].up]
         max_down = (len(self.ids) - 1) // 2
+        if self._conf_rand is not None:
+            # Keep a majority of the current voters up (liveness, not safety).
+            down, max_down = self._voters_down(down)
         if "crash" in f and len(down) < max_down and rnd.chance(4):
             victim = self.ids[rnd.below(len(self.ids))]
             n = self.nodes[victim]
@@ -384,6 +408,57 @@ class Sim:
                             self.net.blocked.add((b, ld.id))
                     self.log("isolate leader %d" % ld.id)
                     self.heals.append((now + 20 + rnd.below(200), "heal", None))
+
+    def _voters_down(self, down):
+        voters = self.checker.conf_at(self.checker.commit_count())[0]
+        vd = [i for i in down if i in voters]
+        return vd, (len(voters) - 1) // 2
+
+    def reconfig(self):
+        """Ask the leader for a membership change now and then; sometimes
+        for a second one at once, which it must refuse while the first is
+        pending (thesis 4.1: one change at a time)."""
+        rnd = self._conf_rand
+        if not rnd.chance(8):
+            return
+        ld = self.leader()
+        if ld is None:
+            return
+        self._reconfig_one(ld, rnd)
+        if rnd.chance(300):
+            self._reconfig_one(ld, rnd)
+
+    def _reconfig_one(self, ld, rnd):
+        node = ld.node
+        r = node.raft
+        voters, learners = node.conf_state()
+        out = [i for i in self.ids if i not in voters and i not in learners]
+        op = 0
+        nid = 0
+        for lr in learners:
+            pr = r.prs.get(lr)
+            if pr is not None and pr.match >= r.log.committed:
+                op, nid = CC.ADD_VOTER, lr  # caught up: promote (thesis 4.2.1)
+                break
+        if not op:
+            if out and (len(voters) <= 3 or rnd.chance(500)):
+                op, nid = CC.ADD_LEARNER, out[rnd.below(len(out))]
+            elif len(voters) > 3:
+                op, nid = CC.REMOVE, voters[rnd.below(len(voters))]
+            elif learners and rnd.chance(100):
+                op, nid = CC.REMOVE, learners[rnd.below(len(learners))]
+            else:
+                return
+        try:
+            idx = node.propose_conf_change(op, nid, b"sim%d" % nid)
+        except (ProposalDropped, ConfigError) as e:
+            self.reconfig_refused += 1
+            if self.trace_on:
+                self.log("conf change %s %d refused by %d: %r" % (CC.OP_NAMES[op], nid, ld.id, e))
+            return
+        self.reconfigs += 1
+        self.log("leader %d proposes %s %d at %d" % (ld.id, CC.OP_NAMES[op], nid, idx))
+        self.drive(ld)
 
     def heal(self, ev):
         if ev[1] == "restart":
@@ -454,6 +529,13 @@ class Sim:
                 "power_cuts": self.power_cuts, "snapshots_installed": self.snapshots_installed,
                 "messages": self.net.sent, "dropped": self.net.dropped,
                 "violations": list(ck.violations), "digest": ck.digest()}
+        if self._conf_rand is not None:
+            v, ln = ck.conf_at(ck.commit_count())
+            out["reconfigs"] = self.reconfigs
+            out["reconfig_refused"] = self.reconfig_refused
+            out["conf_changes_committed"] = ck.conf_changes
+            out["voters"] = list(v)
+            out["learners"] = list(ln)
         if self.workload is not None:
             self.workload.summarize(out, self.opts["check_linear"])
         return out

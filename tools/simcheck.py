@@ -6,8 +6,10 @@ incremental, so checking after every step stays cheap.
 import binascii
 import hashlib
 
+from raft import confchange as CC
 from raft.core import LEADER
-from raft.errors import Compacted, Unavailable
+from raft.errors import Compacted, ConfigError, DecodeError, Unavailable
+from raft.storage import ENTRY_CONF
 
 
 def _entry(storage, i):
@@ -46,6 +48,34 @@ class Checker:
             self.applied_at[i] = 0
             self.commit_seen[i] = 0
             self.durable_commit[i] = 0
+        # Membership as the committed log defines it: (index, voters,
+        # learners) after each committed conf change, oldest first, the last
+        # _CONFS of them (a few dozen per run at most).
+        self.confs = [(0, tuple(sim.ids), ())]
+        self.conf_changes = 0
+
+    def conf_at(self, i):
+        """(voters, learners) in effect once index i is applied, or None if
+        that is older than the history kept."""
+        cs = self.confs
+        k = len(cs) - 1
+        while k >= 0 and cs[k][0] > i:
+            k -= 1
+        if k < 0:
+            return None
+        return cs[k][1], cs[k][2]
+
+    def _learn_conf(self, e):
+        try:
+            op, nid, _ = CC.decode(e[3])
+            cur = self.confs[-1]
+            v, ln = CC.apply(cur[1], cur[2], op, nid)
+        except (DecodeError, ConfigError):
+            return  # every node ignores it alike
+        self.confs.append((e[0], v, ln))
+        self.conf_changes += 1
+        if len(self.confs) > 64:
+            del self.confs[0]
 
     def fail(self, what):
         if len(self.violations) < 5:
@@ -159,6 +189,8 @@ class Checker:
                                                          cm[(i - 1) % W][3]))
             cm[i % W] = (i, e[1], binascii.crc32(e[3]), chain)
             self.ccount = i
+            if e[2] == ENTRY_CONF:
+                self._learn_conf(e)
             h.update(b"%d:%d:" % (i, e[1]))
             h.update(e[3])
 
@@ -195,22 +227,49 @@ class Checker:
             if n.up and n.node.raft.role == LEADER:
                 self._observe_leader(n)
         # No committed entry is lost: the newest one is durable on a majority
-        # (with log matching, so is every entry before it).
+        # (with log matching, so is every entry before it). With membership
+        # changes, of the voters that committed it: the leader counted with
+        # its applied configuration, which (one change at a time, applied
+        # before the next is proposed) is the newest committed one or the
+        # one before it.
         c = self.ccount
         if c > 0:
             t = self.committed[c % self.W][1]
-            have = 0
+            cs = self.confs
+            cur = cs[-1][1]
+            prev = cs[-2][1] if len(cs) > 1 else cur
+            have = have_prev = 0
             for i in sim.ids:
                 st = sim.nodes[i].storage
                 try:
-                    if st.term(c) == t:
-                        have += 1
+                    ok = st.term(c) == t
                 except Compacted:
-                    have += 1
+                    ok = True
                 except Exception:
-                    pass
-            if have < len(sim.ids) // 2 + 1:
-                self.fail("committed entry %d (t%d) durable on only %d nodes" % (c, t, have))
+                    ok = False
+                if ok:
+                    if i in cur:
+                        have += 1
+                    if i in prev:
+                        have_prev += 1
+            if have < len(cur) // 2 + 1 and have_prev < len(prev) // 2 + 1:
+                self.fail("committed entry %d (t%d) durable on only %d of voters %r"
+                          % (c, t, have, list(cur)))
+            if len(cs) > 1:
+                self._check_confs()
+
+    def _check_confs(self):
+        # Every node's membership is the committed log's at its applied index.
+        sim = self.sim
+        for i in sim.ids:
+            n = sim.nodes[i]
+            if not n.up:
+                continue
+            node = n.node
+            want = self.conf_at(node.raft.log.applied)
+            if want is not None and node.conf_state() != want:
+                self.fail("node %d applied %d with membership %r, the log says %r"
+                          % (i, node.raft.log.applied, node.conf_state(), want))
 
     def digest(self):
         h = hashlib.sha256(self._digest.digest())

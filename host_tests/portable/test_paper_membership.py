@@ -16,6 +16,13 @@ from raft.storage import ENTRY_CONF
 from raftnet import Net
 
 
+def _fresh_heap():
+    # mptest runs every portable file in one MicroPython heap (about 2 MB,
+    # no compaction); later files (lincheck in test_simkv_portable) need
+    # large blocks, so these tests start from a collected heap.
+    gc.collect()
+
+
 def _conf(net, i):
     return net.nodes[i].conf_state()
 
@@ -58,6 +65,7 @@ def _committed(net, i, idx):
 # -- the codec ---------------------------------------------------------------
 
 def test_conf_change_codec_round_trip_and_bad_bytes():
+    _fresh_heap()
     for op in (CC.ADD_VOTER, CC.ADD_LEARNER, CC.REMOVE):
         for ctx in (b"", b"10.0.0.4:7000", b"x" * CC.MAX_CTX):
             assert CC.decode(CC.encode(op, 65535, ctx)) == (op, 65535, ctx)
@@ -100,6 +108,7 @@ def test_conf_change_codec_round_trip_and_bad_bytes():
 # -- learners (thesis 4.2.1) -------------------------------------------------------
 
 def test_add_learner_then_promote_after_it_caught_up():
+    _fresh_heap()
     net = _newcomer_net()
     assert net.elect(1) == LEADER
     for k in range(20):
@@ -166,6 +175,7 @@ def test_add_learner_then_promote_after_it_caught_up():
 # -- removal (thesis 4.1, 4.2.2) ---------------------------------------------------
 
 def test_remove_follower_commits_with_smaller_quorum():
+    _fresh_heap()
     net = Net(4, seed=2)
     assert net.elect(1) == LEADER
     net.propose(1, b"a")
@@ -195,6 +205,7 @@ def test_remove_follower_commits_with_smaller_quorum():
 
 
 def test_applying_a_removal_commits_what_the_smaller_quorum_holds():
+    _fresh_heap()
     net = Net(4, seed=3)
     assert net.elect(1) == LEADER
     net.propose(1, b"a")
@@ -226,6 +237,7 @@ def test_applying_a_removal_commits_what_the_smaller_quorum_holds():
 
 
 def test_removed_leader_steps_down_and_the_rest_elect():
+    _fresh_heap()
     net = Net(4, seed=4)
     assert net.elect(1) == LEADER
     net.propose(1, b"a")
@@ -258,6 +270,7 @@ def test_removed_leader_steps_down_and_the_rest_elect():
 
 
 def test_removed_node_cannot_win_an_election():
+    _fresh_heap()
     net = Net(4, seed=5)
     assert net.elect(1) == LEADER
     _change(net, 1, CC.REMOVE, 4)
@@ -272,6 +285,7 @@ def test_removed_node_cannot_win_an_election():
 
 
 def test_node_that_missed_its_removal_cannot_win():
+    _fresh_heap()
     for pre_vote in (True, False):
         net = Net(4, seed=6, pre_vote=pre_vote, check_quorum=pre_vote)
         assert net.elect(1) == LEADER
@@ -295,6 +309,7 @@ def test_node_that_missed_its_removal_cannot_win():
 # -- one change at a time (thesis 4.1, etcd pendingConfIndex) ----------------------
 
 def test_second_change_refused_while_one_is_pending():
+    _fresh_heap()
     net = _newcomer_net(seed=7)
     assert net.elect(1) == LEADER
     net.stabilize()
@@ -340,6 +355,7 @@ def test_second_change_refused_while_one_is_pending():
 
 
 def test_new_leader_refuses_changes_until_earlier_entries_applied():
+    _fresh_heap()
     net = Net(4, seed=8, pre_vote=False, check_quorum=False)
     assert net.elect(1) == LEADER
     net.stabilize()
@@ -387,6 +403,7 @@ def _snapshot(net, i):
 
 
 def test_conf_survives_restart_snapshot_and_replay():
+    _fresh_heap()
     net = _newcomer_net(seed=9)
     assert net.elect(1) == LEADER
     _change(net, 1, CC.ADD_LEARNER, 4)
@@ -419,6 +436,7 @@ def test_conf_survives_restart_snapshot_and_replay():
 
 
 def test_conf_from_installed_snapshot():
+    _fresh_heap()
     net = Net(4, seed=10)
     assert net.elect(1) == LEADER
     net.isolate(4)
@@ -445,6 +463,7 @@ def test_conf_from_installed_snapshot():
 
 
 def test_ready_reports_conf_changes_and_bad_entries_are_skipped():
+    _fresh_heap()
     net = _newcomer_net(seed=11)
     seen = []
     net.on_ready = lambda i, rd: seen.extend((i,) + c for c in rd.conf_changes)
@@ -465,6 +484,7 @@ def test_ready_reports_conf_changes_and_bad_entries_are_skipped():
 
 
 def test_single_node_adds_a_voter():
+    _fresh_heap()
     st = MemoryStorage([1])
     n = RawNode(Config(1, [1]), st, lambda k: 0)
     n.campaign()
@@ -495,6 +515,3 @@ def test_single_node_adds_a_voter():
     assert n.raft.log.committed < i
     assert [m.to for m in rd.messages if m.type == M.APP] == [2]
     # thesis 4.1 (going from one server to two)
-    # Leave a collected heap behind: the MicroPython test run shares one heap
-    # with the tests after this file (some allocate 128 KB blocks).
-    gc.collect()
