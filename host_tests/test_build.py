@@ -371,3 +371,15 @@ def test_private_names_are_shortened_consistently_across_modules(tmp_path):
         tmp_path / "s" / "lib")
     r = subprocess.run([MICROPYTHON, "-c", probe], capture_output=True, text=True, timeout=30)
     assert r.stdout.strip() == "3", r.stdout + r.stderr
+
+
+def test_marked_tables_are_stripped_with_the_code_that_reads_them():
+    import build
+    text = ("NAMES = (  # mpraft: host-only\n    'a', 'b')\nKEEP = 1\n\n\n"
+            "class M:\n    def __repr__(self):  # mpraft: host-only\n"
+            "        return NAMES[0]\n")
+    out, names, methods = build.strip_marked(text, build.HOST_ONLY_MARK)
+    assert names == ["NAMES"] and methods == ["__repr__"]
+    assert "NAMES" not in out and "KEEP = 1" in out
+    assert out.count("\n") == text.count("\n")
+    compile(out, "m.py", "exec")

@@ -104,7 +104,8 @@ CLIENT_SIDE_MARK = "# mpraft: client-side"
 
 
 def strip_marked(text, mark):
-    """Blank out the functions and methods whose `def` line carries mark.
+    """Blank out the functions, methods and top-level assignments whose
+    first line carries mark.
 
     CLIENT_SIDE_MARK: request encoders and reply decoders only a client
     calls; the firmware leaves them out unless built `--with-optional` (with
@@ -127,6 +128,12 @@ def strip_marked(text, mark):
         if isinstance(node, ast.FunctionDef) and mark in lines[node.lineno - 1]:
             blank(node)
             names.append(node.name)
+        elif (isinstance(node, ast.Assign) and len(node.targets) == 1
+              and isinstance(node.targets[0], ast.Name) and mark in lines[node.lineno - 1]):
+            # A table only stripped code reads, e.g. names for __repr__.
+            node.decorator_list = []
+            blank(node)
+            names.append(node.targets[0].id)
         elif isinstance(node, ast.ClassDef):
             for m in node.body:
                 if isinstance(m, ast.FunctionDef) and mark in lines[m.lineno - 1]:

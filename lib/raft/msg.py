@@ -70,9 +70,9 @@ READ_INDEX_RESP = const(12)
 TIMEOUT_NOW = const(13)
 _MAX_TYPE = const(13)
 
-TYPE_NAMES = ("?", "APP", "APP_RESP", "VOTE", "VOTE_RESP", "PREVOTE", "PREVOTE_RESP",
-              "HEARTBEAT", "HEARTBEAT_RESP", "SNAP", "SNAP_RESP", "READ_INDEX",
-              "READ_INDEX_RESP", "TIMEOUT_NOW")
+TYPE_NAMES = (  # mpraft: host-only
+    "?", "APP", "APP_RESP", "VOTE", "VOTE_RESP", "PREVOTE", "PREVOTE_RESP", "HEARTBEAT",
+    "HEARTBEAT_RESP", "SNAP", "SNAP_RESP", "READ_INDEX", "READ_INDEX_RESP", "TIMEOUT_NOW")
 
 FLAG_REJECT = const(1)
 FLAG_DONE = const(2)
@@ -136,7 +136,7 @@ class Message:
     def reject(self):  # mpraft: host-only
         return bool(self.flags & FLAG_REJECT)
 
-    def __repr__(self):
+    def __repr__(self):  # mpraft: host-only
         name = TYPE_NAMES[self.type] if 0 <= self.type <= _MAX_TYPE else str(self.type)
         s = "%s %d->%d t%d lt%d i%d c%d" % (name, self.frm, self.to, self.term,
                                              self.log_term, self.index, self.commit)

@@ -62,7 +62,7 @@ class Counters:
         # Invariant: len(slots) == len(REASON_NAMES); slots[r] counts reason r.
         self.slots = [0] * _NSLOTS
 
-    def drop(self, reason):
+    def drop(self, reason):  # mpraft: host-only
         self.slots[reason] += 1
 
     def get(self, name):

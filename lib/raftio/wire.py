@@ -60,7 +60,7 @@ RETRY = const(2)
 BUSY = const(3)
 BAD_REQUEST = const(4)
 _MAX_CODE = const(4)
-CODE_NAMES = ("ok", "not_leader", "retry", "busy", "bad_request")
+CODE_NAMES = ("ok", "not_leader", "retry", "busy", "bad_request")  # mpraft: client-side
 
 _REQ_HDR = "<BI"
 REQ_HDR = const(5)

@@ -65,7 +65,7 @@ _PUT_LEN = const(12)
 _CAS_LEN = const(15)
 _U32 = const(0xFFFFFFFF)
 
-_NAMES = ("OK", "NOT_FOUND", "CAS_FAILED", "SESSION_EXPIRED", "STALE_SEQ",
+_NAMES = ("OK", "NOT_FOUND", "CAS_FAILED", "SESSION_EXPIRED", "STALE_SEQ",  # mpraft: client-side
           "TOO_LARGE", "MALFORMED", "FULL")
 
 

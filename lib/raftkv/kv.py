@@ -262,7 +262,7 @@ class KVStateMachine:
         struct.pack_into("<I", buf, pos[0], crc & 0xFFFFFFFF)
         return pos[0] + 4
 
-    def snapshot_write(self, stream):
+    def snapshot_write(self, stream):  # mpraft: host-only
         """Stream the snapshot to stream.write (e.g. a flash file) record by
         record, so a board never holds it whole; return its length."""
         total = [0]
