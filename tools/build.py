@@ -135,10 +135,18 @@ def strip_marked(text, mark):
             blank(node)
             names.append(node.targets[0].id)
         elif isinstance(node, ast.ClassDef):
+            kept = 0
             for m in node.body:
                 if isinstance(m, ast.FunctionDef) and mark in lines[m.lineno - 1]:
+                    first = lines[m.lineno - 1]
                     blank(m)
                     methods.append(m.name)
+                else:
+                    kept += 1
+            if not kept:
+                # Nothing left in the class: keep it a valid (empty) class.
+                ind = first[:len(first) - len(first.lstrip())]
+                lines[node.body[0].lineno - 1] = ind + "pass\n"
     return "".join(lines), names, methods
 
 
