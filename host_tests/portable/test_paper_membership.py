@@ -515,3 +515,33 @@ def test_single_node_adds_a_voter():
     assert n.raft.log.committed < i
     assert [m.to for m in rd.messages if m.type == M.APP] == [2]
     # thesis 4.1 (going from one server to two)
+
+
+def test_follower_holds_a_conf_entry_until_the_previous_commit_is_durable():
+    _fresh_heap()
+    net = Net(5, seed=12)
+    assert net.elect(1) == LEADER
+    net.isolate(5)
+    c1 = _change(net, 1, CC.REMOVE, 4)
+    _settle(net)
+    c2 = _change(net, 1, CC.ADD_LEARNER, 4)
+    _settle(net)
+    assert c2 > c1 and net.nodes[1].raft.log.committed >= c2
+    r5 = net.nodes[5].raft
+    assert r5.log.last < c1 and r5.durable_commit < c1
+    # Node 5 rejoins: the leader's first append carries both changes and a
+    # commit covering both.
+    net.recover()
+    seen = []
+    net.on_ready = lambda i, rd: i == 5 and rd.entries and seen.append(
+        (rd.entries[-1][0], rd.hard_state))
+    for _ in range(6):
+        net.tick()
+        net.stabilize()
+    assert seen, "node 5 never appended"
+    # The first batch stops just before the second change, with a commit that
+    # covers the first; the second arrives only once that commit is durable.
+    first_last, first_hs = seen[0]
+    assert first_last == c2 - 1 and first_hs[2] >= c1, seen
+    assert r5.log.last >= c2 and _conf(net, 5) == ((1, 2, 3, 5), (4,))
+    # etcd #7625 (apply-time changes: invariant "Append"), thesis 4.1

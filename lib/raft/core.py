@@ -52,6 +52,10 @@ class Raft:
         # Leader: index of the newest conf change it may not have applied yet;
         # another change is refused until applied >= it (etcd pendingConfIndex).
         self.pending_conf_index = 0
+        # Commit index of the newest hard state the driver made durable
+        # (RawNode.advance). Invariant: a conf entry is appended only when
+        # every earlier conf entry is <= durable_commit (see _handle_append).
+        self.durable_commit = self.log.committed
         # Persistent state (paper Figure 2). Invariant: vote is for this term.
         self.term = hs[0]
         self.vote = hs[1]
@@ -323,13 +327,17 @@ class Raft:
         return i
 
     def _unapplied_conf(self):
+        return self._conf_between(self.log.applied + 1, self.log.committed + 1)
+
+    def _conf_between(self, lo, hi):
+        """Is there an ENTRY_CONF in [lo, hi) of the log?"""
         log = self.log
-        i = log.applied + 1
-        while i <= log.committed:
+        i = lo
+        while i < hi:
             try:
-                es = log.slice(i, log.committed + 1, 4096)
+                es = log.slice(i, hi, 4096)
             except Compacted:
-                return False  # a snapshot is on its way; it carries the conf
+                return False  # behind a snapshot, which carries the conf
             for e in es:
                 if e[2] == ENTRY_CONF:
                     return True
@@ -804,6 +812,12 @@ def _handle_append(r, m):
         e = ents[k]
         if log.last - log.stable >= log.cap:
             break  # Ring full of non-durable entries: ack what we stored.
+        if e[2] == ENTRY_CONF and r._conf_between(r.durable_commit + 1, e[0]):
+            # Apply-time safety (etcd #7625, invariant "Append"): hold a conf
+            # entry back until the commit of the previous one is durable, so
+            # a restarted node never holds two changes it does not know are
+            # committed. The leader resends it after our ack.
+            break
         log.append(e)
         k += 1
         last_new = e[0]

@@ -137,6 +137,7 @@ class RawNode:
             log.applied = rd.committed_entries[-1][0]
         if rd.hard_state is not None:
             self._prev_hs = rd.hard_state
+            r.durable_commit = rd.hard_state[2]
         if r.role == LEADER:
             me = r.prs.get(r.id)
             if me is not None and me.maybe_update(log.stable):

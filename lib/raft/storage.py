@@ -1,7 +1,8 @@
 """The storage interface the core reads, and an in-memory implementation.
 
 Entries are tuples ``(index, term, kind, data)``: ``kind`` is ENTRY_NORMAL or
-ENTRY_CONF, ``data`` is bytes (empty for the leader's no-op). Hard state is a
+ENTRY_CONF, ``data`` is bytes (empty for the leader's no-op; for ENTRY_CONF,
+``raft.confchange.encode(op, node_id, ctx)``). Hard state is a
 tuple ``(term, vote, commit)``.
 
 The core only *reads* storage (initial_state, first_index, last_index, term,
@@ -25,7 +26,9 @@ class Snapshot:
     """A point-in-time state machine image and the log position it replaces.
 
     Invariant: every entry with index <= ``index`` is reflected in ``data``;
-    ``term`` is the term of the entry at ``index``.
+    ``term`` is the term of the entry at ``index``; voters and learners are
+    the membership once ``index`` is applied (RawNode.conf_state() after
+    advance()).
     """
 
     def __init__(self, index=0, term=0, voters=(), learners=(), data=b""):
