@@ -39,6 +39,7 @@ FAULTS = ("drop", "dup", "reorder", "partition", "crash", "leader", "powercut")
 # reconfig: the leader removes a voter (keeping at least 3) or adds a removed
 # node back as a learner and promotes it once it caught up.
 EXTRA_FAULTS = ("reconfig",)
+_OP_NAMES = ("?", "add-voter", "add-learner", "remove")
 
 USAGE = ("usage: sim.py [--nodes N] [--seed S] [--steps K] [--faults all|none|LIST]\n"
          "              [--ring N] [--snap-every N] [--snap-keep N] [--batch-bytes N]\n"
@@ -454,10 +455,10 @@ class Sim:
         except (ProposalDropped, ConfigError) as e:
             self.reconfig_refused += 1
             if self.trace_on:
-                self.log("conf change %s %d refused by %d: %r" % (CC.OP_NAMES[op], nid, ld.id, e))
+                self.log("conf change %s %d refused by %d: %r" % (_OP_NAMES[op], nid, ld.id, e))
             return
         self.reconfigs += 1
-        self.log("leader %d proposes %s %d at %d" % (ld.id, CC.OP_NAMES[op], nid, idx))
+        self.log("leader %d proposes %s %d at %d" % (ld.id, _OP_NAMES[op], nid, idx))
         self.drive(ld)
 
     def heal(self, ev):

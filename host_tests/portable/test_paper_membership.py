@@ -426,7 +426,8 @@ def test_conf_survives_restart_snapshot_and_replay():
         # Before replay: the snapshot's (or bootstrap) configuration, and no
         # campaigning while committed conf changes wait to be applied.
         assert node.conf_state() != want
-        assert node.raft._unapplied_conf()
+        r = node.raft
+        assert r._conf_between(r.log.applied + 1, r.log.committed + 1)
         node.campaign()
         assert node.raft.role == FOLLOWER and not node.raft.msgs_after_persist
         net.drive(i)
@@ -528,7 +529,7 @@ def test_follower_holds_a_conf_entry_until_the_previous_commit_is_durable():
     _settle(net)
     assert c2 > c1 and net.nodes[1].raft.log.committed >= c2
     r5 = net.nodes[5].raft
-    assert r5.log.last < c1 and r5.durable_commit < c1
+    assert r5.log.last < c1 and r5._durable_commit < c1
     # Node 5 rejoins: the leader's first append carries both changes and a
     # commit covering both.
     net.recover()

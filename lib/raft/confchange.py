@@ -26,40 +26,29 @@ ADD_VOTER = const(1)
 ADD_LEARNER = const(2)
 # Remove a voter or a learner.
 REMOVE = const(3)
-OP_NAMES = ("?", "add-voter", "add-learner", "remove")
 
 MAX_CTX = const(64)
-_HEAD = const(4)
 
 
 def encode(op, node_id, ctx=b""):
-    if op != ADD_VOTER and op != ADD_LEARNER and op != REMOVE:
-        raise ConfigError("conf change: unknown op %r; use ADD_VOTER, ADD_LEARNER or REMOVE"
-                          % (op,))
-    if not isinstance(node_id, int) or node_id <= 0 or node_id > 0xFFFF:
-        raise ConfigError("conf change: node id must be in 1..65535, got %r" % (node_id,))
+    if not 0 < op < 4:
+        raise ConfigError("conf change: op must be ADD_VOTER, ADD_LEARNER or REMOVE")
+    if not isinstance(node_id, int) or not 0 < node_id < 0x10000:
+        raise ConfigError("conf change: node id must be in 1..65535")
     n = len(ctx)
     if n > MAX_CTX:
-        raise ConfigError("conf change: ctx of %d bytes exceeds %d" % (n, MAX_CTX))
-    buf = bytearray(_HEAD + n)
-    struct.pack_into("<BHB", buf, 0, op, node_id, n)
-    buf[_HEAD:] = ctx
-    return bytes(buf)
+        raise ConfigError("conf change: ctx over 64 bytes")
+    return struct.pack("<BHB", op, node_id, n) + bytes(ctx)
 
 
 def decode(data):
     """-> (op, node_id, ctx); DecodeError on anything encode() cannot produce."""
-    if len(data) < _HEAD:
-        raise DecodeError("conf change: %d bytes, need at least %d" % (len(data), _HEAD))
-    op, nid, n = struct.unpack_from("<BHB", data, 0)
-    if op != ADD_VOTER and op != ADD_LEARNER and op != REMOVE:
-        raise DecodeError("conf change: unknown op %d" % op)
-    if nid == 0:
-        raise DecodeError("conf change: node id 0")
-    if n > MAX_CTX or len(data) != _HEAD + n:
-        raise DecodeError("conf change: ctx length %d does not match %d bytes"
-                          % (n, len(data)))
-    return op, nid, bytes(data[_HEAD:])
+    op = nid = 0
+    if len(data) >= 4:
+        op, nid, n = struct.unpack_from("<BHB", data, 0)
+    if not 0 < op < 4 or nid == 0 or n > MAX_CTX or len(data) != 4 + n:
+        raise DecodeError("bad conf change")
+    return op, nid, bytes(data[4:])
 
 
 def apply(voters, learners, op, node_id):
@@ -68,21 +57,15 @@ def apply(voters, learners, op, node_id):
     v = [x for x in voters if x != node_id]
     ln = [x for x in learners if x != node_id]
     if op == ADD_VOTER:
-        if node_id in voters:
-            raise ConfigError("conf change: node %d is already a voter" % node_id)
         v.append(node_id)
     elif op == ADD_LEARNER:
-        if node_id in learners:
-            raise ConfigError("conf change: node %d is already a learner" % node_id)
         ln.append(node_id)
-    elif op == REMOVE:
-        if node_id not in voters and node_id not in learners:
-            raise ConfigError("conf change: node %d is not a member" % node_id)
-    else:
-        raise ConfigError("conf change: unknown op %r" % (op,))
-    if not v:
-        raise ConfigError("conf change: node %d is the last voter; add another voter first"
-                          % node_id)
     v.sort()
     ln.sort()
-    return tuple(v), tuple(ln)
+    v = tuple(v)
+    ln = tuple(ln)
+    if v == voters and ln == learners:
+        raise ConfigError("conf change: no-op for node %d" % node_id)
+    if not v:
+        raise ConfigError("conf change: node %d is the last voter" % node_id)
+    return v, ln

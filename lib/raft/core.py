@@ -10,8 +10,8 @@ tick method, so step() deals with terms once and then delegates.
 """
 from raft import confchange as CC
 from raft import msg as M
-from raft.errors import (Compacted, ConfigError, EntryTooLarge, LogFull, NotLeader,
-                         ProposalDropped)
+from raft.errors import (Compacted, ConfigError, DecodeError, EntryTooLarge, LogFull,
+                         NotLeader, ProposalDropped)
 from raft.log import RaftLog
 from raft.progress import PROBE, REPLICATE, SNAPSHOT, Progress
 from raft.quorum import VOTE_LOST, VOTE_WON, committed_index, vote_result
@@ -45,17 +45,17 @@ class Raft:
             voters = c.voters
             learners = c.learners
         # The configuration as of the applied index (etcd semantics: a conf
-        # change takes effect when applied, see apply_conf_change).
+        # change takes effect when applied, see _apply_conf).
         self.voters = tuple(sorted(voters))
         self.learners = tuple(sorted(learners))
         self.peers = tuple(sorted(self.voters + self.learners))
         # Leader: index of the newest conf change it may not have applied yet;
         # another change is refused until applied >= it (etcd pendingConfIndex).
-        self.pending_conf_index = 0
+        self._pending_conf = 0
         # Commit index of the newest hard state the driver made durable
         # (RawNode.advance). Invariant: a conf entry is appended only when
-        # every earlier conf entry is <= durable_commit (see _handle_append).
-        self.durable_commit = self.log.committed
+        # every earlier conf entry is <= _durable_commit (see _handle_append).
+        self._durable_commit = self.log.committed
         # Persistent state (paper Figure 2). Invariant: vote is for this term.
         self.term = hs[0]
         self.vote = hs[1]
@@ -162,7 +162,7 @@ class Raft:
         # applied: earlier terms may hold an unapplied change, and a leader
         # must commit in its own term before changing the configuration
         # (the single-server change bug, Ongaro, raft-dev 2015).
-        self.pending_conf_index = log.last
+        self._pending_conf = log.last
         self._need_bcast = True
 
     # -- events -------------------------------------------------------------
@@ -212,8 +212,9 @@ class Raft:
     def hup(self, transfer):
         if self.role == LEADER or not self._promotable():
             return
-        if self._unapplied_conf():
-            # Our voter set may be out of date (etcd does the same).
+        if self._conf_between(self.log.applied + 1, self.log.committed + 1):
+            # A committed change is not applied yet: our voter set may be
+            # out of date (etcd does the same).
             return
         if self.cfg.pre_vote and not transfer:
             self._campaign(True, False)
@@ -315,19 +316,14 @@ class Raft:
         last voter, bad op/id/ctx)."""
         if self.role != LEADER:
             raise NotLeader(self.lead)
-        if self.lead_transferee:
-            raise ProposalDropped("leadership transfer in progress")
-        if self.pending_conf_index > self.log.applied:
-            raise ProposalDropped("conf change at %d not applied yet (applied %d)"
-                                  % (self.pending_conf_index, self.log.applied))
+        if self._pending_conf > self.log.applied:
+            raise ProposalDropped("conf change %d not applied yet" % self._pending_conf)
         data = CC.encode(op, node_id, ctx)
         CC.apply(self.voters, self.learners, op, node_id)
+        # propose() refuses during a leadership transfer, too.
         i = self.propose(data, ENTRY_CONF)
-        self.pending_conf_index = i
+        self._pending_conf = i
         return i
-
-    def _unapplied_conf(self):
-        return self._conf_between(self.log.applied + 1, self.log.committed + 1)
 
     def _conf_between(self, lo, hi):
         """Is there an ENTRY_CONF in [lo, hi) of the log?"""
@@ -344,50 +340,58 @@ class Raft:
             i += len(es)
         return False
 
-    def apply_conf_change(self, op, node_id, index=0):
+    def _conf_changes(self, ents):
+        """The conf changes among entries to apply, as (index, op, id, ctx)."""
+        cc = ()
+        for e in ents:
+            if e[2] == ENTRY_CONF:
+                try:
+                    cc += ((e[0],) + CC.decode(e[3]),)
+                except DecodeError:
+                    # Committed, so every node skips it alike.
+                    self.bad_conf_entries += 1
+        return cc
+
+    def _apply_conf(self, op, node_id, index):
         """Apply the committed conf change at index (RawNode.advance calls
-        this in log order). Returns False if it changes nothing (a change
-        every node ignores alike)."""
+        this in log order). A change that no longer applies is ignored by
+        every node alike."""
         try:
             v, ln = CC.apply(self.voters, self.learners, op, node_id)
         except ConfigError:
-            return False
-        self.switch_config(v, ln, index)
-        return True
+            return
+        self._switch_config(v, ln, index)
 
-    def switch_config(self, voters, learners, index=0):
+    def _switch_config(self, voters, learners, index=0):
         """Install a configuration (the change applied at index, or a
         snapshot's): progress for added peers starts probing at last + 1;
         removed peers are forgotten."""
+        peers = tuple(sorted(voters + learners))
+        prs = self.prs
+        lead = self.role == LEADER
+        out = lead and self.id not in voters
+        for p in sorted(prs):
+            if p != self.id and lead and index and (out or p not in peers):
+                # Nobody will send a removed peer anything else, and a leader
+                # that removed itself stops sending: tell them the change is
+                # committed, so they apply it (and elect among themselves).
+                self._send_commit_of(p, index)
+            if p not in peers:
+                del prs[p]
         self.voters = voters
         self.learners = learners
-        self.peers = tuple(sorted(voters + learners))
-        prs = self.prs
-        for p in self.peers:
+        self.peers = peers
+        for p in peers:
             if p not in prs:
                 pr = prs[p] = Progress(self.log.last + 1, self.cfg.max_inflight)
                 # Not counted as dead by the next check-quorum round.
                 pr.recent_active = True
-        lead = self.role == LEADER and index > 0
-        for p in list(prs):
-            if p not in self.peers:
-                if lead and p != self.id:
-                    # Nobody will send it anything else: tell it the change is
-                    # committed, so it applies its removal and stops campaigning.
-                    self._send_commit_of(p, index)
-                del prs[p]
-        if self.lead_transferee and self.lead_transferee not in voters:
+        if self.lead_transferee not in voters:
             self.lead_transferee = 0
-        if self.role != LEADER:
+        if not lead:
             return
-        if self.id not in voters:
-            # Removed or demoted: tell the others the change is committed (so
-            # they apply it too and elect a leader among themselves), then
-            # stop leading (thesis 4.2.2).
-            if index:
-                for p in self.peers:
-                    if p != self.id:
-                        self._send_commit_of(p, index)
+        if out:
+            # Removed or demoted: stop leading (thesis 4.2.2).
             self.become_follower(self.term, 0)
             return
         # A smaller quorum may commit more, or confirm pending reads.
@@ -556,19 +560,17 @@ class Raft:
                 self._leader_read(ctx, frm)
 
     def _read_ack(self, rnd, frm):
-        q = self._read_queue
-        for k in range(len(q)):
-            if q[k][0] == rnd:
-                q[k][4][frm] = True
-                if vote_result(self.voters, q[k][4]) == VOTE_WON:
-                    # Earlier requests are confirmed by this later round too.
-                    for j in range(k + 1):
-                        r = q[j]
-                        self._read_done(r[1], r[2], r[3])
-                    del q[:k + 1]
+        for e in self._read_queue:
+            if e[0] == rnd:
+                e[4][frm] = True
+                self._recheck_reads()
                 return
 
     def _recheck_reads(self):
+        # Release the newest round a quorum of the current voters confirmed;
+        # earlier requests are confirmed by this later round too. Invariant:
+        # no confirmed round stays queued (so only a new ack or a smaller
+        # quorum can confirm one).
         q = self._read_queue
         for k in range(len(q) - 1, -1, -1):
             if vote_result(self.voters, q[k][4]) == VOTE_WON:
@@ -656,7 +658,7 @@ class Raft:
             return False
         log.restore(snap)
         if snap.voters:
-            self.switch_config(tuple(sorted(snap.voters)), tuple(sorted(snap.learners)))
+            self._switch_config(tuple(sorted(snap.voters)), tuple(sorted(snap.learners)))
         return True
 
 
@@ -812,7 +814,7 @@ def _handle_append(r, m):
         e = ents[k]
         if log.last - log.stable >= log.cap:
             break  # Ring full of non-durable entries: ack what we stored.
-        if e[2] == ENTRY_CONF and r._conf_between(r.durable_commit + 1, e[0]):
+        if e[2] == ENTRY_CONF and r._conf_between(r._durable_commit + 1, e[0]):
             # Apply-time safety (etcd #7625, invariant "Append"): hold a conf
             # entry back until the commit of the previous one is durable, so
             # a restarted node never holds two changes it does not know are

@@ -14,7 +14,7 @@ except ImportError:
 PROBE = const(0)
 REPLICATE = const(1)
 SNAPSHOT = const(2)
-STATE_NAMES = ("probe", "replicate", "snapshot")
+STATE_NAMES = ("probe", "replicate", "snapshot")  # mpraft: host-only
 
 
 class Inflights:
@@ -137,6 +137,6 @@ class Progress:
             return self.inflights.full()
         return True
 
-    def __repr__(self):
+    def __repr__(self):  # mpraft: host-only
         return "match=%d next=%d %s inflight=%d" % (
             self.match, self.next, STATE_NAMES[self.state], self.inflights.count)

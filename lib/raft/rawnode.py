@@ -20,20 +20,14 @@ The driver loop, in this order, every time has_ready() is true:
 
 Never call ready() twice without advance() in between.
 """
-from raft import confchange as CC
 from raft.core import LEADER, Raft
-from raft.errors import DecodeError
-from raft.storage import ENTRY_CONF
-
-
-_EMPTY = ()
 
 
 class Ready:
     __slots__ = ("hard_state", "entries", "snapshot", "messages", "persisted_messages",
                  "committed_entries", "read_states", "lead", "role", "conf_changes")
 
-    def __repr__(self):
+    def __repr__(self):  # mpraft: host-only
         return "Ready(hs=%r ents=%d snap=%r msgs=%d/%d apply=%d reads=%d)" % (
             self.hard_state, len(self.entries), self.snapshot, len(self.messages),
             len(self.persisted_messages), len(self.committed_entries), len(self.read_states))
@@ -95,18 +89,7 @@ class RawNode:
         if ce:
             log.applying = ce[-1][0]
         rd.committed_entries = ce
-        rd.conf_changes = _EMPTY
-        for e in ce:
-            if e[2] == ENTRY_CONF:
-                if rd.conf_changes is _EMPTY:
-                    rd.conf_changes = []
-                try:
-                    op, nid, ctx = CC.decode(e[3])
-                except DecodeError:
-                    # Committed, so every node skips it alike.
-                    r.bad_conf_entries += 1
-                    continue
-                rd.conf_changes.append((e[0], op, nid, ctx))
+        rd.conf_changes = r._conf_changes(ce)
         rd.messages = r.msgs
         rd.persisted_messages = r.msgs_after_persist
         r.msgs = []
@@ -133,11 +116,11 @@ class RawNode:
             log.stable_to(e[0], e[1])
         if rd.committed_entries:
             for c in rd.conf_changes:
-                r.apply_conf_change(c[1], c[2], c[0])
+                r._apply_conf(c[1], c[2], c[0])
             log.applied = rd.committed_entries[-1][0]
         if rd.hard_state is not None:
             self._prev_hs = rd.hard_state
-            r.durable_commit = rd.hard_state[2]
+            r._durable_commit = rd.hard_state[2]
         if r.role == LEADER:
             me = r.prs.get(r.id)
             if me is not None and me.maybe_update(log.stable):
@@ -153,8 +136,7 @@ class RawNode:
         log = r.log
         st = {"id": r.id, "role": r.role, "term": r.term, "vote": r.vote, "lead": r.lead,
               "commit": log.committed, "applied": log.applied, "first": log.snap_index + 1,
-              "last": log.last, "stable": log.stable,
-              "voters": list(r.voters), "learners": list(r.learners)}
+              "last": log.last, "stable": log.stable}
         if r.role == LEADER:
             prs = {}
             for p in r.peers:

@@ -38,6 +38,6 @@ class Snapshot:
         self.learners = tuple(learners)
         self.data = data
 
-    def __repr__(self):
+    def __repr__(self):  # mpraft: host-only
         return "Snapshot(index=%d, term=%d, voters=%r, learners=%r, %d bytes)" % (
             self.index, self.term, self.voters, self.learners, len(self.data))
