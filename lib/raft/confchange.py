@@ -52,7 +52,8 @@ def decode(data):
 
 
 def apply(voters, learners, op, node_id):
-    """-> (voters, learners) after the change, sorted tuples. Raises
+    """-> (voters, learners) after the change, sorted tuples; voters and
+    learners must be sorted tuples and op valid (decode checked it). Raises
     ConfigError for a change that does nothing or removes the last voter."""
     v = [x for x in voters if x != node_id]
     ln = [x for x in learners if x != node_id]
