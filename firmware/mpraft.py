@@ -121,9 +121,12 @@ def status():
 
 
 def peers():
+    """Per peer: match, next, probe/replicate/snapshot, entries in flight."""
     r = node.raft
     for i in sorted(r.prs):
-        print(i, "self" if i == r.id else r.prs[i])
+        p = r.prs[i]
+        print(i, "self" if i == r.id else "match %d next %d %s inflight %d" % (
+            p.match, p.next, ("probe", "replicate", "snapshot")[p.state], p.inflights.count))
 
 
 def log(k=10):

@@ -86,6 +86,9 @@ def test_five_flashed_boards_serve_raftctl(tmp_path):
         assert r.returncode == 0, r.stdout + r.stderr
         assert "'role':" in r.stdout and "'commit':" in r.stdout, r.stdout
         assert "'heap_free':" in r.stdout and "essential leader" in r.stdout, r.stdout
+        # peers(): one line per other node with its progress as the core keeps it.
+        assert sum(" inflight " in ln and " next " in ln
+                   for ln in r.stdout.splitlines()) == 4, r.stdout
         # The same board after a soft reset (mpremote's default) is a plain REPL.
         r = subprocess.run([MPREMOTE, "connect", boards[0][2], "exec", "print(6 * 7)"],
                            capture_output=True, text=True, timeout=30)
