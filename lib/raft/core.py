@@ -52,9 +52,10 @@ class Raft:
         # Leader: index of the newest conf change it may not have applied yet;
         # another change is refused until applied >= it (etcd pendingConfIndex).
         self._pending_conf = 0
-        # Commit index of the newest hard state the driver made durable
-        # (RawNode.advance). Invariant: a conf entry is appended only when
-        # every earlier conf entry is <= _durable_commit (see _handle_append).
+        # A commit index known durable: the stored one at boot, then the
+        # newest applied conf change (the driver makes the commit through
+        # rd.conf_changes durable before advance). Invariant: a conf entry
+        # is appended only when every earlier one is <= it (_handle_append).
         self._durable_commit = self.log.committed
         # Persistent state (paper Figure 2). Invariant: vote is for this term.
         self.term = hs[0]
@@ -326,9 +327,10 @@ class Raft:
         return i
 
     def _conf_between(self, lo, hi):
-        """Is there an ENTRY_CONF in [lo, hi) of the log?"""
+        """Is there an ENTRY_CONF in [lo, hi) of the log (after the snapshot,
+        which carries its configuration)?"""
         log = self.log
-        i = lo
+        i = lo if lo > log.snap_index else log.snap_index + 1
         while i < hi:
             try:
                 es = log.slice(i, hi, 4096)

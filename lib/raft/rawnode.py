@@ -12,7 +12,9 @@ The driver loop, in this order, every time has_ready() is true:
      the state machine; serve rd.read_states once applied >= their index.
      rd.conf_changes lists the committed membership changes among them as
      (index, op, node_id, ctx) (raft/confchange.py): the runtime learns
-     new peers' addresses from ctx here.
+     new peers' addresses from ctx here. If it is not empty, a commit index
+     >= its last index must be durable before advance(rd) (a driver that
+     defers commit writes must write it now; the core relies on it).
   5. node.advance(rd). This applies rd.conf_changes to the core, in order;
      conf_state() then returns the new membership.
   6. Optionally snapshot: storage.create_snapshot(applied, *conf_state(),
@@ -117,10 +119,10 @@ class RawNode:
         if rd.committed_entries:
             for c in rd.conf_changes:
                 r._apply_conf(c[1], c[2], c[0])
+                r._durable_commit = c[0]
             log.applied = rd.committed_entries[-1][0]
         if rd.hard_state is not None:
             self._prev_hs = rd.hard_state
-            r._durable_commit = rd.hard_state[2]
         if r.role == LEADER:
             me = r.prs.get(r.id)
             if me is not None and me.maybe_update(log.stable):
