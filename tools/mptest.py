@@ -7,6 +7,7 @@ arguments and use `assert`. The same files run under pytest. Exits 1 if any
 test fails or if no test ran at all, so a broken discovery never passes.
 """
 import os
+import gc
 import sys
 
 _ROOT = __file__.rsplit("/", 2)[0] if "/" in __file__ else ".."
@@ -73,6 +74,9 @@ def main(argv):
                 if not callable(fn):
                     continue
                 ran += 1
+                # One heap serves every test: start each from a collected one,
+                # so a test's garbage never fails the next one.
+                gc.collect()
                 try:
                     fn()
                 except Exception as e:

@@ -415,6 +415,12 @@ class Node:
                 if hs[0] != p[0] or hs[1] != p[1] or hs[2] - p[2] >= _HS_COMMIT_LAG:
                     st.set_hard_state(hs)
                     self._hs = hs
+            if rd.conf_changes and self._hs[2] < rd.conf_changes[-1][0]:
+                # advance() records these changes' commit as durable (the core
+                # appends a later conf entry only then; etcd #7625): make it so.
+                r = self.raft
+                self._hs = (r.term, r.vote, r.log.committed)
+                st.set_hard_state(self._hs)
             # 2. send what may leave only once the above is durable
             for m in rd.persisted_messages:
                 self._send(m)
