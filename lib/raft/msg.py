@@ -167,7 +167,7 @@ def _materialize(m):
     return out
 
 
-def encoded_size(m):
+def encoded_size(m):  # mpraft: host-only
     n = HEADER_SIZE
     if m.type == APP:
         ents = m._ents
@@ -209,7 +209,7 @@ def encode_into(m, buf, off=0):
     return p - off
 
 
-def encode(m):
+def encode(m):  # mpraft: host-only
     buf = bytearray(encoded_size(m))
     encode_into(m, buf, 0)
     return bytes(buf)
@@ -281,7 +281,7 @@ def decode_into(m, buf, n, off=0):
     return m
 
 
-def decode(buf, n=-1):
+def decode(buf, n=-1):  # mpraft: host-only
     if n < 0:
         n = len(buf)
     return decode_into(Message(), buf, n, 0)
