@@ -4,7 +4,9 @@ The driver loop, in this order, every time has_ready() is true:
 
   1. rd = node.ready()
   2. Persist: storage.apply_snapshot(rd.snapshot), storage.append(rd.entries),
-     storage.set_hard_state(rd.hard_state) -- and make them durable.
+     storage.set_hard_state(rd.hard_state) -- and make them durable. When
+     rd.sync_hard_state is False only the commit index moved, which the
+     paper keeps volatile: a driver may defer writing that hard state.
   3. Send rd.messages (these could also go before step 2) and then
      rd.persisted_messages (these must not leave before step 2 is durable:
      they promise votes and acknowledge entries).
@@ -12,9 +14,9 @@ The driver loop, in this order, every time has_ready() is true:
      the state machine; serve rd.read_states once applied >= their index.
      rd.conf_changes lists the committed membership changes among them as
      (index, op, node_id, ctx) (raft/confchange.py): the runtime learns
-     new peers' addresses from ctx here. If it is not empty, a commit index
-     >= its last index must be durable before advance(rd) (a driver that
-     defers commit writes must write it now; the core relies on it).
+     new peers' addresses from ctx here. The core then relies on their
+     commit being durable, so such a Ready carries the hard state with
+     sync_hard_state set.
   5. node.advance(rd). This applies rd.conf_changes to the core, in order;
      conf_state() then returns the new membership.
   6. Optionally snapshot: storage.create_snapshot(applied, *conf_state(),
@@ -27,7 +29,8 @@ from raft.core import LEADER, Raft
 
 class Ready:
     __slots__ = ("hard_state", "entries", "snapshot", "messages", "persisted_messages",
-                 "committed_entries", "read_states", "lead", "role", "conf_changes")
+                 "committed_entries", "read_states", "lead", "role", "conf_changes",
+                 "sync_hard_state")
 
     def __repr__(self):  # mpraft: host-only
         return "Ready(hs=%r ents=%d snap=%r msgs=%d/%d apply=%d reads=%d)" % (
@@ -84,14 +87,19 @@ class RawNode:
         log = r.log
         rd = Ready()
         hs = (r.term, r.vote, log.committed)
-        rd.hard_state = hs if hs != self._prev_hs else None
+        p = self._prev_hs
         rd.snapshot = log.pending_snapshot
         rd.entries = log.unstable_entries()
         ce = log.next_committed(r.cfg.max_apply_bytes)
         if ce:
             log.applying = ce[-1][0]
         rd.committed_entries = ce
-        rd.conf_changes = r._conf_changes(ce)
+        rd.conf_changes = cc = r._conf_changes(ce)
+        # Term and vote must be durable before any promise leaves; the commit
+        # only when advance() will count on it (applied conf changes, see
+        # _handle_append's "Append" rule).
+        rd.sync_hard_state = hs[0] != p[0] or hs[1] != p[1] or bool(cc)
+        rd.hard_state = hs if hs != p or cc else None
         rd.messages = r.msgs
         rd.persisted_messages = r.msgs_after_persist
         r.msgs = []

@@ -16,9 +16,11 @@ Each turn of `run_once`:
      answer reads whose read index is applied; snapshot and compact once
      snapshot_entries entries were applied since the last snapshot.
 
-Hard state: term and vote are written whenever they change; the commit index
-only every _HS_COMMIT_LAG entries (it is volatile state in the paper; a
-restarted node relearns it), which saves one flash write per commit.
+Hard state: written whenever the Ready says it must be durable
+(rd.sync_hard_state: term or vote changed, or a membership change was
+applied); a commit index alone only every _HS_COMMIT_LAG entries (it is
+volatile state in the paper; a restarted node relearns it), which saves one
+flash write per commit.
 
 Draining before driving is the batching: every proposal that arrived in one
 turn shares one Ready, one storage append and one append message per peer.
@@ -405,22 +407,12 @@ class Node:
                     self._maybe_snapshot(True)
                     st.append(rd.entries)
             hs = rd.hard_state
-            if hs is not None:
-                # Term and vote must be durable before any promise leaves.
-                # The commit index need not be (thesis 3.8: it is volatile; a
-                # restarted node relearns it from the leader), so it is
-                # written only every _HS_COMMIT_LAG entries: one flash write
-                # fewer per commit on every node.
-                p = self._hs
-                if hs[0] != p[0] or hs[1] != p[1] or hs[2] - p[2] >= _HS_COMMIT_LAG:
-                    st.set_hard_state(hs)
-                    self._hs = hs
-            if rd.conf_changes and self._hs[2] < rd.conf_changes[-1][0]:
-                # advance() records these changes' commit as durable (the core
-                # appends a later conf entry only then; etcd #7625): make it so.
-                r = self.raft
-                self._hs = (r.term, r.vote, r.log.committed)
-                st.set_hard_state(self._hs)
+            # A hard state whose only news is the commit index (volatile in
+            # the paper; a restarted node relearns it) is written every
+            # _HS_COMMIT_LAG entries: one flash write fewer per commit.
+            if hs is not None and (rd.sync_hard_state or hs[2] - self._hs[2] >= _HS_COMMIT_LAG):
+                st.set_hard_state(hs)
+                self._hs = hs
             # 2. send what may leave only once the above is durable
             for m in rd.persisted_messages:
                 self._send(m)
