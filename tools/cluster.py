@@ -275,7 +275,9 @@ def leader(d, c=None, timeout_ms=200):
     return best[0]
 
 
-def wait_leader(d, timeout_s=15.0, exclude=()):
+def wait_leader(d, timeout_s=15.0, exclude=(), give_up=None):
+    """The leader's id once one answers (not in exclude); 0 after timeout_s,
+    or as soon as give_up() is true (e.g. every node process has exited)."""
     c = client(d)
     try:
         deadline = time.monotonic() + timeout_s
@@ -283,6 +285,8 @@ def wait_leader(d, timeout_s=15.0, exclude=()):
             lead = leader(d, c, 100)
             if lead and lead not in exclude:
                 return lead
+            if give_up is not None and give_up():
+                return 0
             time.sleep(0.05)
         return 0
     finally:

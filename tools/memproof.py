@@ -107,25 +107,8 @@ def boot(d, flash, nid, heap):
     return p
 
 
-def wait_leader(cdir, procs):
-    """The leader's id once one answers; 0 after _BOOT_S or once every VM has exited."""
-    deadline = time.monotonic() + _BOOT_S
-    c = cluster.client(cdir)
-    try:
-        while time.monotonic() < deadline:
-            lead = cluster.leader(cdir, c, 100)
-            if lead:
-                return lead
-            if all(p.poll() is not None for p in procs.values()):
-                return 0
-            time.sleep(0.1)
-        return 0
-    finally:
-        c.close()
-
-
 def live_heaps(d):
-    return dict((nid, st.get("heap_used") if st else None) for nid, st in cluster.statuses(d))
+    return dict((nid, h["heap_used"]) for nid, h in cluster_bench.heap(d).items())
 
 
 def measure(cdir, opts, procs, res, failures):
@@ -184,7 +167,9 @@ def run(opts):
     try:
         for n in cl["nodes"]:
             procs[n["id"]] = boot(d, flash_folder(d, fw, board, cl, n["id"]), n["id"], heap)
-        if not wait_leader(cdir, procs):
+        if not cluster.wait_leader(cdir, _BOOT_S,
+                                   give_up=lambda: all(p.poll() is not None
+                                                       for p in procs.values())):
             failures.append("no leader within %d s of boot" % _BOOT_S)
         else:
             measure(cdir, opts, procs, res, failures)
