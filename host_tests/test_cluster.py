@@ -384,18 +384,23 @@ def test_lagging_follower_catches_up_from_a_snapshot(tmp_path):
 
 # -- 5. raftctl against a live cluster ---------------------------------------------------
 
-def test_raftctl_exit_codes_and_status(five):
-    import json
+def _raftctl(d, timeout_ms, *args):
+    """Run tools/raftctl.py on d's cluster; never a traceback."""
     import subprocess
     import sys
+    p = subprocess.run([sys.executable, os.path.join(cluster.TOOLS, "raftctl.py"), "--cluster",
+                        os.path.join(d, "cluster.json"), "--timeout", str(timeout_ms)] +
+                       list(args), capture_output=True, text=True, timeout=30)
+    assert "Traceback" not in p.stderr, p.stderr
+    return p
+
+
+def test_raftctl_exit_codes_and_status(five):
+    import json
     d = five
-    cf = os.path.join(d, "cluster.json")
-    tool = os.path.join(cluster.TOOLS, "raftctl.py")
 
     def ctl(*args):
-        p = subprocess.run([sys.executable, tool, "--cluster", cf, "--timeout", "1500"] +
-                           list(args), capture_output=True, text=True, timeout=30)
-        assert "Traceback" not in p.stderr, p.stderr
+        p = _raftctl(d, 1500, *args)
         assert len(p.stderr.strip().splitlines()) <= 2, p.stderr  # error line (+ usage)
         return p.returncode, p.stdout.strip()
 
@@ -435,16 +440,10 @@ def test_raftctl_exit_codes_and_status(five):
 
 
 def test_raftctl_transfer_hands_leadership_over(five):
-    import subprocess
-    import sys
     d = five
-    cf = os.path.join(d, "cluster.json")
-    tool = os.path.join(cluster.TOOLS, "raftctl.py")
 
     def ctl(*args):
-        p = subprocess.run([sys.executable, tool, "--cluster", cf, "--timeout", "3000"] +
-                           list(args), capture_output=True, text=True, timeout=30)
-        assert "Traceback" not in p.stderr, p.stderr
+        p = _raftctl(d, 3000, *args)
         return p.returncode, p.stdout.strip()
 
     lead = cluster.wait_leader(d, 10)
