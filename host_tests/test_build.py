@@ -156,17 +156,20 @@ def test_x64_native_mpy_runs_under_unix_port(tmp_path):
     assert r.stdout.strip() == "42", r.stderr
 
 
-def test_firmware_dir_is_the_board_root_and_keeps_main_py(tmp_path):
+@pytest.mark.parametrize("merge", [False, True])
+def test_firmware_dir_is_the_board_root_and_keeps_main_py(tmp_path, merge):
     write_tree(str(tmp_path / "lib"), {"a.py": PLAIN})
     write_tree(str(tmp_path / "firmware"), {"boot.py": "x = 1\n", "main.py": "y = 2\n",
                                             "mpraft.py": PLAIN})
     out = tmp_path / "out"
     p = run_build("esp32", "--out", str(out), "--src", str(tmp_path / "lib"),
-                  str(tmp_path / "firmware"))
+                  str(tmp_path / "firmware"), *([] if merge else ["--no-merge"]))
     assert p.returncode == 0, p.stderr
     assert (out / "boot.py").read_text() == "x = 1\n"
     assert (out / "main.py").read_text() == "y = 2\n"
-    assert (out / "mpraft.mpy").exists() and (out / "lib" / "a.mpy").exists()
+    assert (out / "mpraft.mpy").exists()
+    # Merged, the library lives inside the root module; else one .mpy each.
+    assert (out / "lib" / "a.mpy").exists() is not merge
 
 
 def test_compile_error_is_one_line_naming_the_file(tmp_path):
@@ -212,9 +215,19 @@ def test_real_lib_compiles_for_every_board(tmp_path):
     if os.path.isdir(os.path.join(ROOT, "firmware")):
         srcs.append(os.path.join(ROOT, "firmware"))
     for board in BOARDS:
-        out = str(tmp_path / board)
+        # Merged (the default): the whole firmware is the root module.
+        out = str(tmp_path / (board + "-merged"))
         p = run_build(board, "--out", out, "--src", *srcs, "--no-budget")
         assert p.returncode == 0, "%s:\n%s" % (board, p.stderr)
+        assert not os.path.exists(os.path.join(out, "lib")), board
+        merged = os.path.getsize(os.path.join(out, "mpraft.mpy"))
+        # --no-merge: every module compiles on its own.
+        out = str(tmp_path / board)
+        p = run_build(board, "--out", out, "--src", *srcs, "--no-budget", "--no-merge")
+        assert p.returncode == 0, "%s:\n%s" % (board, p.stderr)
+        separate = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out)
+                       for f in fs if f.endswith(".mpy"))
+        assert merged < separate * 0.9, (board, merged, separate)
         import build
         # Host-only modules (the simulator's storage) run in tests, not on boards.
         n_py = sum(1 for d, _, fs in os.walk(os.path.join(ROOT, "lib"))

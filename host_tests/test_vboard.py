@@ -53,9 +53,10 @@ def test_five_flashed_boards_serve_raftctl(tmp_path):
     try:
         for i in range(1, N + 1):
             flash = str(tmp_path / ("flash%d" % i))
-            os.makedirs(os.path.join(flash, "lib", "raft"))
-            # A stale source that would shadow the .mpy: flash must remove it.
-            with open(os.path.join(flash, "lib", "raft", "core.py"), "w") as f:
+            os.makedirs(flash)
+            # A stale source that would shadow the firmware's .mpy (the build
+            # merges the firmware into mpraft.mpy): flash must remove it.
+            with open(os.path.join(flash, "mpraft.py"), "w") as f:
                 f.write("raise ImportError('stale')\n")
             link = str(tmp_path / ("pty%d" % i))
             boards.append((start_board(flash, link), flash, link))
@@ -68,10 +69,10 @@ def test_five_flashed_boards_serve_raftctl(tmp_path):
             out = f.communicate(timeout=180)[0]
             assert f.returncode == 0, out
             assert "cp %s :main.py" % os.path.join(build, "main.py") in out, out
-            assert "removed stale /lib/raft/core.py" in out, out
+            assert "removed stale /mpraft.py" in out, out
         for _, flash, _ in boards:
-            assert not os.path.exists(os.path.join(flash, "lib", "raft", "core.py"))
-            assert os.path.exists(os.path.join(flash, "lib", "raft", "core.mpy"))
+            assert not os.path.exists(os.path.join(flash, "mpraft.py"))
+            assert os.path.exists(os.path.join(flash, "mpraft.mpy"))
             assert os.path.exists(os.path.join(flash, "node.json"))
         cluster.wait_leader(d, timeout_s=30)
         ctl = [sys.executable, RAFTCTL, "--cluster", os.path.join(d, "cluster.json")]

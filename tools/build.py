@@ -227,6 +227,26 @@ def minify_private(texts):
     return out, rename
 
 
+def merge_firmware(todo, texts):
+    """Merge every compiled module into the one root module (firmware/mpraft.py
+    -> mpraft.mpy) when the sources have exactly one; see tools/merge.py.
+    Returns (error or None, todo, texts) with the merged modules dropped."""
+    roots = [d for _, d, c in todo if c and not d.startswith("lib/")]
+    if len(roots) != 1 or len(texts) < 2:
+        return None, todo, texts
+    import merge
+    mods = []
+    for _, dest, c in todo:
+        if c:
+            name = _module_name(dest)
+            mods.append((name[:-9] if name.endswith(".__init__") else name, texts[dest]))
+    try:
+        text = merge.merge(mods)
+    except merge.MergeError as e:
+        return str(e), todo, texts
+    return None, [t for t in todo if not t[2] or t[1] == roots[0]], {roots[0]: text}
+
+
 def _module_name(dest):
     name = dest[:-4] if dest.endswith(".mpy") else dest
     if name.startswith("lib/"):
@@ -384,7 +404,11 @@ def main(argv=None):
     ap.add_argument("--no-minify", action="store_true",
                     help="keep private names as written (larger .mpy; for debugging)")
     ap.add_argument("--with-optional", action="store_true",
-                    help="also ship optional modules (the client, for a board acting as client)")
+                    help="also ship optional modules (the client, for a board acting as "
+                    "client); implies --no-merge")
+    ap.add_argument("--no-merge", action="store_true",
+                    help="one .mpy per module instead of the firmware merged into its root "
+                    "module (larger; for debugging)")
     ap.add_argument("--budget-kb", type=int, default=BUDGET_KB,
                     help="firmware size budget in KB (default %d)" % BUDGET_KB)
     args = ap.parse_args(argv)
@@ -461,6 +485,15 @@ def main(argv=None):
             print(e, file=sys.stderr)
         if uses:
             return 1
+    merged = set()
+    if not args.no_merge and not args.with_optional:
+        err, todo, texts = merge_firmware(todo, texts)
+        if not err and len(texts) == 1:
+            merged = set(texts)
+        if err:
+            print("cannot merge the firmware: %s (--no-merge builds one .mpy per module)" % err,
+                  file=sys.stderr)
+            return 1
     minified = set()
     if not args.no_minify and texts:
         try:
@@ -481,7 +514,8 @@ def main(argv=None):
             shutil.copyfile(src, target)
             continue
         e = compile_one(mpy_cross, board["arch"], src, out, dest, lines=args.lines,
-                        text=texts[dest] if dest in stripped or dest in minified else None)
+                        text=texts[dest] if dest in stripped or dest in minified
+                        or dest in merged else None)
         if e:
             print("cannot compile %s: %s" % (_rel_for_humans(src), e), file=sys.stderr)
             failed += 1
