@@ -44,3 +44,18 @@ def test_usage_errors_exit_2():
     assert run("--seconds", "5").returncode == 2
     assert run("--board", "nosuch").returncode == 2
     assert run("--heap", "lots").returncode == 2
+
+
+def test_romfs_deployment_runs_code_in_place_and_counts_only_the_image(tmp_path):
+    out = str(tmp_path / "proof.json")
+    r = run("--board", "unix", "--seconds", "12", "--nodes", "3", "--romfs", "--json", out)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    res = json.load(open(out))
+    rom = res["romfs_image_bytes"]
+    # The cap is the budget plus the image's bytearray (object + 32-byte blocks).
+    assert rom > 30000 and res["heapsize"] == 256 * 1024 + 32 + (rom + 31) // 32 * 32, res
+    assert res["puts"] > 500, res
+    for n in res["nodes"].values():
+        # Bytecode used in place: the code's heap is far below the .mpy size
+        # it would take copied (about 108 KB live at boot with the image).
+        assert n["heap_at_boot"] - rom < 100 * 1024, res

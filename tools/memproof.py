@@ -2,6 +2,7 @@
 
     python3 tools/memproof.py [--board esp32] [--heap 100K] [--seconds 60]
                               [--inflight 16] [--nodes 5] [--dir DIR] [--json FILE]
+                              [--romfs]
 
 Builds the unix .mpy firmware (tools/build.py unix), gives each of N nodes
 a flash folder holding that build, node.json from a fresh cluster.json and
@@ -19,6 +20,16 @@ console shows a MemoryError or a traceback, writes were committed, and
 every node's live heap at the end is within 5% of its 10 s figure. Exit 1
 otherwise, with one line per failure; 2 on a usage error. Prints a table
 and a JSON line. Loopback only; every wait is bounded.
+
+--romfs deploys the firmware the way a board with a ROMFS partition runs it
+(MicroPython 1.25+, `mpremote romfs deploy`): mpraft.mpy goes into a ROMFS
+image mounted at /rom, and its bytecode and constants are used in place
+instead of being copied into the heap. A board maps that partition from
+flash; the unix port cannot, so each VM reads the image into one bytearray
+and the cap is raised by exactly that bytearray's heap blocks (32 + the
+image rounded up to 32 bytes, checked against gc.mem_alloc at boot). Every
+other byte the code needs (function objects, interned names, module dicts)
+still counts against HEAP.
 """
 import json
 import os
@@ -38,17 +49,40 @@ import cluster_bench  # noqa: E402
 import vboard  # noqa: E402
 
 USAGE = ("usage: memproof.py [--board esp32] [--heap 100K] [--seconds 60] [--inflight 16]\n"
-         "                   [--nodes 5] [--dir DIR] [--json FILE]")
+         "                   [--nodes 5] [--dir DIR] [--json FILE] [--romfs]")
+_MPREMOTE = os.path.join(ROOT, ".venv", "bin", "mpremote")
+_ROM = "rom.img"
+# The image in one bytearray: its object and its data, in 32-byte GC blocks
+# (the 64-bit unix port's block size).
+_ROM_BOOT = """_f = open("/%s", "rb")
+_b = bytearray(%d)
+import gc
+gc.collect()
+_a = gc.mem_alloc()
+_b = bytearray(%d)
+_f.readinto(_b)
+_f.close()
+gc.collect()
+print("romfs image heap", gc.mem_alloc() - _a)
+vfs.mount(vfs.VfsRom(_b), "/rom")
+sys.path[:] = ["", "/rom", "/rom/lib", "/lib"]
+del _f, _b, _a, gc
+"""
 FLAT = 0.05
 _BOOT_S = 30
 
 
 def parse(argv):
     opts = {"board": "esp32", "heap": None, "seconds": "60", "inflight": "16", "nodes": "5",
-            "dir": None, "json": None}
+            "dir": None, "json": None, "romfs": False}
+    if "--romfs" in argv:
+        opts["romfs"] = True
+        argv = [a for a in argv if a != "--romfs"]
     i = 0
     while i < len(argv):
         a = argv[i]
+        if a == "--romfs":
+            return None
         if not a.startswith("--") or a[2:] not in opts or i + 1 >= len(argv):
             return None
         opts[a[2:]] = argv[i + 1]
@@ -82,6 +116,22 @@ def build(out):
         raise RuntimeError("build failed: " + (r.stderr.strip() or r.stdout.strip()))
 
 
+def rom_image(d, fw):
+    """Move the build's mpraft.mpy into a ROMFS image in fw; its size in bytes."""
+    src = os.path.join(d, "romsrc")
+    os.makedirs(src)
+    shutil.move(os.path.join(fw, "mpraft.mpy"), os.path.join(src, "mpraft.mpy"))
+    r = subprocess.run([_MPREMOTE, "romfs", "--no-mpy", "-o", os.path.join(fw, _ROM), "build",
+                        src], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError("romfs build failed: " + (r.stderr.strip() or r.stdout.strip()))
+    return os.path.getsize(os.path.join(fw, _ROM))
+
+
+def rom_heap(n):
+    return 32 + (n + 31) // 32 * 32
+
+
 def flash_folder(d, fw, board, cl, nid):
     """A board's flash: the build, board.json (network off), node.json."""
     f = os.path.join(d, "flash%d" % nid)
@@ -94,11 +144,17 @@ def flash_folder(d, fw, board, cl, nid):
     return f
 
 
-def boot(d, flash, nid, heap):
-    """Start a VM with `flash` mounted at / and main.py run, like a board at power-up."""
+def boot(d, flash, nid, heap, rom=0):
+    """Start a VM with `flash` mounted at / and main.py run, like a board at
+    power-up; rom: the size of the ROMFS image in flash, mounted at /rom."""
     script = os.path.join(d, "boot%d.py" % nid)
+    text = vboard.STARTUP % (flash, 86, ["boot.py", "main.py"])
+    if rom:
+        anchor = "del vfs, os\n"
+        assert anchor in text
+        text = text.replace(anchor, _ROM_BOOT % (_ROM, 0, rom) + anchor, 1)
     with open(script, "w") as h:
-        h.write(vboard.STARTUP % (flash, 86, ["boot.py", "main.py"]))
+        h.write(text)
     console = open(os.path.join(d, "console%d.log" % nid), "w")
     p = subprocess.Popen([vboard.MICROPYTHON, "-X", "heapsize=%d" % heap, script],
                          stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -156,17 +212,20 @@ def run(opts):
     if os.path.exists(fw):
         shutil.rmtree(fw)
     build(fw)
+    rom = rom_image(d, fw) if opts["romfs"] else 0
+    cap = heap + (rom_heap(rom) if rom else 0)
     cdir = os.path.join(d, "cluster")
     if os.path.exists(cdir):
         shutil.rmtree(cdir)
     cl = cluster.create(cdir, nodes=opts["nodes"])
     res = {"board": opts["board"], "heap_bytes": heap, "seconds": opts["seconds"],
-           "inflight": opts["inflight"], "nodes": {}}
+           "inflight": opts["inflight"], "nodes": {}, "romfs_image_bytes": rom,
+           "heapsize": cap}
     procs = {}
     failures = []
     try:
         for n in cl["nodes"]:
-            procs[n["id"]] = boot(d, flash_folder(d, fw, board, cl, n["id"]), n["id"], heap)
+            procs[n["id"]] = boot(d, flash_folder(d, fw, board, cl, n["id"]), n["id"], cap, rom)
         if not cluster.wait_leader(cdir, _BOOT_S,
                                    give_up=lambda: all(p.poll() is not None
                                                        for p in procs.values())):
@@ -183,6 +242,13 @@ def run(opts):
     for nid in sorted(procs):
         with open(os.path.join(d, "console%d.log" % nid)) as h:
             text = h.read()
+        if rom:
+            # The raise of the cap must cover the image and nothing more.
+            got = [ln.split()[-1] for ln in text.splitlines()
+                   if ln.startswith("romfs image heap ")]
+            if not got or int(got[0]) > rom_heap(rom):
+                failures.append("node %d: the ROMFS image took %s bytes of heap, not %d"
+                                % (nid, got[0] if got else "?", rom_heap(rom)))
         for bad in ("MemoryError", "Traceback"):
             if bad in text:
                 line = [ln for ln in text.splitlines() if bad in ln or "Error" in ln][-1:]
@@ -202,8 +268,12 @@ def main(argv):
     code, res = run(opts)
     if res is None:
         return code
-    print("board %s, heap %d bytes (-X heapsize), %d nodes, %d in flight, %.0f s: %s puts/s"
-          % (res["board"], res["heap_bytes"], len(res["nodes"]), res["inflight"],
+    print("board %s, heap %d bytes%s, %d nodes, %d in flight, %.0f s: %s puts/s"
+          % (res["board"], res["heap_bytes"],
+             " + ROMFS image %d bytes (-X heapsize=%d)" % (res["romfs_image_bytes"],
+                                                          res["heapsize"])
+             if res["romfs_image_bytes"] else " (-X heapsize)",
+             len(res["nodes"]), res["inflight"],
              res["seconds"], "%.0f" % res["puts_per_s"] if "puts_per_s" in res else "-"))
     print("node  live heap: at boot   after 10 s   at end")
     for nid in sorted(res["nodes"]):
