@@ -93,11 +93,13 @@ build: $(STAMP)
 # by exactly the image's heap blocks, since the unix port cannot map flash)
 # The same firmware weighed on a 32-bit MicroPython (the webassembly port,
 # from npm, run by node): code, node and live heap under puts. A weighing, not
-# a proof (that port cannot cap its heap). make mem32 BOARD=esp32
+# a proof (that port cannot cap its heap). make mem32 BOARD=esp32 [ROMFS=1]
 mem32: $(STAMP)
 	$(PY) tools/build.py unix --out build/mem32 --no-budget
 	cd tools/mem32 && npm ci --silent --no-audit --no-fund
-	node tools/mem32/mem32.mjs build/mem32 boards/$(BOARD)/board.json 3000
+	$(if $(ROMFS),mkdir -p build/mem32-rom && cp build/mem32/mpraft.mpy build/mem32-rom/ && \
+	  .venv/bin/mpremote romfs --no-mpy -o build/mem32.rom build build/mem32-rom >/dev/null)
+	node tools/mem32/mem32.mjs build/mem32 boards/$(BOARD)/board.json 3000 $(if $(ROMFS),build/mem32.rom)
 
 memproof: $(STAMP)
 	mkdir -p build && $(PY) tools/memproof.py --board $(BOARD) --seconds 60 \

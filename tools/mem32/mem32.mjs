@@ -1,6 +1,7 @@
 // Weigh the mpraft firmware's live heap on a 32-bit MicroPython.
 //
-//   node tools/mem32/mem32.mjs BUILD_DIR BOARD_JSON [PUTS]      (or: make mem32 BOARD=esp32)
+//   node tools/mem32/mem32.mjs BUILD_DIR BOARD_JSON [PUTS] [ROMFS_IMAGE]
+//                                                   (or: make mem32 BOARD=esp32 [ROMFS=1])
 //
 // The unix port measures with 8-byte pointers and 32-byte GC blocks; boards
 // have 4 and 16. The webassembly port of the same MicroPython release is a
@@ -14,12 +15,16 @@
 // read after collections at top level only: this port cannot see the wasm
 // stack, so a collection inside running Python code keeps garbage alive.
 // Prints one JSON line: code, node, samples (live heap after each sixth of
-// the load), applied, snapshots.
+// the load), applied, snapshots. With ROMFS_IMAGE (mpraft.mpy alone, from
+// `mpremote romfs build`), the firmware is imported from that image mounted
+// at /rom, its bytecode used in place as on a board with a ROMFS partition;
+// the image sits in one bytearray here (a board maps it from flash), and
+// its heap blocks (rom) are left out of code and samples.
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
 import fs from "fs";
 import path from "path";
 
-const [build, boardFile, putsArg] = process.argv.slice(2);
+const [build, boardFile, putsArg, romArg] = process.argv.slice(2);
 if (!build || !boardFile) {
   console.log("usage: node mem32.mjs BUILD_DIR BOARD_JSON [PUTS]");
   process.exit(2);
@@ -35,7 +40,10 @@ function copy(src, dst) {
   }
 }
 mp.FS.mkdirTree("/flash/lib");
-copy(path.join(build, "lib"), "/flash/lib");
+// A merged build (the default) is mpraft.mpy at the root; --no-merge has lib/.
+const merged = !fs.existsSync(path.join(build, "lib"));
+if (merged) mp.FS.writeFile("/flash/mpraft.mpy", fs.readFileSync(path.join(build, "mpraft.mpy")));
+else copy(path.join(build, "lib"), "/flash/lib");
 const board = JSON.parse(fs.readFileSync(boardFile));
 board.network = "none";
 mp.FS.writeFile("/flash/board.json", JSON.stringify(board));
@@ -62,9 +70,19 @@ class socket(io.IOBase):
 const py = (code) => mp.runPython(code);
 const live = () => { py("gc.collect()"); py("_l = gc.mem_alloc()"); return mp.globals.get("_l"); };
 py("import sys, gc, os, struct, time, json");
-py('os.chdir("/flash"); sys.path[:0] = ["/flash/lib"]; import socket');
+py('os.chdir("/flash"); sys.path[:0] = ["/flash", "/flash/lib"]; import socket');
+let rom = 0;
+if (romArg) {
+  mp.FS.writeFile("/rom.img", fs.readFileSync(romArg));
+  const before = live();
+  py(`import vfs
+_f = open("/rom.img", "rb"); _img = bytearray(os.stat("/rom.img")[6]); _f.readinto(_img); _f.close()
+vfs.mount(vfs.VfsRom(_img), "/rom"); sys.path.insert(0, "/rom")`);
+  rom = live() - before;
+}
 const base = live();
-py("from raftio.fs import RealFS\nfrom raftio.node import Node, slot_size\nfrom raftio.storage import FlashStorage");
+py(merged || romArg ? "from mpraft import RealFS, Node, slot_size, FlashStorage"
+   : "from raftio.fs import RealFS\nfrom raftio.node import Node, slot_size\nfrom raftio.storage import FlashStorage");
 const code = live() - base;
 py(`c = json.load(open("node.json")); b = json.load(open("board.json"))
 os.mkdir("raft")
@@ -97,5 +115,5 @@ for (let i = 0; i < 6; i++) {
 }
 py('st = node.status(); _s = json.dumps([st["applied"], st["n_snapshots"], st["keys"]])');
 const s = JSON.parse(mp.globals.get("_s"));
-console.log(JSON.stringify({ board: board.name, code, node: built - code, samples,
+console.log(JSON.stringify({ board: board.name, rom, code, node: built - code, samples,
   applied: s[0], snapshots: s[1], keys: s[2] }));
