@@ -57,6 +57,11 @@ _MAX_DRAIN = const(512)   # datagrams handled per turn before the core gets a tu
 _MAX_READY = const(16)    # Ready rounds per turn
 _LOG_SLOT_OVERHEAD = const(20)  # raftio.logfile.HEADER
 _HS_COMMIT_LAG = const(64)
+# Snapshot data: b"RNA\x01" (address book, version 1), the book's length as
+# u16 little-endian, the book b"id=host:port id=host:port ...", then the KV
+# image (which starts b"RKV"). A snapshot from before the book is the plain
+# KV image and still restores. The length keeps a bad book from shifting the
+# KV image: a bad record costs a counted drop, not the snapshot.
 
 
 def _role_name(r):
@@ -113,11 +118,8 @@ class Node:
             max_keys = board["heap_budget_bytes"] // 32
         self.kv = KVStateMachine(board["max_key"], board["max_value"], max_keys,
                                  board["max_sessions"])
-        snap = storage.snapshot()
-        if snap.index > 0:
-            self.kv.restore(snap.data)
-        # Invariant: kv.applied_index == raft.log.applied after every advance.
-        self.kv.applied_index = snap.index
+        # Invariant: kv.applied_index == raft.log.applied after every advance
+        # (0 here; the snapshot restored at the end of __init__ sets it).
         self.snapshot_entries = board["snapshot_entries"]
         # Entries kept behind a snapshot so a briefly lagging follower catches
         # up from the log instead of needing the whole snapshot.
@@ -147,6 +149,13 @@ class Node:
         self._next_tick = clock.ticks_add(self.started, self.tick_ms)
         self.stats = {"proposed": 0, "applied": 0, "reads": 0, "snapshots": 0, "forced": 0,
                       "not_leader": 0, "busy": 0, "retry": 0, "bad_request": 0}
+        # id -> b"id=host:port" taught by applied conf changes (node files list
+        # the rest); snapshots carry it, as they outlive the entries.
+        self._book = {}
+        # Last, as it needs the transport (set_peer) and the counters.
+        snap = storage.snapshot()
+        if snap.index > 0:
+            self._restore(snap)
 
     def close(self):
         self.t.close()
@@ -432,17 +441,34 @@ class Node:
 
     def _on_conf_change(self, op, nid, ctx):
         # ctx is "host:port" from raftctl: how every node learns where a
-        # joining node listens (node files list the rest).
-        if op != CC.REMOVE and ctx and nid != self.id:
+        # joining node listens. Booked for self too: others learn it from
+        # our snapshots.
+        if op == CC.REMOVE:
+            self._book.pop(nid, None)
+        elif ctx:
             try:
-                host, port = bytes(ctx).decode().rsplit(":", 1)
-                self.t.set_peer(nid, host, int(port))
+                host, port = ctx.decode().rsplit(":", 1)
+                port = int(port)
+                if nid != self.id:
+                    self.t.set_peer(nid, host, port)
+                self._book[nid] = b"%d=%s" % (nid, ctx)
             except (ValueError, OSError):
                 self.counters.slots[DROP_MALFORMED] += 1
 
     def _restore(self, snap):
-        self.kv.restore(snap.data)
+        data = snap.data
+        n = 0
+        if data[:4] == b"RNA\x01":
+            n = 6 + int.from_bytes(data[4:6], "little")
+        self.kv.restore(memoryview(data)[n:])
         self.kv.applied_index = snap.index
+        self._book = {}
+        for w in data[6:n].split():
+            try:
+                nid, a = w.split(b"=", 1)
+                self._on_conf_change(CC.ADD_LEARNER, int(nid), a)
+            except ValueError:
+                self.counters.slots[DROP_MALFORMED] += 1
         pend = self._pending
         for i in list(pend):
             if i <= snap.index:
@@ -480,7 +506,10 @@ class Node:
         snap = st.snapshot()
         if applied - snap.index >= (1 if force else self.snapshot_entries):
             r = self.raft
-            snap = st.create_snapshot(applied, r.voters, r.learners, self.kv.snapshot())
+            b = b" ".join(sorted(self._book.values()))
+            snap = st.create_snapshot(applied, r.voters, r.learners,
+                                      b"RNA\x01" + len(b).to_bytes(2, "little") + b
+                                      + self.kv.snapshot())
             self.stats["snapshots"] += 1
             gc.collect()
         elif not force:
