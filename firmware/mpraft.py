@@ -86,7 +86,7 @@ def main():
         print("mpraft:", type(e).__name__, e)
         return
     print("mpraft: node", c["node_id"], "serving")
-    run()
+    run(reset=True)
 
 
 def _observe(n):
@@ -102,8 +102,14 @@ def _observe(n):
                 _ev.append((time.ticks_ms(), i, v))
 
 
-def run(turns=-1):
-    """Run the node loop (turns >= 0: that many turns); Ctrl-C pauses it."""
+def run(turns=-1, reset=False):
+    """Run the node loop (turns >= 0: that many turns); Ctrl-C pauses it.
+
+    reset (how main() runs it): an error the loop cannot handle (a
+    MemoryError, a bug) resets the board after 3 s, which Ctrl-C or /SAFE
+    stops. Everything the node acknowledged is on flash, written to survive
+    a power cut at any byte, so a reset is the recovery a power cut would be,
+    and the node rejoins instead of sitting dead at the REPL."""
     n = node
     n.stopped = False
     try:
@@ -113,6 +119,15 @@ def run(turns=-1):
             _observe(n)
     except KeyboardInterrupt:
         print("mpraft: paused; mpraft.run() resumes")
+    except Exception as e:
+        if not reset:
+            raise
+        import sys
+        sys.print_exception(e)
+        print("mpraft: fatal; reset in 3 s (Ctrl-C stops it)")
+        time.sleep_ms(3000)
+        import machine
+        machine.reset()
 
 
 def status():

@@ -97,3 +97,60 @@ def test_five_flashed_boards_serve_raftctl(tmp_path):
     finally:
         for p, _, _ in boards:
             stop_board(p)
+
+
+def test_a_fatal_error_in_the_loop_resets_the_board_and_the_node_recovers(tmp_path):
+    # A one-node cluster on one board. An error the loop cannot handle (here
+    # the RawNode replaced by None) must not leave the node dead at the
+    # REPL: main() prints it, resets the board, and the node boots again from
+    # flash with what it acknowledged.
+    build = str(tmp_path / "build")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build.py"), "unix",
+                        "--out", build, "--no-budget"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    d = str(tmp_path / "cl")
+    cluster.create(d, nodes=1)
+    flash, link = str(tmp_path / "flash"), str(tmp_path / "pty")
+    console = str(tmp_path / "console.log")
+    p = subprocess.Popen([sys.executable, VBOARD, "--flash", flash, "--link", link,
+                          "--heap", "256K", "--seconds", "120", "--console", console],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().startswith("vboard: /dev/")
+        f = subprocess.run([sys.executable, VBOARD, "flash", "--build", build, "--port", link,
+                            "--node", "1", "--cluster", os.path.join(d, "cluster.json")],
+                           capture_output=True, text=True, timeout=120)
+        assert f.returncode == 0, f.stdout + f.stderr
+        # Flashing ends with `mpremote reset`: the first hard reset.
+        assert p.stdout.readline().strip() == "vboard: hard reset"
+        cluster.wait_leader(d, timeout_s=30)
+        ctl = [sys.executable, RAFTCTL, "--cluster", os.path.join(d, "cluster.json")]
+        r = subprocess.run(ctl + ["put", "kept", "yes"], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+        # Run the loop as main() does, broken. The board resets instead of
+        # finishing the exec, so mpremote is stopped once vboard reports it.
+        m = subprocess.Popen([MPREMOTE, "connect", link, "resume", "exec",
+                              "import mpraft; mpraft.node.node = None; "
+                              "mpraft.run(reset=True)"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            # Bounded: vboard exits after its --seconds.
+            assert p.stdout.readline().strip() == "vboard: hard reset"
+        finally:
+            m.kill()
+            m.wait(timeout=10)
+        cluster.wait_leader(d, timeout_s=30)
+        r = subprocess.run(ctl + ["get", "kept"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and r.stdout.strip() == "yes", r.stdout + r.stderr
+        r = subprocess.run(ctl + ["put", "after", "reset"], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        stop_board(p)
+    with open(console, errors="replace") as h:
+        text = h.read()
+    assert "AttributeError" in text and "mpraft: fatal; reset in 3 s" in text, text[-2000:]
+    # Booted twice from flash: at power-up and after the reset.
+    assert text.count("mpraft: node 1 serving") == 2, text[-2000:]

@@ -1,6 +1,7 @@
 """A virtual MicroPython board: a pty with the unix port behind it, a folder as its flash.
 
     python3 tools/vboard.py --flash DIR [--link PATH] [--heap 100K] [--seconds N]
+                            [--console FILE]
 
 Prints "vboard: PTY" (and makes PATH a symlink to it), then relays bytes
 between that pty and a MicroPython unix-port VM running on a second pty, so
@@ -16,7 +17,10 @@ a board over USB serial:
   REPL, the new VM skips main.py and re-enters the raw REPL (as a board does);
   from the friendly REPL it runs boot.py and main.py again;
 - machine.reset() (what `mpremote reset` calls; the unix port lacks it) is a
-  hard reset: a new VM that runs boot.py and main.py.
+  hard reset: a new VM that runs boot.py and main.py; vboard prints
+  "vboard: hard reset" on its stdout;
+- --console FILE also appends everything the VM prints to FILE, as a serial
+  logger on a board's UART would, whether or not anyone is connected.
 
 The heap is capped at --heap (a board's budget, e.g. 100K for esp32). Stops
 after --seconds (default: until killed). Host-only tool (CPython, Linux).
@@ -27,7 +31,7 @@ after --seconds (default: until killed). Host-only tool (CPython, Linux).
 is what `make flash` runs, for real boards and virtual ones alike: it writes
 node N's file from cluster.json (validated against the build's board.json),
 and in one mpremote session creates the folders, copies node.json, the build
-(lib/ .mpy files, board.json, mpraft.mpy, boot.py, main.py last) printing one
+(mpraft.mpy or lib/ .mpy files, board.json, boot.py, main.py last) printing one
 line per file, removes .py files that would shadow a copied .mpy, and resets.
 """
 import os
@@ -82,7 +86,8 @@ def _preexec():
 
 
 class VBoard:
-    def __init__(self, flash, heap="100K", micropython=MICROPYTHON):
+    def __init__(self, flash, heap="100K", micropython=MICROPYTHON, console=None):
+        self.console = open(console, "ab") if console else None
         self.flash = os.path.abspath(flash)
         os.makedirs(self.flash, exist_ok=True)
         self.heap = heap
@@ -127,6 +132,9 @@ class VBoard:
         if RAW_BANNER in t:
             self.raw = True
         self.tail = t[-len(RAW_BANNER):]
+        if self.console:
+            self.console.write(data)
+            self.console.flush()
         os.write(self.host, data)
         return True
 
@@ -145,6 +153,7 @@ class VBoard:
         self.vm = None
         if self.proc.returncode == _HARD_RESET:
             self.raw = False
+            print("vboard: hard reset", flush=True)
         else:
             os.write(self.host, b"MPY: soft reboot\r\n")
         self.start_vm(run_main=not self.raw)
@@ -176,6 +185,9 @@ class VBoard:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=5)
+        if self.console:
+            self.console.close()
+            self.console = None
         for fd in (self.vm, self.host, self.host_slave):
             if fd is not None:
                 try:
@@ -296,7 +308,8 @@ def flash(argv):
 def main(argv):
     if argv[:1] == ["flash"]:
         return flash(argv[1:])
-    opts = {"--flash": None, "--link": None, "--heap": "100K", "--seconds": "-1"}
+    opts = {"--flash": None, "--link": None, "--heap": "100K", "--seconds": "-1",
+            "--console": None}
     i = 0
     while i < len(argv):
         if argv[i] not in opts or i + 1 >= len(argv):
@@ -307,7 +320,7 @@ def main(argv):
     if opts["--flash"] is None:
         print(__doc__.split("\n\n")[1])
         return 2
-    vb = VBoard(opts["--flash"], opts["--heap"])
+    vb = VBoard(opts["--flash"], opts["--heap"], console=opts["--console"])
     if opts["--link"]:
         try:
             os.remove(opts["--link"])
