@@ -94,7 +94,7 @@ def test_safe_mode_skips_autostart(build, tmp_path):
 SCRIPT = """
 import mpraft
 loop = mpraft.run
-mpraft.run = lambda: None
+mpraft.run = lambda **kw: None
 mpraft.main()
 mpraft.level("trace")
 loop(300)
