@@ -125,14 +125,15 @@ HEAP    ?=
 
 flash: $(STAMP)
 	@if [ -z "$(PORT)" ] || [ -z "$(NODE)" ] || [ -z "$(CLUSTER)" ]; then \
-	  echo "usage: make flash BOARD=$(BOARD) PORT=/dev/ttyUSB0 NODE=n CLUSTER=DIR/cluster.json [SSID=s WIFI_PASSWORD=p]"; exit 2; fi
+	  echo "usage: make flash BOARD=$(BOARD) PORT=/dev/ttyUSB0 NODE=n CLUSTER=DIR/cluster.json [SSID=s WIFI_PASSWORD=p] [ROMFS=1]"; exit 2; fi
 	$(PY) tools/build.py $(BOARD)
 	$(PY) tools/vboard.py flash --build build/$(BOARD) --port $(PORT) --node $(NODE) \
-	  --cluster $(CLUSTER) $(if $(SSID),--ssid "$(SSID)" --password "$(WIFI_PASSWORD)")
+	  --cluster $(CLUSTER) $(if $(SSID),--ssid "$(SSID)" --password "$(WIFI_PASSWORD)") \
+	  $(if $(ROMFS),--romfs)
 
 vboard: $(STAMP)
-	@if [ -z "$(FLASH)" ]; then echo "usage: make vboard FLASH=DIR [LINK=/tmp/vb1]"; exit 2; fi
-	$(PY) tools/vboard.py --flash $(FLASH) $(if $(LINK),--link $(LINK)) \
+	@if [ -z "$(FLASH)" ]; then echo "usage: make vboard FLASH=DIR [LINK=/tmp/vb1] [ROMFS=64K]"; exit 2; fi
+	$(PY) tools/vboard.py --flash $(FLASH) $(if $(LINK),--link $(LINK)) $(if $(ROMFS),--romfs $(ROMFS)) \
 	  --heap $$($(PY) -c "import json; print(json.load(open('boards/$(BOARD)/board.json'))['heap_budget_bytes'] // 1024)")K
 
 firmware: $(STAMP)

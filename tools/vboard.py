@@ -1,7 +1,7 @@
 """A virtual MicroPython board: a pty with the unix port behind it, a folder as its flash.
 
     python3 tools/vboard.py --flash DIR [--link PATH] [--heap 100K] [--seconds N]
-                            [--console FILE]
+                            [--console FILE] [--romfs SIZE]
 
 Prints "vboard: PTY" (and makes PATH a symlink to it), then relays bytes
 between that pty and a MicroPython unix-port VM running on a second pty, so
@@ -20,7 +20,14 @@ a board over USB serial:
   hard reset: a new VM that runs boot.py and main.py; vboard prints
   "vboard: hard reset" on its stdout;
 - --console FILE also appends everything the VM prints to FILE, as a serial
-  logger on a board's UART would, whether or not anyone is connected.
+  logger on a board's UART would, whether or not anyone is connected;
+- --romfs SIZE gives the board a ROMFS partition of SIZE bytes (MicroPython
+  1.25+ with MICROPY_VFS_ROM), kept in the file DIR.romfs beside the flash
+  folder: `vfs.rom_ioctl` serves `mpremote romfs query|deploy`, and at
+  power-up a valid image is mounted at /rom with "/rom" and "/rom/lib" on
+  sys.path right after "", as a board does. The unix port cannot map flash,
+  so the partition is a bytearray in the VM and -X heapsize is raised by
+  exactly its heap blocks: --heap stays the budget for everything else.
 
 The heap is capped at --heap (a board's budget, e.g. 100K for esp32). Stops
 after --seconds (default: until killed). Host-only tool (CPython, Linux).
@@ -36,6 +43,7 @@ line per file, removes .py files that would shadow a copied .mpy, and resets.
 """
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -78,6 +86,51 @@ del _vboard_boot
 """
 
 
+# A board with a ROMFS partition: rom_ioctl as MicroPython's ports implement
+# it (1: partitions, 2: the partition's memory, 3: erase, 4: write, 5: done,
+# 6: block size; negative errno otherwise), on a bytearray saved to PART.
+# Runs first: the partition file lies outside the flash folder mounted at /,
+# so it is opened while host paths still work, and kept open.
+ROMFS_OPEN = """_part = open(%r, "r+b")
+_rom = bytearray(%d)
+_part.readinto(_rom)
+"""
+ROMFS = """import vfs as _vfs
+class _VboardVfs:
+    def __getattr__(self, name):
+        return getattr(_vfs, name)
+    def rom_ioctl(self, op, *a):
+        if op == 1:
+            return 1
+        if not a or a[0] != 0:
+            return -19
+        if op == 2:
+            return memoryview(_rom)
+        if op == 3:
+            return 4096
+        if op == 4:
+            _rom[a[1]:a[1] + len(a[2])] = a[2]
+            return 0
+        if op == 5:
+            _part.seek(0)
+            _part.write(_rom)
+            _part.flush()
+            return 0
+        if op == 6:
+            return 4096
+        return -22
+sys.modules["vfs"] = _VboardVfs()
+if _rom[:3] == b"\\xd2\\xcd\\x31":
+    _vfs.mount(_vfs.VfsRom(memoryview(_rom)), "/rom")
+    sys.path[1:1] = ["/rom", "/rom/lib"]
+"""
+
+
+def romfs_heap(size):
+    """Heap blocks of the partition's bytearray on the 64-bit unix port."""
+    return 32 + (size + 31) // 32 * 32
+
+
 def _preexec():
     # The VM's pty becomes its controlling terminal, so ^C is a SIGINT.
     os.setsid()
@@ -86,8 +139,9 @@ def _preexec():
 
 
 class VBoard:
-    def __init__(self, flash, heap="100K", micropython=MICROPYTHON, console=None):
+    def __init__(self, flash, heap="100K", micropython=MICROPYTHON, console=None, romfs=0):
         self.console = open(console, "ab") if console else None
+        self.romfs = romfs
         self.flash = os.path.abspath(flash)
         os.makedirs(self.flash, exist_ok=True)
         self.heap = heap
@@ -109,11 +163,22 @@ class VBoard:
         a[3] &= ~(termios.ECHO | termios.ECHONL)
         termios.tcsetattr(s, termios.TCSANOW, a)
         script = self.script
+        text = STARTUP % (self.flash, _HARD_RESET,
+                          ["boot.py", "main.py"] if run_main else ["boot.py"])
+        heap = self.heap
+        if self.romfs:
+            part = self.flash + ".romfs"
+            if not os.path.exists(part) or os.path.getsize(part) != self.romfs:
+                with open(part, "wb") as f:  # an erased partition
+                    f.write(b"\xff" * self.romfs)
+            anchor = "import machine as _vboard_m\n"
+            text = (ROMFS_OPEN % (part, self.romfs)
+                    + text.replace(anchor, ROMFS + anchor, 1))
+            heap = str(heap_bytes(heap) + romfs_heap(self.romfs))
         with open(script, "w") as f:
-            f.write(STARTUP % (self.flash, _HARD_RESET,
-                               ["boot.py", "main.py"] if run_main else ["boot.py"]))
+            f.write(text)
         self.proc = subprocess.Popen(
-            [self.micropython, "-X", "heapsize=" + self.heap, "-i", script],
+            [self.micropython, "-X", "heapsize=" + heap, "-i", script],
             stdin=s, stdout=s, stderr=s, preexec_fn=_preexec, close_fds=True)
         os.close(s)
         self.vm = m
@@ -240,24 +305,48 @@ def node_config(cluster_path, node_id, board, ssid=None, password=""):
     return validate_node_config(cfg, board)
 
 
-def flash_command(build_dir, port, node_json, mpremote=None):
+# With ROMFS: the image's modules must not also be on the file system, where
+# they would shadow /rom ("" comes first on sys.path).
+UNSHADOW = """import os
+for p in %r:
+    for q in (p, p[:-4] + ".py"):
+        try:
+            os.remove(q)
+            print("removed shadowing", q)
+        except OSError:
+            pass
+"""
+
+
+def flash_command(build_dir, port, node_json, mpremote=None, romfs_dir=None):
     """One mpremote command line (commands chained with +) that copies a
     board build and a node file, removes stale .py and resets the board.
-    mpremote prints one `cp` line per file."""
+    mpremote prints one `cp` line per file. romfs_dir: a folder to fill with
+    the build's .mpy files, which go into the board's ROMFS partition
+    (`mpremote romfs deploy`) instead of its file system."""
     files = []
+    rom = []
     for dirpath, dirnames, filenames in os.walk(build_dir):
         dirnames.sort()
         for n in sorted(filenames):
             rel = os.path.relpath(os.path.join(dirpath, n), build_dir)
-            if rel != "node.json":
+            if romfs_dir and n.endswith(".mpy"):
+                rom.append(rel)
+            elif rel != "node.json":
                 files.append(rel)
     # main.py last: a board reset mid-copy does not start a half-copied node.
     files.sort(key=lambda r: (r == "main.py", r.count("/") == 0, r))
     dirs = sorted({"/" + os.path.dirname(r) for r in files if "/" in r})
     dirs = sorted({"/".join(d.split("/")[:i + 1]) for d in dirs
                    for i in range(1, d.count("/") + 1)})
-    cmd = [mpremote or os.path.join(ROOT, ".venv", "bin", "mpremote"), "connect", port,
-           "exec", MKDIRS % dirs]
+    cmd = [mpremote or os.path.join(ROOT, ".venv", "bin", "mpremote"), "connect", port]
+    if rom:
+        for r in rom:
+            os.makedirs(os.path.dirname(os.path.join(romfs_dir, r)), exist_ok=True)
+            shutil.copyfile(os.path.join(build_dir, r), os.path.join(romfs_dir, r))
+        cmd += ["romfs", "deploy", romfs_dir, "+", "exec", UNSHADOW % ["/" + r for r in rom],
+                "+"]
+    cmd += ["exec", MKDIRS % dirs]
     cmd += ["+", "fs", "cp", node_json, ":node.json"]
     for r in files:
         cmd += ["+", "fs", "cp", os.path.join(build_dir, r), ":" + r]
@@ -266,10 +355,12 @@ def flash_command(build_dir, port, node_json, mpremote=None):
 
 
 def flash(argv):
-    """flash --build DIR --port PORT --node N --cluster FILE [--ssid S --password P]"""
+    """flash --build DIR --port PORT --node N --cluster FILE [--ssid S --password P] [--romfs]"""
     import json
     opts = {"--build": None, "--port": None, "--node": None, "--cluster": None,
             "--ssid": None, "--password": ""}
+    romfs = "--romfs" in argv
+    argv = [a for a in argv if a != "--romfs"]
     i = 0
     while i < len(argv):
         if argv[i] not in opts or i + 1 >= len(argv):
@@ -292,9 +383,11 @@ def flash(argv):
     fd, path = tempfile.mkstemp(prefix="node%d-" % cfg["node_id"], suffix=".json")
     with os.fdopen(fd, "w") as f:
         json.dump(cfg, f)
-    cmd = flash_command(opts["--build"], opts["--port"], path)
-    print("flash: %s node %d -> %s (%d files)" % (board["name"], cfg["node_id"],
-                                                 opts["--port"], cmd.count("cp") - 1))
+    romfs_dir = tempfile.mkdtemp(prefix="mpraft-romfs-") if romfs else None
+    cmd = flash_command(opts["--build"], opts["--port"], path, romfs_dir=romfs_dir)
+    print("flash: %s node %d -> %s (%d files%s)" % (
+        board["name"], cfg["node_id"], opts["--port"], cmd.count("cp") - 1,
+        "; firmware to the ROMFS partition" if romfs else ""))
     try:
         r = subprocess.run(cmd, timeout=600)
     except subprocess.TimeoutExpired:
@@ -302,14 +395,27 @@ def flash(argv):
         return 1
     finally:
         os.remove(path)
+        if romfs_dir:
+            shutil.rmtree(romfs_dir, ignore_errors=True)
     return r.returncode
+
+
+def heap_bytes(text):
+    """'100K' / '2M' / '65536' -> bytes; None if malformed."""
+    t = str(text).strip().upper()
+    mult = 1
+    if t.endswith("K"):
+        mult, t = 1024, t[:-1]
+    elif t.endswith("M"):
+        mult, t = 1024 * 1024, t[:-1]
+    return int(t) * mult if t.isdigit() and int(t) > 0 else None
 
 
 def main(argv):
     if argv[:1] == ["flash"]:
         return flash(argv[1:])
     opts = {"--flash": None, "--link": None, "--heap": "100K", "--seconds": "-1",
-            "--console": None}
+            "--console": None, "--romfs": "0"}
     i = 0
     while i < len(argv):
         if argv[i] not in opts or i + 1 >= len(argv):
@@ -317,10 +423,11 @@ def main(argv):
             return 2
         opts[argv[i]] = argv[i + 1]
         i += 2
-    if opts["--flash"] is None:
+    romfs = heap_bytes(opts["--romfs"]) if opts["--romfs"] != "0" else 0
+    if opts["--flash"] is None or heap_bytes(opts["--heap"]) is None or romfs is None:
         print(__doc__.split("\n\n")[1])
         return 2
-    vb = VBoard(opts["--flash"], opts["--heap"], console=opts["--console"])
+    vb = VBoard(opts["--flash"], opts["--heap"], console=opts["--console"], romfs=romfs)
     if opts["--link"]:
         try:
             os.remove(opts["--link"])
