@@ -45,7 +45,8 @@ class Load:
     def __init__(self, d, n):
         cl = cluster.load(d)
         self.key = bytes.fromhex(cl["key"])
-        self.ep = UdpEndpoint(cl["cluster_id"], self.key)
+        # 0.0.0.0, like raftio.client: nodes may live on a bridge (--netns).
+        self.ep = UdpEndpoint(cl["cluster_id"], self.key, bind_host="0.0.0.0")
         self.addrs = {x["id"]: resolve(x["host"], x["port"]) for x in cl["nodes"]}
         self.ids = sorted(self.addrs)
         c = cluster.client(d, timeout_ms=10000)

@@ -20,11 +20,11 @@ the first /24 in 10.213.1-254 that no interface on the host uses, chosen
 under a lock file so parallel clusters never share one. Every address used
 is inside namespaces (or on the bridge) that this tool created.
 
-Host clients (raftctl.py, raftio.client) bind 127.0.0.1, and Linux refuses
-to send from a loopback address out of a real interface (EINVAL). So the
-bridge gets route_localnet=1 and the host table `ip mpr-T` masquerades
-127.0.0.0/8 leaving through the bridge as 10.213.X.1; replies are mapped
-back by conntrack. Nothing else on the host is touched.
+Host clients (raftctl.py, raftio.client, the benchmark's load) bind
+0.0.0.0, so they reach the nodes from the bridge's address 10.213.X.1: no
+NAT is needed (a client bound to 127.0.0.1 could not send out of a real
+interface). Nothing else on the host is touched; `down` still removes the
+`ip mpr-T` NAT table that earlier versions created.
 
 Faults (nftables, `inet mpraft` table in each node's namespace, input hook;
 node-to-node datagrams only, clients' traffic passes, as with udp_proxy.py):
@@ -169,14 +169,6 @@ def _ensure(spec):
         run(["ip", "link", "add", br, "type", "bridge"])
     run(["ip", "addr", "replace", spec["host_addr"] + "/24", "dev", br])
     run(["ip", "link", "set", br, "up"])
-    with open("/proc/sys/net/ipv4/conf/%s/route_localnet" % br, "w") as f:
-        f.write("1")
-    t = spec["nat_table"]
-    # add+delete+define: replaces the table atomically whether or not it existed.
-    run(["nft", "-f", "-"], stdin=(
-        "add table ip %s\ndelete table ip %s\ntable ip %s {\n"
-        " chain post { type nat hook postrouting priority srcnat; policy accept;\n"
-        "  oifname \"%s\" ip saddr 127.0.0.0/8 masquerade\n }\n}\n" % (t, t, t, br)))
     have = _namespaces()
     for i in sorted(spec["nodes"], key=int):
         n = spec["nodes"][i]
