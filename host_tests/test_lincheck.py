@@ -6,7 +6,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 
 import gen_history
 import lincheck
@@ -450,13 +449,13 @@ def test_generator_is_deterministic():
     assert gen_history.generate(500, 10, 5, 9) != gen_history.generate(500, 10, 5, 10)
 
 
-def test_generated_10k_history_is_linearizable_and_fast():
+def test_generated_10k_history_is_linearizable_within_a_bounded_search():
+    # Effort, not wall time (no timed unit tests): every key's search must
+    # finish within 20,000 memoized configurations (it needs under 1,000);
+    # a search that went exponential gives up and returns None.
     h = gen_history.generate(10000, 100, 8, 1)
-    t0 = time.time()
-    r = lincheck.check_events(h)
-    dt = time.time() - t0
+    r = lincheck.check_events(h, max_configs=20000)
     assert r["linearizable"] is True and r["ops"] == 10000
-    assert dt < 10, dt
 
 
 def _gets(h):
