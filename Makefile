@@ -11,7 +11,7 @@ JOBS   ?= 2
 SEEDS  ?= 1000
 BOARD  ?= unix
 
-.PHONY: all venv test test-py test-mp test-netns sim sim-sweep sim-sweep-kv sim-soak bench-core bench-flash bench demo demo-sim cluster build memproof mem32 clean
+.PHONY: all venv test test-py test-mp test-netns sim sim-sweep sim-sweep-kv sim-soak bench-core bench-flash bench demo demo-sim cluster chaos build memproof mem32 clean
 
 all: test
 
@@ -76,6 +76,12 @@ demo-sim: $(STAMP)
 # A 5-node cluster in the foreground until Ctrl-C (DIR=... to choose its folder).
 cluster: $(STAMP)
 	$(PY) tools/cluster.py run --nodes 5 --dir $(or $(DIR),/tmp/mpraft-cluster)
+
+# Random faults on a real 5-node cluster (kills, partitions, noise, leadership
+# transfers, membership changes) with concurrent clients, then lincheck.
+# make chaos [SECONDS=300] [SEED=7]
+chaos: $(STAMP)
+	$(PY) tools/chaos.py --seconds $(or $(SECONDS),120) --seed $(or $(SEED),1)
 
 # The real-cluster benchmark (not part of make test): puts/s and latency at
 # 1/16/64 in flight, failover, heap at 10 s and 60 s, PySyncObj comparison.

@@ -20,9 +20,10 @@ import time
 
 import pytest
 
+import chaos
 import cluster
 import lincheck
-from raftio.client import Client, ClientError
+from raftio.client import Client
 from raftio.frame import HEADER, MAX_DATAGRAM, Framer
 from raftio import wire
 from raftkv import codec
@@ -58,68 +59,6 @@ def _drops(st):
 
 # -- 1. linearizability under leader crashes -----------------------------------
 
-class History:
-    def __init__(self):
-        self.events = []
-        self.lock = threading.Lock()
-
-    def add(self, ev):
-        with self.lock:
-            self.events.append(ev)
-
-
-def _worker(d, proc, hist, stop, keys, seed):
-    rnd = random.Random(seed)
-    c = cluster.client(d, timeout_ms=1500, try_ms=50, seed=seed)
-    n = 0
-    try:
-        while not stop.is_set() and n < 2000:
-            n += 1
-            key = rnd.choice(keys)
-            r = rnd.random()
-            if r < 0.4:
-                v = "p%d-%d" % (proc, n)
-                hist.add({"process": proc, "type": "invoke", "f": "put", "key": key, "value": v})
-                try:
-                    c.put(key, v)
-                    hist.add({"process": proc, "type": "ok", "f": "put", "key": key, "value": v})
-                except ClientError:
-                    hist.add({"process": proc, "type": "info", "f": "put", "key": key, "value": v})
-            elif r < 0.75:
-                hist.add({"process": proc, "type": "invoke", "f": "get", "key": key})
-                try:
-                    v = c.get(key)
-                    hist.add({"process": proc, "type": "ok", "f": "get", "key": key,
-                              "value": None if v is None else v.decode()})
-                except ClientError:
-                    # A read that got no answer did not happen.
-                    hist.add({"process": proc, "type": "fail", "f": "get", "key": key})
-            elif r < 0.95:
-                # CAS from a value this process may have seen written.
-                old = "p%d-%d" % (rnd.randrange(6), rnd.randrange(1, n + 1))
-                if rnd.random() < 0.3:
-                    old = None
-                new = "c%d-%d" % (proc, n)
-                hist.add({"process": proc, "type": "invoke", "f": "cas", "key": key,
-                          "value": [old, new]})
-                try:
-                    ok, _ = c.cas(key, old, new)
-                    hist.add({"process": proc, "type": "ok" if ok else "fail", "f": "cas",
-                              "key": key, "value": [old, new]})
-                except ClientError:
-                    hist.add({"process": proc, "type": "info", "f": "cas", "key": key,
-                              "value": [old, new]})
-            else:
-                hist.add({"process": proc, "type": "invoke", "f": "delete", "key": key})
-                try:
-                    c.delete(key)
-                    hist.add({"process": proc, "type": "ok", "f": "delete", "key": key})
-                except ClientError:
-                    hist.add({"process": proc, "type": "info", "f": "delete", "key": key})
-    finally:
-        c.close()
-
-
 def test_concurrent_clients_survive_leader_kills_and_partitions(tmp_path):
     d = str(tmp_path / "cl")
     cluster.up(d, 5, "micropython", timeout_s=20, proxy=True)
@@ -131,10 +70,11 @@ def test_concurrent_clients_survive_leader_kills_and_partitions(tmp_path):
 
 
 def _run_history(d):
-    hist = History()
+    hist = chaos.History()
     stop = threading.Event()
-    keys = ["a", "b", "c", "d"]
-    threads = [threading.Thread(target=_worker, args=(d, p, hist, stop, keys, 100 + p))
+    keys = chaos.KEYS
+    threads = [threading.Thread(target=chaos.worker, args=(d, p, hist, stop, keys, 100 + p,
+                                                           2000))
                for p in range(6)]
     for t in threads:
         t.start()
@@ -172,13 +112,7 @@ def _run_history(d):
     assert not any(t.is_alive() for t in threads)
     # Final reads: every acknowledged write must still be visible (or overwritten
     # by a later one) -- lincheck decides.
-    c = cluster.client(d, timeout_ms=10000)
-    for k in keys:
-        hist.add({"process": 99, "type": "invoke", "f": "get", "key": k})
-        v = c.get(k)
-        hist.add({"process": 99, "type": "ok", "f": "get", "key": k,
-                  "value": None if v is None else v.decode()})
-    c.close()
+    chaos.final_reads(d, hist, keys)
     ev = hist.events
     oks = sum(1 for e in ev if e["type"] == "ok" and e["f"] != "get")
     assert oks > 50, "too few acknowledged writes (%d) to mean anything" % oks
@@ -187,13 +121,19 @@ def _run_history(d):
         res["ops"], res["ok"], res["fail"], res["info"], killed))
     assert res["linearizable"] is True, res
     # The restarted nodes caught up with the rest.
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        sts = [st for _, st in cluster.statuses(d)]
-        if all(sts) and len(set(st["applied"] for st in sts)) == 1:
-            break
-        time.sleep(0.2)
-    assert all(sts) and len(set(st["applied"] for st in sts)) == 1, sts
+    ok, sts = chaos.converged(d, timeout_s=15)
+    assert ok, sts
+
+
+def test_random_chaos_with_membership_changes_stays_linearizable(tmp_path):
+    # tools/chaos.py's random schedule (kills, partitions, noise, transfers,
+    # remove + re-add of followers) for 15 s; `make chaos` runs it longer.
+    code, res = chaos.run({"seconds": 15.0, "seed": 11, "clients": 4,
+                           "dir": str(tmp_path / "chaos"), "json": None, "membership": True})
+    print(res.get("faults"), res.get("ops"), res.get("ok"))
+    assert code == 0, res["failures"]
+    assert res["linearizable"] is True and res["ok"] > 100, res
+    assert sum(res["faults"].values()) >= 5, res["faults"]
 
 
 # -- 2. junk datagrams -----------------------------------------------------------
