@@ -13,6 +13,9 @@ injects, every 0.3 to 1.5 s, one of:
 - kill: SIGKILL a node (the leader half the time), restarted 0.5 to 3 s later;
   at most two down at once, so a majority usually survives, but not always
   (a partition can cut the survivors);
+- pause: SIGSTOP a node (the leader half the time) for 0.3 to 3 s, then
+  SIGCONT: it wakes up believing what it believed, as after a long GC pause
+  or a stalled radio (a deposed leader must not serve stale reads);
 - partition: a random minority (the leader in it half the time) cut off
   for 0.5 to 3 s;
 - noise: loss, duplication and reordering between nodes, up to 20% each;
@@ -31,6 +34,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -160,6 +164,7 @@ class Chaos:
         self.membership = membership
         self.ids = [n["id"] for n in cluster.load(d)["nodes"]]
         self.down = {}        # node id -> monotonic time to restart it
+        self.paused = {}      # node id -> (pid, monotonic time to resume it)
         self.heal_at = None   # monotonic time the current partition ends
         self.noise = {}
         self.removed = []     # ids removed from the membership, to add back
@@ -185,18 +190,28 @@ class Chaos:
                 cluster.start(self.d, nid)
                 del self.down[nid]
                 self.note("restart", "restart %d" % nid)
+        for nid, (p, at) in sorted(self.paused.items()):
+            if now >= at:
+                self._resume(nid)
         if self.heal_at is not None and now >= self.heal_at:
             self.heal_at = None
             self._faults()
             self.note("heal", "heal partition")
         r = self.rnd.random()
         lead = cluster.leader(self.d, self.ctl)
-        if r < 0.3 and len(self.down) < 2:
-            up = [i for i in self.ids if i not in self.down]
+        up = [i for i in self.ids if i not in self.down and i not in self.paused]
+        if r < 0.25 and len(self.down) + len(self.paused) < 2 and up:
             nid = lead if (lead in up and self.rnd.random() < 0.5) else self.rnd.choice(up)
             cluster.kill(self.d, nid)
             self.down[nid] = now + self.rnd.uniform(0.5, 3.0)
             self.note("kill", "kill %d%s" % (nid, " (leader)" if nid == lead else ""))
+        elif r < 0.35 and len(self.down) + len(self.paused) < 2 and up:
+            nid = lead if (lead in up and self.rnd.random() < 0.5) else self.rnd.choice(up)
+            p = cluster.pid(self.d, nid)
+            if p is not None:
+                os.kill(p, signal.SIGSTOP)
+                self.paused[nid] = (p, now + self.rnd.uniform(0.3, 3.0))
+                self.note("pause", "pause %d%s" % (nid, " (leader)" if nid == lead else ""))
         elif r < 0.5 and self.heal_at is None:
             k = self.rnd.choice([1, 2])
             pool = list(self.ids)
@@ -222,6 +237,14 @@ class Chaos:
                 self.note("transfer", "transfer to %d" % to)
         elif self.membership:
             self._membership(lead)
+
+    def _resume(self, nid):
+        p, _ = self.paused.pop(nid)
+        try:
+            os.kill(p, signal.SIGCONT)
+        except OSError:
+            pass  # killed while paused; the restart takes care of it
+        self.note("resume", "resume %d" % nid)
 
     def _admin(self, op, nid, timeout_ms=3000):
         try:
@@ -249,6 +272,8 @@ class Chaos:
         cluster.faults(self.d)
         self.noise = {}
         self.heal_at = None
+        for nid in sorted(self.paused):
+            self._resume(nid)
         for nid in sorted(self.down):
             cluster.start(self.d, nid)
         self.down = {}

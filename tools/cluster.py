@@ -216,6 +216,12 @@ def start(d, nid, runtime="micropython", config=None, data=None, heap="16M", flu
     return p.pid
 
 
+def pid(d, nid):
+    """The running process of node nid, or None."""
+    ent = _pids(d).get(nid)
+    return ent["pid"] if ent and alive(ent["pid"]) else None
+
+
 def kill(d, nid, sig=signal.SIGKILL):
     pids = _pids(d)
     ent = pids.pop(nid, None)
