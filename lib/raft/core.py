@@ -7,32 +7,30 @@ RawNode (rawnode.py) hands them to the driver as a Ready.
 
 Role dispatch follows etcd: become_* installs the role's step function and
 tick method, so step() deals with terms once and then delegates.
+
+This file keeps elections, replication and commit: everything a message or
+a tick goes through. Lukewarm topics are mixins of Raft, one file each:
+reads (readonly.py, thesis 6.4), membership changes (membership.py, thesis
+4.1) and snapshot transfer (snapshot.py, thesis 5). They hold methods only;
+every field is set here, in __init__ and _reset, with its invariant.
+MicroPython looks a method up through the bases with no cache, so the hot
+path (step, the role step functions, _send, _send_append, maybe_commit, tick)
+stays in this class and module. Role constants live in roles.py (the mixins
+need them without importing this module) and are re-exported here.
 """
-from raft import confchange as CC
 from raft import msg as M
-from raft.errors import (Compacted, ConfigError, DecodeError, EntryTooLarge, LogFull,
-                         NotLeader, ProposalDropped)
+from raft.roles import CANDIDATE, FOLLOWER, LEADER, PRE_CANDIDATE, ROLE_NAMES  # noqa: F401
+from raft.errors import Compacted, EntryTooLarge, LogFull, NotLeader, ProposalDropped
 from raft.log import RaftLog
+from raft.membership import Membership
 from raft.progress import PROBE, REPLICATE, SNAPSHOT, Progress
 from raft.quorum import VOTE_LOST, VOTE_WON, committed_index, vote_result
-from raft.storage import ENTRY_CONF, ENTRY_NORMAL, Snapshot
-from raft.snapblob import decode_blob, encode_blob
-from raft.config import READ_LEASE
-
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
-
-FOLLOWER = const(0)
-CANDIDATE = const(1)
-LEADER = const(2)
-PRE_CANDIDATE = const(3)
-ROLE_NAMES = ("follower", "candidate", "leader", "pre-candidate")
+from raft.readonly import ReadOnly
+from raft.snapshot import SnapshotTransfer
+from raft.storage import ENTRY_CONF, ENTRY_NORMAL
 
 
-class Raft:
+class Raft(ReadOnly, Membership, SnapshotTransfer):
     def __init__(self, config, storage, rand):
         """rand(n) must return an int in [0, n); it is the only randomness."""
         c = config.validate()
@@ -73,7 +71,8 @@ class Raft:
         self.msgs = []
         self.msgs_after_persist = []
         self.read_states = []
-        # Leader: pending ReadIndex requests [ctx, index, from, acks], oldest first.
+        # Leader: pending ReadIndex rounds [round, index, ctx, from, acks],
+        # oldest first (readonly.py).
         self._read_queue = []
         self._read_round = 0
         # Leader: requests that arrived before this term's first commit.
@@ -310,116 +309,6 @@ class Raft:
         self._need_bcast = True
         return log.last
 
-    def propose_conf_change(self, op, node_id, ctx=b""):
-        """Append an ENTRY_CONF entry (confchange.encode); returns its index.
-        It takes effect when applied (RawNode.advance). Raises NotLeader,
-        ProposalDropped (change pending, transfer) or ConfigError (no-op,
-        last voter, bad op/id/ctx)."""
-        if self.role != LEADER:
-            raise NotLeader(self.lead)
-        if self._pending_conf > self.log.applied:
-            raise ProposalDropped("conf change %d not applied yet" % self._pending_conf)
-        data = CC.encode(op, node_id, ctx)
-        CC.apply(self.voters, self.learners, op, node_id)
-        # propose() refuses during a leadership transfer, too.
-        i = self.propose(data, ENTRY_CONF)
-        self._pending_conf = i
-        return i
-
-    def _conf_between(self, lo, hi):
-        """Is there an ENTRY_CONF in [lo, hi) of the log (after the snapshot,
-        which carries its configuration)?"""
-        log = self.log
-        i = lo if lo > log.snap_index else log.snap_index + 1
-        while i < hi:
-            try:
-                es = log.slice(i, hi, 4096)
-            except Compacted:
-                return False  # behind a snapshot, which carries the conf
-            for e in es:
-                if e[2] == ENTRY_CONF:
-                    return True
-            i += len(es)
-        return False
-
-    def _conf_changes(self, ents):
-        """The conf changes among entries to apply, as (index, op, id, ctx)."""
-        cc = ()
-        for e in ents:
-            if e[2] == ENTRY_CONF:
-                try:
-                    cc += ((e[0],) + CC.decode(e[3]),)
-                except DecodeError:
-                    # Committed, so every node skips it alike.
-                    self.bad_conf_entries += 1
-        return cc
-
-    def _apply_conf(self, op, node_id, index):
-        """Apply the committed conf change at index (RawNode.advance calls
-        this in log order). A change that no longer applies is ignored by
-        every node alike."""
-        try:
-            v, ln = CC.apply(self.voters, self.learners, op, node_id)
-        except ConfigError:
-            return
-        self._switch_config(v, ln, index)
-
-    def _switch_config(self, voters, learners, index=0):
-        """Install a configuration (the change applied at index, or a
-        snapshot's): progress for added peers starts probing at last + 1;
-        removed peers are forgotten."""
-        peers = tuple(sorted(voters + learners))
-        prs = self.prs
-        lead = self.role == LEADER
-        out = lead and self.id not in voters
-        for p in sorted(prs):
-            if p != self.id and lead and index and (out or p not in peers):
-                # Nobody will send a removed peer anything else, and a leader
-                # that removed itself stops sending: tell them the change is
-                # committed, so they apply it (and elect among themselves).
-                self._send_commit_of(p, index)
-            if p not in peers:
-                del prs[p]
-        self.voters = voters
-        self.learners = learners
-        self.peers = peers
-        for p in peers:
-            if p not in prs:
-                pr = prs[p] = Progress(self.log.last + 1, self.cfg.max_inflight)
-                # Not counted as dead by the next check-quorum round.
-                pr.recent_active = True
-        if self.lead_transferee not in voters:
-            self.lead_transferee = 0
-        if not lead:
-            return
-        if out:
-            # Removed or demoted: stop leading (thesis 4.2.2).
-            self.become_follower(self.term, 0)
-            return
-        # A smaller quorum may commit more, or confirm pending reads.
-        self.maybe_commit()
-        self._recheck_reads()
-        self._need_bcast = True
-
-    def _send_commit_of(self, to, index):
-        # An empty append anchored at index: a node that holds the entry
-        # commits through it; one that does not rejects, and nobody listens.
-        try:
-            t = self.log.term(index)
-        except Compacted:
-            return
-        self._send(M.Message(M.APP, to, self.id, self.term, t, index, index))
-
-    def read_index(self, ctx):
-        """Ask for a linearizable read point; the answer comes back as a
-        read state (index, ctx) once it is safe."""
-        if self.role == LEADER:
-            self._leader_read(ctx, self.id)
-        elif self.lead:
-            self._send(M.Message(M.READ_INDEX, self.lead, self.id, self.term, ctx=ctx))
-        else:
-            raise NotLeader(0)
-
     def transfer_leader(self, to):
         if self.role != LEADER:
             raise NotLeader(self.lead)
@@ -517,151 +406,6 @@ class Raft:
 
     def committed_in_term(self):
         return self._commit_term_ok(self.log.committed)
-
-    # -- reads (thesis 6.4) -------------------------------------------------
-    def _leader_read(self, ctx, frm):
-        if len(self.voters) == 1:
-            self._read_done(self.log.committed, ctx, frm)
-            return
-        if not self.committed_in_term():
-            # The leader does not know the commit index until it commits in its term.
-            self._read_waiting.append((ctx, frm))
-            return
-        if self.cfg.read_only == READ_LEASE and self.lease_valid():
-            self._read_done(self.log.committed, ctx, frm)
-            return
-        self._read_round += 1
-        rnd = self._read_round
-        acks = {self.id: True}
-        self._read_queue.append([rnd, self.log.committed, ctx, frm, acks])
-        self._bcast_heartbeat(rnd)
-
-    def lease_valid(self):
-        """Lease reads (thesis 6.4.1): a quorum acked heartbeats sent less than
-        election_tick - drift ticks ago, so no other leader can exist yet."""
-        acked = self._acked
-        for p in self.voters:
-            acked[p] = self.ticks if p == self.id else self.prs[p].lease_tick
-        since = committed_index(self.voters, acked, self._scratch)
-        c = self.cfg
-        return (not self._lease_revoked and since >= 0
-                and self.ticks - since < c.election_tick - c.lease_drift_ticks)
-
-    def _read_done(self, index, ctx, frm):
-        if frm == self.id:
-            self.read_states.append((index, ctx))
-        else:
-            self._send(M.Message(M.READ_INDEX_RESP, frm, self.id, self.term, index=index,
-                                 ctx=ctx))
-
-    def _release_waiting_reads(self):
-        if self._read_waiting and self.committed_in_term():
-            w = self._read_waiting
-            self._read_waiting = []
-            for ctx, frm in w:
-                self._leader_read(ctx, frm)
-
-    def _read_ack(self, rnd, frm):
-        for e in self._read_queue:
-            if e[0] == rnd:
-                e[4][frm] = True
-                self._recheck_reads()
-                return
-
-    def _recheck_reads(self):
-        # Release the newest round a quorum of the current voters confirmed;
-        # earlier requests are confirmed by this later round too. Invariant:
-        # no confirmed round stays queued (so only a new ack or a smaller
-        # quorum can confirm one).
-        q = self._read_queue
-        for k in range(len(q) - 1, -1, -1):
-            if vote_result(self.voters, q[k][4]) == VOTE_WON:
-                for j in range(k + 1):
-                    r = q[j]
-                    self._read_done(r[1], r[2], r[3])
-                del q[:k + 1]
-                return
-
-    def _abort_reads(self):
-        # Dropped reads are retried by the caller after its timeout.
-        if self._read_queue:
-            self._read_queue = []
-        if self._read_waiting:
-            self._read_waiting = []
-
-    # -- snapshots (thesis 5) -----------------------------------------------
-    def _start_snapshot(self, to, pr):
-        snap = self.log.storage.snapshot()
-        if snap.index == 0:
-            return False
-        pr.become_snapshot(snap.index)
-        self._snap_blob = encode_blob(snap)
-        self._snap_meta = (snap.index, snap.term)
-        return self._send_snapshot_chunk(to, pr)
-
-    def _send_snapshot_chunk(self, to, pr):
-        snap = self.log.storage.snapshot()
-        if snap.index != pr.pending_snapshot or self._snap_meta[0] != snap.index:
-            # A newer snapshot replaced the one in flight: restart with it.
-            pr.become_probe()
-            return False
-        blob = self._snap_blob
-        off = pr.snap_offset
-        n = self.cfg.snapshot_chunk
-        chunk = blob[off:off + n]
-        done = M.FLAG_DONE if off + len(chunk) >= len(blob) else 0
-        self._send(M.Message(M.SNAP, to, self.id, self.term, snap.term, snap.index,
-                             hint=off, ctx=len(blob), flags=done, data=chunk))
-        pr.snap_sent_tick = self.ticks
-        return True
-
-    def _handle_snap_chunk(self, m):
-        log = self.log
-        if m.index <= log.committed:
-            # Already have it: tell the leader where we are.
-            self._send(M.Message(M.APP_RESP, m.frm, self.id, self.term, index=log.committed))
-            return
-        rx = self._rx_snap
-        if rx is None or rx[0] != m.index or rx[1] != m.log_term or rx[2] != m.ctx:
-            if m.hint != 0:
-                self._send(M.Message(M.SNAP_RESP, m.frm, self.id, self.term, index=m.index,
-                                     hint=0, flags=M.FLAG_REJECT))
-                return
-            rx = self._rx_snap = [m.index, m.log_term, m.ctx, bytearray()]
-        buf = rx[3]
-        if m.hint != len(buf):
-            # Out of order or duplicate: ask for the next byte we need.
-            self._send(M.Message(M.SNAP_RESP, m.frm, self.id, self.term, index=m.index,
-                                 hint=len(buf), flags=M.FLAG_REJECT))
-            return
-        buf.extend(m.data)
-        if not (m.flags & M.FLAG_DONE):
-            self._send(M.Message(M.SNAP_RESP, m.frm, self.id, self.term, index=m.index,
-                                 hint=len(buf)))
-            return
-        self._rx_snap = None
-        try:
-            snap = decode_blob(m.index, m.log_term, buf)
-        except Exception:
-            self._send(M.Message(M.SNAP_RESP, m.frm, self.id, self.term, index=m.index,
-                                 hint=0, flags=M.FLAG_REJECT))
-            return
-        self.restore(snap)
-        self._send(M.Message(M.APP_RESP, m.frm, self.id, self.term, index=log.last))
-
-    def restore(self, snap):
-        """Install a snapshot from the leader (the driver persists and applies it)."""
-        log = self.log
-        if snap.index <= log.committed:
-            return False
-        if log.match_term(snap.index, snap.term):
-            # We already have the entry: just fast-forward the commit index.
-            log.commit_to(snap.index)
-            return False
-        log.restore(snap)
-        if snap.voters:
-            self._switch_config(tuple(sorted(snap.voters)), tuple(sorted(snap.learners)))
-        return True
 
 
 # -- role step functions (module level, installed by become_*) --------------

@@ -1,0 +1,120 @@
+"""Membership changes, one server at a time (thesis 4.1, etcd ConfChange v1).
+
+A mixin of raft.core.Raft; it owns proposing a change, finding conf entries
+in the log, and applying a committed change (etcd semantics: a change takes
+effect when applied; RawNode.advance calls _apply_conf in log order). The
+safety invariants (Apply, Campaign, Append; see docs/core.md) are enforced
+partly here (propose_conf_change) and partly in core.py: become_leader sets
+_pending_conf, hup refuses to campaign over an unapplied change, and
+_handle_append holds back a conf entry until the previous one's commit is
+durable. Fields, set in Raft.__init__ with their invariants: _pending_conf,
+_durable_commit, bad_conf_entries, voters, learners, peers, prs.
+"""
+from raft import confchange as CC
+from raft import msg as M
+from raft.errors import Compacted, ConfigError, DecodeError, NotLeader, ProposalDropped
+from raft.progress import Progress
+from raft.roles import LEADER
+from raft.storage import ENTRY_CONF
+
+
+class Membership:
+    def propose_conf_change(self, op, node_id, ctx=b""):
+        """Append an ENTRY_CONF entry (confchange.encode); returns its index.
+        It takes effect when applied (RawNode.advance). Raises NotLeader,
+        ProposalDropped (change pending, transfer) or ConfigError (no-op,
+        last voter, bad op/id/ctx)."""
+        if self.role != LEADER:
+            raise NotLeader(self.lead)
+        if self._pending_conf > self.log.applied:
+            raise ProposalDropped("conf change %d not applied yet" % self._pending_conf)
+        data = CC.encode(op, node_id, ctx)
+        CC.apply(self.voters, self.learners, op, node_id)
+        # propose() refuses during a leadership transfer, too.
+        i = self.propose(data, ENTRY_CONF)
+        self._pending_conf = i
+        return i
+
+    def _conf_between(self, lo, hi):
+        """Is there an ENTRY_CONF in [lo, hi) of the log (after the snapshot,
+        which carries its configuration)?"""
+        log = self.log
+        i = lo if lo > log.snap_index else log.snap_index + 1
+        while i < hi:
+            try:
+                es = log.slice(i, hi, 4096)
+            except Compacted:
+                return False  # behind a snapshot, which carries the conf
+            for e in es:
+                if e[2] == ENTRY_CONF:
+                    return True
+            i += len(es)
+        return False
+
+    def _conf_changes(self, ents):
+        """The conf changes among entries to apply, as (index, op, id, ctx)."""
+        cc = ()
+        for e in ents:
+            if e[2] == ENTRY_CONF:
+                try:
+                    cc += ((e[0],) + CC.decode(e[3]),)
+                except DecodeError:
+                    # Committed, so every node skips it alike.
+                    self.bad_conf_entries += 1
+        return cc
+
+    def _apply_conf(self, op, node_id, index):
+        """Apply the committed conf change at index (RawNode.advance calls
+        this in log order). A change that no longer applies is ignored by
+        every node alike."""
+        try:
+            v, ln = CC.apply(self.voters, self.learners, op, node_id)
+        except ConfigError:
+            return
+        self._switch_config(v, ln, index)
+
+    def _switch_config(self, voters, learners, index=0):
+        """Install a configuration (the change applied at index, or a
+        snapshot's): progress for added peers starts probing at last + 1;
+        removed peers are forgotten."""
+        peers = tuple(sorted(voters + learners))
+        prs = self.prs
+        lead = self.role == LEADER
+        out = lead and self.id not in voters
+        for p in sorted(prs):
+            if p != self.id and lead and index and (out or p not in peers):
+                # Nobody will send a removed peer anything else, and a leader
+                # that removed itself stops sending: tell them the change is
+                # committed, so they apply it (and elect among themselves).
+                self._send_commit_of(p, index)
+            if p not in peers:
+                del prs[p]
+        self.voters = voters
+        self.learners = learners
+        self.peers = peers
+        for p in peers:
+            if p not in prs:
+                pr = prs[p] = Progress(self.log.last + 1, self.cfg.max_inflight)
+                # Not counted as dead by the next check-quorum round.
+                pr.recent_active = True
+        if self.lead_transferee not in voters:
+            self.lead_transferee = 0
+        if not lead:
+            return
+        if out:
+            # Removed or demoted: stop leading (thesis 4.2.2).
+            self.become_follower(self.term, 0)
+            return
+        # A smaller quorum may commit more, or confirm pending reads.
+        self.maybe_commit()
+        self._recheck_reads()
+        self._need_bcast = True
+
+    def _send_commit_of(self, to, index):
+        # An empty append anchored at index: a node that holds the entry
+        # commits through it; one that does not rejects, and nobody listens.
+        try:
+            t = self.log.term(index)
+        except Compacted:
+            return
+        self._send(M.Message(M.APP, to, self.id, self.term, t, index, index))

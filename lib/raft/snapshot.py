@@ -1,0 +1,91 @@
+"""Snapshot transfer in chunks (thesis 5, etcd MsgSnap; DESIGN.md "Wire").
+
+A mixin of raft.core.Raft. The leader sends a follower whose next entry is
+compacted away the storage's snapshot, encoded (snapblob.py) when the
+transfer starts, in chunks of cfg.snapshot_chunk bytes; the follower answers
+each chunk with the next offset it wants, so a lost chunk costs one chunk and
+the heartbeat timer (Raft._tick_heartbeat) resends an unanswered one. The
+blob carries the configuration, installed by restore(). Fields:
+  _snap_blob, _snap_meta  leader: the encoded snapshot in flight and its
+                          (index, term); set by _start_snapshot before any
+                          progress enters the snapshot state
+  _rx_snap                follower: [index, term, total, bytes so far] of the
+                          snapshot being received, or None (Raft.__init__)
+"""
+from raft import msg as M
+from raft.snapblob import decode_blob, encode_blob
+
+
+class SnapshotTransfer:
+    def _start_snapshot(self, to, pr):
+        snap = self.log.storage.snapshot()
+        if snap.index == 0:
+            return False
+        pr.become_snapshot(snap.index)
+        self._snap_blob = encode_blob(snap)
+        self._snap_meta = (snap.index, snap.term)
+        return self._send_snapshot_chunk(to, pr)
+
+    def _send_snapshot_chunk(self, to, pr):
+        snap = self.log.storage.snapshot()
+        if snap.index != pr.pending_snapshot or self._snap_meta[0] != snap.index:
+            # A newer snapshot replaced the one in flight: restart with it.
+            pr.become_probe()
+            return False
+        blob = self._snap_blob
+        off = pr.snap_offset
+        n = self.cfg.snapshot_chunk
+        chunk = blob[off:off + n]
+        done = M.FLAG_DONE if off + len(chunk) >= len(blob) else 0
+        self._send(M.Message(M.SNAP, to, self.id, self.term, snap.term, snap.index,
+                             hint=off, ctx=len(blob), flags=done, data=chunk))
+        pr.snap_sent_tick = self.ticks
+        return True
+
+    def _handle_snap_chunk(self, m):
+        log = self.log
+        if m.index <= log.committed:
+            # Already have it: tell the leader where we are.
+            self._send(M.Message(M.APP_RESP, m.frm, self.id, self.term, index=log.committed))
+            return
+        rx = self._rx_snap
+        if rx is None or rx[0] != m.index or rx[1] != m.log_term or rx[2] != m.ctx:
+            if m.hint != 0:
+                self._send(M.Message(M.SNAP_RESP, m.frm, self.id, self.term, index=m.index,
+                                     hint=0, flags=M.FLAG_REJECT))
+                return
+            rx = self._rx_snap = [m.index, m.log_term, m.ctx, bytearray()]
+        buf = rx[3]
+        if m.hint != len(buf):
+            # Out of order or duplicate: ask for the next byte we need.
+            self._send(M.Message(M.SNAP_RESP, m.frm, self.id, self.term, index=m.index,
+                                 hint=len(buf), flags=M.FLAG_REJECT))
+            return
+        buf.extend(m.data)
+        if not (m.flags & M.FLAG_DONE):
+            self._send(M.Message(M.SNAP_RESP, m.frm, self.id, self.term, index=m.index,
+                                 hint=len(buf)))
+            return
+        self._rx_snap = None
+        try:
+            snap = decode_blob(m.index, m.log_term, buf)
+        except Exception:
+            self._send(M.Message(M.SNAP_RESP, m.frm, self.id, self.term, index=m.index,
+                                 hint=0, flags=M.FLAG_REJECT))
+            return
+        self.restore(snap)
+        self._send(M.Message(M.APP_RESP, m.frm, self.id, self.term, index=log.last))
+
+    def restore(self, snap):
+        """Install a snapshot from the leader (the driver persists and applies it)."""
+        log = self.log
+        if snap.index <= log.committed:
+            return False
+        if log.match_term(snap.index, snap.term):
+            # We already have the entry: just fast-forward the commit index.
+            log.commit_to(snap.index)
+            return False
+        log.restore(snap)
+        if snap.voters:
+            self._switch_config(tuple(sorted(snap.voters)), tuple(sorted(snap.learners)))
+        return True
