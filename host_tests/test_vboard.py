@@ -30,6 +30,15 @@ def start_board(flash, link):
     return p
 
 
+def build_firmware(tmp_path, board):
+    build = str(tmp_path / "build")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build.py"), board,
+                        "--out", build, "--no-budget"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return build
+
+
 def stop_board(p):
     if p.poll() is None:
         p.send_signal(signal.SIGTERM)
@@ -42,11 +51,7 @@ def stop_board(p):
 
 
 def test_five_flashed_boards_serve_raftctl(tmp_path):
-    build = str(tmp_path / "build")
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build.py"), "unix",
-                        "--out", build, "--no-budget"], capture_output=True, text=True,
-                       timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
+    build = build_firmware(tmp_path, "unix")
     d = str(tmp_path / "cl")
     cluster.create(d, nodes=N)
     boards = []
@@ -104,11 +109,7 @@ def test_a_fatal_error_in_the_loop_resets_the_board_and_the_node_recovers(tmp_pa
     # the RawNode replaced by None) must not leave the node dead at the
     # REPL: main() prints it, resets the board, and the node boots again from
     # flash with what it acknowledged.
-    build = str(tmp_path / "build")
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build.py"), "unix",
-                        "--out", build, "--no-budget"], capture_output=True, text=True,
-                       timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
+    build = build_firmware(tmp_path, "unix")
     d = str(tmp_path / "cl")
     cluster.create(d, nodes=1)
     flash, link = str(tmp_path / "flash"), str(tmp_path / "pty")
@@ -163,10 +164,7 @@ def test_romfs_flash_runs_the_esp32_build_within_its_100k_heap(tmp_path):
     # firmware runs in place from /rom and the node serves. (Flashed to the
     # file system, the same build at this cap dies importing itself on this
     # 64-bit port; boards/README.md has the figures.)
-    build = str(tmp_path / "build")
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build.py"), "esp32",
-                        "--out", build], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
+    build = build_firmware(tmp_path, "esp32")
     d = str(tmp_path / "cl")
     cluster.create(d, nodes=1)
     ctl = [sys.executable, RAFTCTL, "--cluster", os.path.join(d, "cluster.json")]

@@ -98,17 +98,6 @@ def parse(argv):
     return opts
 
 
-def heap_bytes(text):
-    """'100K' / '2M' / '65536' -> bytes; None if malformed."""
-    t = text.strip().upper()
-    mult = 1
-    if t.endswith("K"):
-        mult, t = 1024, t[:-1]
-    elif t.endswith("M"):
-        mult, t = 1024 * 1024, t[:-1]
-    return int(t) * mult if t.isdigit() and int(t) > 0 else None
-
-
 def build(out):
     r = subprocess.run([sys.executable, os.path.join(TOOLS, "build.py"), "unix", "--out", out,
                         "--no-budget"], capture_output=True, text=True, timeout=180)
@@ -126,10 +115,6 @@ def rom_image(d, fw):
     if r.returncode != 0:
         raise RuntimeError("romfs build failed: " + (r.stderr.strip() or r.stdout.strip()))
     return os.path.getsize(os.path.join(fw, _ROM))
-
-
-def rom_heap(n):
-    return 32 + (n + 31) // 32 * 32
 
 
 def flash_folder(d, fw, board, cl, nid):
@@ -202,7 +187,7 @@ def run(opts):
     except ConfigError as e:
         print("memproof: %s" % e)
         return 2, None
-    heap = heap_bytes(opts["heap"]) if opts["heap"] else board["heap_budget_bytes"]
+    heap = vboard.heap_bytes(opts["heap"]) if opts["heap"] else board["heap_budget_bytes"]
     if heap is None:
         print(USAGE)
         return 2, None
@@ -213,7 +198,7 @@ def run(opts):
         shutil.rmtree(fw)
     build(fw)
     rom = rom_image(d, fw) if opts["romfs"] else 0
-    cap = heap + (rom_heap(rom) if rom else 0)
+    cap = heap + (vboard.romfs_heap(rom) if rom else 0)
     cdir = os.path.join(d, "cluster")
     if os.path.exists(cdir):
         shutil.rmtree(cdir)
@@ -246,9 +231,9 @@ def run(opts):
             # The raise of the cap must cover the image and nothing more.
             got = [ln.split()[-1] for ln in text.splitlines()
                    if ln.startswith("romfs image heap ")]
-            if not got or int(got[0]) > rom_heap(rom):
+            if not got or int(got[0]) > vboard.romfs_heap(rom):
                 failures.append("node %d: the ROMFS image took %s bytes of heap, not %d"
-                                % (nid, got[0] if got else "?", rom_heap(rom)))
+                                % (nid, got[0] if got else "?", vboard.romfs_heap(rom)))
         for bad in ("MemoryError", "Traceback"):
             if bad in text:
                 line = [ln for ln in text.splitlines() if bad in ln or "Error" in ln][-1:]
