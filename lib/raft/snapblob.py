@@ -5,7 +5,8 @@ from raft.errors import DecodeError
 from raft.storage import Snapshot
 
 
-def encode_blob(snap):
+def blob_head(snap):
+    """The membership header that precedes snap.data in the blob."""
     nv = len(snap.voters)
     nl = len(snap.learners)
     head = bytearray(4 + 2 * (nv + nl))
@@ -14,7 +15,11 @@ def encode_blob(snap):
     for v in snap.voters + snap.learners:
         struct.pack_into("<H", head, p, v)
         p += 2
-    return bytes(head) + snap.data
+    return bytes(head)
+
+
+def encode_blob(snap):
+    return blob_head(snap) + snap.data
 
 
 def decode_blob(index, term, blob):

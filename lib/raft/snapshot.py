@@ -6,14 +6,17 @@ transfer starts, in chunks of cfg.snapshot_chunk bytes; the follower answers
 each chunk with the next offset it wants, so a lost chunk costs one chunk and
 the heartbeat timer (Raft._tick_heartbeat) resends an unanswered one. The
 blob carries the configuration, installed by restore(). Fields:
-  _snap_blob, _snap_meta  leader: the encoded snapshot in flight and its
-                          (index, term); set by _start_snapshot before any
-                          progress enters the snapshot state
+  _snap_head, _snap_meta  leader: the blob's membership header and the
+                          (index, term) of the snapshot in flight; set by
+                          _start_snapshot before any progress enters the
+                          snapshot state. Chunks are cut from the header and
+                          the storage's snapshot data, so the leader never
+                          holds a second copy of the state machine image.
   _rx_snap                follower: [index, term, total, bytes so far] of the
                           snapshot being received, or None (Raft.__init__)
 """
 from raft import msg as M
-from raft.snapblob import decode_blob, encode_blob
+from raft.snapblob import blob_head, decode_blob
 
 
 class SnapshotTransfer:
@@ -22,7 +25,7 @@ class SnapshotTransfer:
         if snap.index == 0:
             return False
         pr.become_snapshot(snap.index)
-        self._snap_blob = encode_blob(snap)
+        self._snap_head = blob_head(snap)
         self._snap_meta = (snap.index, snap.term)
         return self._send_snapshot_chunk(to, pr)
 
@@ -32,13 +35,21 @@ class SnapshotTransfer:
             # A newer snapshot replaced the one in flight: restart with it.
             pr.become_probe()
             return False
-        blob = self._snap_blob
+        head = self._snap_head
+        h = len(head)
+        total = h + len(snap.data)
         off = pr.snap_offset
         n = self.cfg.snapshot_chunk
-        chunk = blob[off:off + n]
-        done = M.FLAG_DONE if off + len(chunk) >= len(blob) else 0
+        # blob[off:off + n] of blob = head + data, without building the blob.
+        if off < h:
+            chunk = head[off:off + n]
+            if len(chunk) < n:
+                chunk += bytes(snap.data[:n - len(chunk)])
+        else:
+            chunk = snap.data[off - h:off - h + n]
+        done = M.FLAG_DONE if off + len(chunk) >= total else 0
         self._send(M.Message(M.SNAP, to, self.id, self.term, snap.term, snap.index,
-                             hint=off, ctx=len(blob), flags=done, data=chunk))
+                             hint=off, ctx=total, flags=done, data=chunk))
         pr.snap_sent_tick = self.ticks
         return True
 
