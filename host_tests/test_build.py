@@ -396,3 +396,31 @@ def test_marked_tables_are_stripped_with_the_code_that_reads_them():
     assert "NAMES" not in out and "KEEP = 1" in out
     assert out.count("\n") == text.count("\n")
     compile(out, "m.py", "exec")
+
+
+@pytest.mark.skipif(not os.path.exists(MICROPYTHON), reason="no micropython in .venv")
+def test_debug_dir_maps_a_board_traceback_to_source_and_names(tmp_path):
+    # Merged and minified, a board's traceback says "mpraft.py, line N, in _a".
+    # OUT.debug (beside the build, not flashed) holds that mpraft.py exactly as
+    # compiled and names.txt maps _a back to the name in the source.
+    write_tree(str(tmp_path / "lib"), {"pkg/__init__.py": "", "pkg/deep.py":
+                                       "def _explode_now(x):\n    raise ValueError(x)\n\n\n"
+                                       "def go(x):\n    return _explode_now(x)\n"})
+    write_tree(str(tmp_path / "firmware"), {"mpraft.py": "from pkg.deep import go\n"})
+    out = tmp_path / "out"
+    p = run_build("unix", "--out", str(out), "--src", str(tmp_path / "lib"),
+                  str(tmp_path / "firmware"), "--lines", "--no-budget")
+    assert p.returncode == 0, p.stderr
+    debug = tmp_path / "out.debug"
+    assert "debug: " in p.stdout and os.path.isdir(str(debug))
+    assert not (out / "names.txt").exists()
+    names = dict(ln.split() for ln in (debug / "names.txt").read_text().splitlines())
+    short = [k for k, v in names.items() if v == "_explode_now"][0]
+    r = subprocess.run([MICROPYTHON, "-c", "import sys; sys.path.insert(0, %r); import mpraft; "
+                        "mpraft.go(7)" % str(out)], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "ValueError: 7" in r.stderr + r.stdout, r.stderr
+    tb = [ln for ln in (r.stderr + r.stdout).splitlines() if "in %s" % short in ln]
+    assert tb and "mpraft.py" in tb[0], r.stderr + r.stdout
+    line = int(tb[0].split("line ")[1].split(",")[0])
+    src = (debug / "mpraft.py").read_text().splitlines()
+    assert "raise ValueError(x)" in src[line - 1], (line, src[line - 1])

@@ -227,6 +227,26 @@ def minify_private(texts):
     return out, rename
 
 
+def write_debug(out, texts, rename):
+    """Beside the build (never inside it, which is what gets flashed): each
+    transformed source exactly as compiled, so a board's traceback (`--lines`
+    gives line numbers) points into a file you can open, and names.txt, the
+    shortened private names with the originals (`_w3 _step_leader`)."""
+    d = out.rstrip("/") + ".debug"
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+    for dest, text in texts.items():
+        path = os.path.join(d, dest[:-4] + ".py")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "names.txt"), "w") as f:
+        for old in sorted(rename, key=lambda n: rename[n]):
+            f.write("%s %s\n" % (rename[old], old))
+    return d
+
+
 def merge_firmware(todo, texts):
     """Merge every compiled module into the one root module (firmware/mpraft.py
     -> mpraft.mpy) when the sources have exactly one; see tools/merge.py.
@@ -495,12 +515,14 @@ def main(argv=None):
                   file=sys.stderr)
             return 1
     minified = set()
+    rename = {}
     if not args.no_minify and texts:
         try:
-            texts, _ = minify_private(texts)
+            texts, rename = minify_private(texts)
             minified = set(texts)
         except (SyntaxError, tokenize.TokenError):
             pass  # mpy-cross reports the error below, with the file name
+    debug = write_debug(out, texts, rename) if (merged or minified) else None
     for src, dest, compile_it in todo:
         if dest in seen:
             print("%s and %s both build %s" % (_rel_for_humans(seen[dest]),
@@ -533,6 +555,9 @@ def main(argv=None):
     print("board %s (arch %s): %d files in %s" % (
         args.board, board["arch"] or "none", len(rows), _rel_for_humans(out)))
     budget = args.budget_kb * 1024
+    if debug:
+        print("debug: the sources as compiled and the name map are in %s (not flashed)"
+              % _rel_for_humans(debug))
     print("total %s of %d KB budget" % (_kb(total), args.budget_kb))
     if total > budget and not args.no_budget:
         print("over budget by %s (use --no-budget to build anyway)" % _kb(total - budget),
