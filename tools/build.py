@@ -234,6 +234,8 @@ def write_debug(out, texts, rename):
     shortened private names with the originals (`_w3 _step_leader`)."""
     d = out.rstrip("/") + ".debug"
     if os.path.isdir(d):
+        if not os.path.isfile(os.path.join(d, "names.txt")):
+            return None  # not ours: leave it alone
         shutil.rmtree(d)
     for dest, text in texts.items():
         path = os.path.join(d, dest[:-4] + ".py")
