@@ -30,4 +30,5 @@ def decode_blob(index, term, blob):
     if p > len(blob):
         raise DecodeError("snapshot membership truncated")
     ids = [struct.unpack_from("<H", blob, 4 + 2 * k)[0] for k in range(nv + nl)]
-    return Snapshot(index, term, ids[:nv], ids[nv:], bytes(blob[p:]))
+    # One copy, not two (a slice of a bytearray is itself a copy).
+    return Snapshot(index, term, ids[:nv], ids[nv:], bytes(memoryview(blob)[p:]))
