@@ -23,11 +23,12 @@ and a JSON line. Loopback only; every wait is bounded.
 
 --romfs deploys the firmware the way a board with a ROMFS partition runs it
 (MicroPython 1.25+, `mpremote romfs deploy`): mpraft.mpy goes into a ROMFS
-image mounted at /rom, and its bytecode and constants are used in place
-instead of being copied into the heap. A board maps that partition from
-flash; the unix port cannot, so each VM reads the image into one bytearray
-and the cap is raised by exactly that bytearray's heap blocks (32 + the
-image rounded up to 32 bytes, checked against gc.mem_alloc at boot). Every
+image, each board's ROMFS partition is exactly that image (tools/vboard.py's
+partition, mounted at /rom), and its bytecode and constants are used in
+place instead of being copied into the heap. A board maps that partition
+from flash; the unix port cannot, so each VM holds it in one bytearray and
+the cap is raised by exactly that bytearray's heap blocks (32 + the image
+rounded up to 32 bytes, checked against gc.mem_alloc at boot). Every
 other byte the code needs (function objects, interned names, module dicts)
 still counts against HEAP.
 """
@@ -51,23 +52,6 @@ import vboard  # noqa: E402
 USAGE = ("usage: memproof.py [--board esp32] [--heap 100K] [--seconds 60] [--inflight 16]\n"
          "                   [--nodes 5] [--dir DIR] [--json FILE] [--romfs]")
 _MPREMOTE = os.path.join(ROOT, ".venv", "bin", "mpremote")
-_ROM = "rom.img"
-# The image in one bytearray: its object and its data, in 32-byte GC blocks
-# (the 64-bit unix port's block size).
-_ROM_BOOT = """_f = open("/%s", "rb")
-_b = bytearray(%d)
-import gc
-gc.collect()
-_a = gc.mem_alloc()
-_b = bytearray(%d)
-_f.readinto(_b)
-_f.close()
-gc.collect()
-print("romfs image heap", gc.mem_alloc() - _a)
-vfs.mount(vfs.VfsRom(_b), "/rom")
-sys.path[:] = ["", "/rom", "/rom/lib", "/lib"]
-del _f, _b, _a, gc
-"""
 FLAT = 0.05
 _BOOT_S = 30
 
@@ -106,21 +90,25 @@ def build(out):
 
 
 def rom_image(d, fw):
-    """Move the build's mpraft.mpy into a ROMFS image in fw; its size in bytes."""
+    """Move the build's mpraft.mpy into a ROMFS image (d/rom.img); its path."""
     src = os.path.join(d, "romsrc")
     os.makedirs(src)
     shutil.move(os.path.join(fw, "mpraft.mpy"), os.path.join(src, "mpraft.mpy"))
-    r = subprocess.run([_MPREMOTE, "romfs", "--no-mpy", "-o", os.path.join(fw, _ROM), "build",
-                        src], capture_output=True, text=True, timeout=60)
+    img = os.path.join(d, "rom.img")
+    r = subprocess.run([_MPREMOTE, "romfs", "--no-mpy", "-o", img, "build", src],
+                       capture_output=True, text=True, timeout=60)
     if r.returncode != 0:
         raise RuntimeError("romfs build failed: " + (r.stderr.strip() or r.stdout.strip()))
-    return os.path.getsize(os.path.join(fw, _ROM))
+    return img
 
 
-def flash_folder(d, fw, board, cl, nid):
-    """A board's flash: the build, board.json (network off), node.json."""
+def flash_folder(d, fw, board, cl, nid, rom_img=None):
+    """A board's flash: the build, board.json (network off), node.json; and
+    with rom_img, a ROMFS partition holding exactly that image (vboard's)."""
     f = os.path.join(d, "flash%d" % nid)
     shutil.copytree(fw, f)
+    if rom_img:
+        shutil.copyfile(rom_img, f + ".romfs")
     b = dict(board)
     b["network"] = "none"
     with open(os.path.join(f, "board.json"), "w") as h:
@@ -131,17 +119,15 @@ def flash_folder(d, fw, board, cl, nid):
 
 def boot(d, flash, nid, heap, rom=0):
     """Start a VM with `flash` mounted at / and main.py run, like a board at
-    power-up; rom: the size of the ROMFS image in flash, mounted at /rom."""
+    power-up (tools/vboard.py's start-up); rom: the size of its ROMFS
+    partition, mounted at /rom. heap: the budget, the partition aside."""
     script = os.path.join(d, "boot%d.py" % nid)
-    text = vboard.STARTUP % (flash, 86, ["boot.py", "main.py"])
-    if rom:
-        anchor = "del vfs, os\n"
-        assert anchor in text
-        text = text.replace(anchor, _ROM_BOOT % (_ROM, 0, rom) + anchor, 1)
+    text, cap = vboard.startup(flash, True, heap, rom,
+                               'print("romfs image heap", _rom_heap)\n' if rom else "")
     with open(script, "w") as h:
         h.write(text)
     console = open(os.path.join(d, "console%d.log" % nid), "w")
-    p = subprocess.Popen([vboard.MICROPYTHON, "-X", "heapsize=%d" % heap, script],
+    p = subprocess.Popen([vboard.MICROPYTHON, "-X", "heapsize=%d" % cap, script],
                          stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                          start_new_session=True)
     console.close()
@@ -197,7 +183,8 @@ def run(opts):
     if os.path.exists(fw):
         shutil.rmtree(fw)
     build(fw)
-    rom = rom_image(d, fw) if opts["romfs"] else 0
+    img = rom_image(d, fw) if opts["romfs"] else None
+    rom = os.path.getsize(img) if img else 0
     cap = heap + (vboard.romfs_heap(rom) if rom else 0)
     cdir = os.path.join(d, "cluster")
     if os.path.exists(cdir):
@@ -210,7 +197,8 @@ def run(opts):
     failures = []
     try:
         for n in cl["nodes"]:
-            procs[n["id"]] = boot(d, flash_folder(d, fw, board, cl, n["id"]), n["id"], cap, rom)
+            procs[n["id"]] = boot(d, flash_folder(d, fw, board, cl, n["id"], img), n["id"],
+                                  heap, rom)
         if not cluster.wait_leader(cdir, _BOOT_S,
                                    give_up=lambda: all(p.poll() is not None
                                                        for p in procs.values())):

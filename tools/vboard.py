@@ -91,8 +91,18 @@ del _vboard_boot
 # 6: block size; negative errno otherwise), on a bytearray saved to PART.
 # Runs first: the partition file lies outside the flash folder mounted at /,
 # so it is opened while host paths still work, and kept open.
-ROMFS_OPEN = """_part = open(%r, "r+b")
+# _rom_heap: what the partition's bytearray took (romfs_heap() says what it
+# should; tools/memproof.py checks the two agree).
+# The names exist before the measurement, so globals growing is not counted.
+ROMFS_OPEN = """import gc
+_rom = None
+_rom_heap = 0
+gc.collect()
+_rom_heap = gc.mem_alloc()
 _rom = bytearray(%d)
+gc.collect()
+_rom_heap = gc.mem_alloc() - _rom_heap
+_part = open(%r, "r+b")
 _part.readinto(_rom)
 """
 ROMFS = """import vfs as _vfs
@@ -131,6 +141,26 @@ def romfs_heap(size):
     return 32 + (size + 31) // 32 * 32
 
 
+_BOOT_ANCHOR = "import machine as _vboard_m\n"
+
+
+def startup(flash, run_main, heap, romfs=0, before_boot=""):
+    """(script, heapsize in bytes) for a VM with flash mounted at / that runs
+    boot.py (and main.py if run_main) like a board at power-up, with a ROMFS
+    partition of romfs bytes in the file flash + ".romfs" (created erased
+    unless it exists with that size) and heap the budget for everything
+    else. before_boot: code run just before boot.py."""
+    text = STARTUP % (flash, _HARD_RESET, ["boot.py", "main.py"] if run_main else ["boot.py"])
+    if romfs:
+        part = flash + ".romfs"
+        if not os.path.exists(part) or os.path.getsize(part) != romfs:
+            with open(part, "wb") as f:  # an erased partition
+                f.write(b"\xff" * romfs)
+        text = ROMFS_OPEN % (romfs, part) + text.replace(_BOOT_ANCHOR, ROMFS + _BOOT_ANCHOR, 1)
+        heap += romfs_heap(romfs)
+    return text.replace(_BOOT_ANCHOR, before_boot + _BOOT_ANCHOR, 1), heap
+
+
 def _preexec():
     # The VM's pty becomes its controlling terminal, so ^C is a SIGINT.
     os.setsid()
@@ -163,22 +193,11 @@ class VBoard:
         a[3] &= ~(termios.ECHO | termios.ECHONL)
         termios.tcsetattr(s, termios.TCSANOW, a)
         script = self.script
-        text = STARTUP % (self.flash, _HARD_RESET,
-                          ["boot.py", "main.py"] if run_main else ["boot.py"])
-        heap = self.heap
-        if self.romfs:
-            part = self.flash + ".romfs"
-            if not os.path.exists(part) or os.path.getsize(part) != self.romfs:
-                with open(part, "wb") as f:  # an erased partition
-                    f.write(b"\xff" * self.romfs)
-            anchor = "import machine as _vboard_m\n"
-            text = (ROMFS_OPEN % (part, self.romfs)
-                    + text.replace(anchor, ROMFS + anchor, 1))
-            heap = str(heap_bytes(heap) + romfs_heap(self.romfs))
+        text, heap = startup(self.flash, run_main, heap_bytes(self.heap), self.romfs)
         with open(script, "w") as f:
             f.write(text)
         self.proc = subprocess.Popen(
-            [self.micropython, "-X", "heapsize=" + heap, "-i", script],
+            [self.micropython, "-X", "heapsize=%d" % heap, "-i", script],
             stdin=s, stdout=s, stderr=s, preexec_fn=_preexec, close_fds=True)
         os.close(s)
         self.vm = m
