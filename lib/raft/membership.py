@@ -63,10 +63,17 @@ class Membership:
                     self.bad_conf_entries += 1
         return cc
 
+    def _advance_conf(self, changes):
+        """RawNode.advance: apply a Ready's conf changes, in log order. That
+        Ready carried the hard state with sync_hard_state set, so each one's
+        commit is durable now (_handle_append's "Append" rule counts on it)."""
+        for c in changes:
+            self._apply_conf(c[1], c[2], c[0])
+            self._durable_commit = c[0]
+
     def _apply_conf(self, op, node_id, index):
-        """Apply the committed conf change at index (RawNode.advance calls
-        this in log order). A change that no longer applies is ignored by
-        every node alike."""
+        """Apply the committed conf change at index, in log order. A change
+        that no longer applies is ignored by every node alike."""
         try:
             v, ln = CC.apply(self.voters, self.learners, op, node_id)
         except ConfigError:

@@ -125,9 +125,7 @@ class RawNode:
             e = rd.entries[-1]
             log.stable_to(e[0], e[1])
         if rd.committed_entries:
-            for c in rd.conf_changes:
-                r._apply_conf(c[1], c[2], c[0])
-                r._durable_commit = c[0]
+            r._advance_conf(rd.conf_changes)
             log.applied = rd.committed_entries[-1][0]
         if rd.hard_state is not None:
             self._prev_hs = rd.hard_state

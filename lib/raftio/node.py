@@ -57,7 +57,8 @@ _MAX_DRAIN = const(512)   # datagrams handled per turn before the core gets a tu
 _MAX_READY = const(16)    # Ready rounds per turn
 _LOG_SLOT_OVERHEAD = const(20)  # raftio.logfile.HEADER
 _HS_COMMIT_LAG = const(64)
-# Snapshot data: b"RNA\x01" (address book, version 1), the book's length as
+_BOOK = b"RNA\x01"
+# Snapshot data: _BOOK (address book, version 1), the book's length as
 # u16 little-endian, the book b"id=host:port id=host:port ...", then the KV
 # image (which starts b"RKV"). A snapshot from before the book is the plain
 # KV image and still restores. The length keeps a bad book from shifting the
@@ -458,7 +459,7 @@ class Node:
     def _restore(self, snap):
         data = snap.data
         n = 0
-        if data[:4] == b"RNA\x01":
+        if data[:4] == _BOOK:
             n = 6 + int.from_bytes(data[4:6], "little")
         self.kv.restore(memoryview(data)[n:])
         self.kv.applied_index = snap.index
@@ -511,7 +512,7 @@ class Node:
             # once while it is made, not three times.
             n = 6 + len(b)
             d = bytearray(n + self.kv.snapshot_size())
-            d[:n] = b"RNA\x01" + len(b).to_bytes(2, "little") + b
+            d[:n] = _BOOK + len(b).to_bytes(2, "little") + b
             self.kv.snapshot_into(memoryview(d)[n:])
             snap = st.create_snapshot(applied, r.voters, r.learners, d)
             self.stats["snapshots"] += 1
