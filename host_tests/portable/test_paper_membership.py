@@ -484,29 +484,27 @@ def test_ready_reports_conf_changes_and_bad_entries_are_skipped():
     # etcd (ConfChange entries are applied by every node alike)
 
 
+def _drain(n, st):
+    """Drive a lone node's Readys (persist, advance) until it has none."""
+    for _ in range(5):
+        if not n.has_ready():
+            break
+        rd = n.ready()
+        st.append(rd.entries)
+        if rd.hard_state:
+            st.set_hard_state(rd.hard_state)
+        n.advance(rd)
+
+
 def test_single_node_adds_a_voter():
     _fresh_heap()
     st = MemoryStorage([1])
     n = RawNode(Config(1, [1]), st, lambda k: 0)
     n.campaign()
-    for _ in range(5):
-        if not n.has_ready():
-            break
-        rd = n.ready()
-        st.append(rd.entries)
-        if rd.hard_state:
-            st.set_hard_state(rd.hard_state)
-        n.advance(rd)
+    _drain(n, st)
     assert n.raft.role == LEADER
     n.propose_conf_change(CC.ADD_VOTER, 2)
-    for _ in range(5):
-        if not n.has_ready():
-            break
-        rd = n.ready()
-        st.append(rd.entries)
-        if rd.hard_state:
-            st.set_hard_state(rd.hard_state)
-        n.advance(rd)
+    _drain(n, st)
     # A single voter commits its own change; from then on it needs node 2.
     assert n.conf_state() == ((1, 2), ())
     i = n.propose(b"y")
