@@ -90,9 +90,10 @@ def main():
 
 
 def _observe(n):
-    r = n.raft
+    e = n.engine
+    r = e.core
     p = _p
-    for i, v in enumerate((r.role, r.term, r.lead, n.stats["snapshots"], sum(n.counters.slots),
+    for i, v in enumerate((r.role, r.term, r.lead, e.stats["snapshots"], sum(e.counters.slots),
                            r.log.committed, r.log.applied)):
         if v != p[i]:
             p[i] = v
@@ -137,7 +138,7 @@ def status():
 
 def peers():
     """Per peer: match, next, probe/replicate/snapshot, entries in flight."""
-    r = node.raft
+    r = node.engine.core
     for i in sorted(r.prs):
         p = r.prs[i]
         print(i, "self" if i == r.id else "match %d next %d %s inflight %d" % (
@@ -148,7 +149,7 @@ def log(k=10):
     """The last k entries still in the log: index, term, then the command
     decoded (op, client id, seq, key, value[, old]) or noop."""
     from raftkv.codec import decode_command
-    g = node.raft.log
+    g = node.engine.core.log
     for e in g.slice(max(g.snap_index + 1, g.last - k + 1), g.last + 1, 0):
         try:
             c = decode_command(e[3]) if e[3] else None
@@ -166,7 +167,7 @@ def events(k=10):
 
 
 def campaign():
-    node.node.campaign()
+    node.engine.campaign()
 
 
 def stop():

@@ -26,18 +26,18 @@ def test_applied_conf_change_commit_is_durable():
     try:
         for _ in range(300):
             n.run_once()
-            if n.raft.role == 2:
+            if n.engine.core.role == 2:
                 break
-        assert n.raft.role == 2
+        assert n.engine.core.role == 2
         for _ in range(5):   # a few entries, far below the commit-write lag
-            n.node.propose(b"")
+            n.engine.propose(b"")
             n.run_once()
-        idx = n.node.propose_conf_change(CC.ADD_LEARNER, 2, b"127.0.0.1:%d" % p2)
+        idx = n.engine.propose_conf_change(CC.ADD_LEARNER, 2, b"127.0.0.1:%d" % p2)
         for _ in range(50):
             n.run_once()
-            if n.raft.log.applied >= idx:
+            if n.engine.core.log.applied >= idx:
                 break
-        assert n.node.conf_state() == ((1,), (2,))
+        assert n.engine.rawnode.conf_state() == ((1,), (2,))
         assert st.initial_state()[0][2] >= idx, (st.initial_state()[0], idx)
     finally:
         n.close()

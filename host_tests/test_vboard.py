@@ -133,7 +133,7 @@ def test_a_fatal_error_in_the_loop_resets_the_board_and_the_node_recovers(tmp_pa
         # Run the loop as main() does, broken. The board resets instead of
         # finishing the exec, so mpremote is stopped once vboard reports it.
         m = subprocess.Popen([MPREMOTE, "connect", link, "resume", "exec",
-                              "import mpraft; mpraft.node.node = None; "
+                              "import mpraft; mpraft.node.server = None; "
                               "mpraft.run(reset=True)"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

@@ -32,25 +32,25 @@ def _node(nid, st):
 def _settle(n, idx):
     for _ in range(100):
         n.run_once()
-        if n.raft.log.applied >= idx:
+        if n.engine.core.log.applied >= idx:
             return
-    assert False, "index %d not applied (applied %d)" % (idx, n.raft.log.applied)
+    assert False, "index %d not applied (applied %d)" % (idx, n.engine.core.log.applied)
 
 
 def _leader():
     st = MemoryStorage((1,), ())
     n = _node(1, st)
-    n.node.campaign()
+    n.engine.campaign()
     for _ in range(50):
         n.run_once()
-        if n.raft.role == LEADER:
+        if n.engine.core.role == LEADER:
             break
-    assert n.raft.role == LEADER
+    assert n.engine.core.role == LEADER
     return n, st
 
 
 def _knows(n, nid, port):
-    return n.t._addr_of.get(nid) == resolve("127.0.0.1", port)
+    return n.transport._addr_of.get(nid) == resolve("127.0.0.1", port)
 
 
 def _old_image():
@@ -63,32 +63,32 @@ def _old_image():
 def test_learned_address_survives_compaction_restart_and_transfer():
     n, st = _leader()
     try:
-        idx = n.node.propose(codec.encode_register())
+        idx = n.engine.propose(codec.encode_register())
         _settle(n, idx)
-        idx = n.node.propose(codec.encode_put(idx, 1, b"k", b"v"))
+        idx = n.engine.propose(codec.encode_put(idx, 1, b"k", b"v"))
         _settle(n, idx)
-        idx = n.node.propose_conf_change(CC.ADD_LEARNER, 6, b"127.0.0.1:7006")
+        idx = n.engine.propose_conf_change(CC.ADD_LEARNER, 6, b"127.0.0.1:7006")
         _settle(n, idx)
         assert _knows(n, 6, 7006)
-        n._maybe_snapshot(True)
+        n.engine.maybe_snapshot(True)
         assert st.first_index() > idx  # the conf entry is gone from the log
-        digest = n.kv.digest()
+        digest = n.machine.digest()
     finally:
         n.close()
     # Restart from the same storage: only the snapshot remembers node 6.
     n = _node(1, st)
     try:
-        assert _knows(n, 6, 7006), n.t.peers()
-        assert n.kv.get_local(b"k") == b"v" and n.kv.digest() == digest
+        assert _knows(n, 6, 7006), n.transport.peers()
+        assert n.machine.get_local(b"k") == b"v" and n.machine.digest() == digest
     finally:
         n.close()
     # A node that catches up from that snapshot learns it too.
     other = _node(3, MemoryStorage((3,), ()))
     try:
         assert not _knows(other, 6, 7006)
-        other._restore(st.snapshot())
-        assert _knows(other, 6, 7006), other.t.peers()
-        assert other.kv.digest() == digest
+        other.engine._restore(st.snapshot())
+        assert _knows(other, 6, 7006), other.transport.peers()
+        assert other.machine.digest() == digest
     finally:
         other.close()
 
@@ -96,16 +96,16 @@ def test_learned_address_survives_compaction_restart_and_transfer():
 def test_remove_forgets_the_address():
     n, st = _leader()
     try:
-        _settle(n, n.node.propose_conf_change(CC.ADD_LEARNER, 6, b"127.0.0.1:7006"))
-        _settle(n, n.node.propose_conf_change(CC.ADD_LEARNER, 7, b"127.0.0.1:7007"))
-        _settle(n, n.node.propose_conf_change(CC.REMOVE, 7, b""))
-        n._maybe_snapshot(True)
+        _settle(n, n.engine.propose_conf_change(CC.ADD_LEARNER, 6, b"127.0.0.1:7006"))
+        _settle(n, n.engine.propose_conf_change(CC.ADD_LEARNER, 7, b"127.0.0.1:7007"))
+        _settle(n, n.engine.propose_conf_change(CC.REMOVE, 7, b""))
+        n.engine.maybe_snapshot(True)
     finally:
         n.close()
     n = _node(1, st)
     try:
         assert _knows(n, 6, 7006)
-        assert 7 not in n.t.peers()
+        assert 7 not in n.transport.peers()
     finally:
         n.close()
 
@@ -117,9 +117,9 @@ def test_snapshot_without_book_still_restores():
     st.apply_snapshot(Snapshot(2, 1, (1,), (), img))
     n = _node(1, st)
     try:
-        assert n.kv.get_local(b"k") == b"v" and n.kv.applied_index == 2
-        n._restore(Snapshot(2, 1, (1,), (), img))
-        assert n.kv.get_local(b"k") == b"v"
+        assert n.machine.get_local(b"k") == b"v" and n.machine.applied_index == 2
+        n.engine._restore(Snapshot(2, 1, (1,), (), img))
+        assert n.machine.get_local(b"k") == b"v"
     finally:
         n.close()
 
@@ -127,21 +127,21 @@ def test_snapshot_without_book_still_restores():
 def test_malformed_book_entries_are_counted():
     n, st = _leader()
     try:
-        _settle(n, n.node.propose_conf_change(CC.ADD_LEARNER, 6, b"127.0.0.1:7006"))
-        n._maybe_snapshot(True)
+        _settle(n, n.engine.propose_conf_change(CC.ADD_LEARNER, 6, b"127.0.0.1:7006"))
+        n.engine.maybe_snapshot(True)
         good = st.snapshot().data
         hl = good[4] | good[5] << 8
         # Same framing, a book with four bad records and one good one.
         book = b"x=1.2.3.4:5 0=127.0.0.1:9 8=nocolon 9=127.0.0.1:port 7=127.0.0.1:7007"
         bad = good[:4] + bytes((len(book), 0)) + book + good[6 + hl:]
-        drops = n.counters.slots[DROP_MALFORMED]
-        n._restore(Snapshot(1, 1, (1,), (), bad))
-        assert n.counters.slots[DROP_MALFORMED] - drops == 4
+        drops = n.engine.counters.slots[DROP_MALFORMED]
+        n.engine._restore(Snapshot(1, 1, (1,), (), bad))
+        assert n.engine.counters.slots[DROP_MALFORMED] - drops == 4
         assert _knows(n, 7, 7007)
         # A book whose length runs past the data is a corrupt snapshot: the
         # typed error kv.restore raises for any corrupt image.
         try:
-            n._restore(Snapshot(1, 1, (1,), (), good[:4] + b"\xff\xff" + book))
+            n.engine._restore(Snapshot(1, 1, (1,), (), good[:4] + b"\xff\xff" + book))
             assert False, "truncated snapshot restored"
         except DecodeError:
             pass
@@ -155,16 +155,16 @@ def test_own_address_is_carried_but_not_installed():
     n, st = _leader()
     other = _node(3, MemoryStorage((3,), ()))
     try:
-        mine = n.t._addr_of[1]
-        n._on_conf_change(CC.ADD_LEARNER, 1, b"127.0.0.1:7001")
-        assert n.t._addr_of[1] == mine
-        _settle(n, n.node.propose(b""))
-        n._maybe_snapshot(True)
-        own = other.t._addr_of[3]
-        other._on_conf_change(CC.ADD_LEARNER, 3, b"127.0.0.1:7003")
-        other._restore(st.snapshot())
+        mine = n.transport._addr_of[1]
+        n.engine._on_conf_change(CC.ADD_LEARNER, 1, b"127.0.0.1:7001")
+        assert n.transport._addr_of[1] == mine
+        _settle(n, n.engine.propose(b""))
+        n.engine.maybe_snapshot(True)
+        own = other.transport._addr_of[3]
+        other.engine._on_conf_change(CC.ADD_LEARNER, 3, b"127.0.0.1:7003")
+        other.engine._restore(st.snapshot())
         assert _knows(other, 1, 7001)
-        assert other.t._addr_of[3] == own
+        assert other.transport._addr_of[3] == own
     finally:
         n.close()
         other.close()

@@ -35,3 +35,15 @@ class DecodeError(RaftError):
 
 class ConfigError(RaftError):
     """A configuration that cannot work; the message names the problem and the fix."""
+
+
+class StorageError(RaftError):
+    """Stable storage cannot do what was asked; the message names the file and the fix."""
+
+
+class CorruptStorage(StorageError):
+    """A record that was durably written no longer reads back (not a torn last write)."""
+
+
+class StorageFull(StorageError):
+    """The log ring has no free slot: create a snapshot and compact first."""

@@ -6,23 +6,13 @@ Storage code touches files only through an ``FS`` object: ``open(name, mode)``
 ``flush`` and ``close``. MicroPython has no fsync or truncate, so the formats
 built on this rely only on write + flush and an atomic rename.
 
-The typed storage errors live here too, because every format module raises them.
+The typed storage errors are re-exported here, as every format module raises them.
 """
 import os
 
-from raft.errors import RaftError
-
-
-class StorageError(RaftError):
-    """Flash storage cannot do what was asked; the message names the file and the fix."""
-
-
-class CorruptStorage(StorageError):
-    """A record that was durably written no longer reads back (not a torn last write)."""
-
-
-class StorageFull(StorageError):
-    """The log ring has no free slot: create a snapshot and compact first."""
+# Defined with the storage interface (raft/errors.py), so the engine can
+# catch StorageFull without importing file-system code.
+from raft.errors import CorruptStorage, StorageError, StorageFull  # noqa: F401
 
 
 class RealFS:

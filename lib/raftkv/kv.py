@@ -184,7 +184,23 @@ class KVStateMachine:
         store[key] = value
         return _R_OK
 
-    # -- reads -------------------------------------------------------------
+    # -- reads (the engine's state machine interface, docs/engine.md) --------
+    def is_read(self, data):
+        """True for a GET (served by ReadIndex, never logged); raises
+        DecodeError for bytes that are no command."""
+        return codec.decode_command(data)[0] == GET
+
+    def query(self, data):
+        """The result of a GET command against the local state. Linearizable
+        only once the engine's ReadIndex round is applied."""
+        op, _, _, key, _, _ = codec.decode_command(data)
+        if op != GET:
+            raise DecodeError("raftkv: query of op %d, only GET reads" % op)
+        v = self._store.get(bytes(key))
+        if v is None:
+            return _R_NOT_FOUND
+        return codec.encode_result(OK, v)
+
     def get_local(self, key):
         """Value at key or None. Linearizable only after ReadIndex has caught up."""
         if not isinstance(key, bytes):

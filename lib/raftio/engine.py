@@ -1,0 +1,484 @@
+"""The engine: one Raft node's execution layer, the same in every environment.
+
+An Engine drives the pure core (raft/rawnode.py) and owns everything around
+it that is not transport-specific: the Ready loop, proposals waiting for
+their entries to apply and the answer to their clients, read batching and
+expiry, the hard-state write policy, snapshot and compaction policy, and the
+address book. It is built from injected infrastructure and imports none of
+it (host_tests check that):
+
+  storage    raft.storage interface (FlashStorage on flash, MemoryStorage);
+  transport  send(peer_id, writer) -> bool, set_peer(id, host, port) and a
+             `counters` object with `slots` (raftio.frame.Counters);
+  machine    the replicated state machine (docs/engine.md): applied_index,
+             apply(index, data) -> result bytes or None, skip(index),
+             is_read(data), query(data) -> result bytes, snapshot_size(),
+             snapshot_into(buf), restore(data);
+  clock      ticks_ms(), ticks_diff(a, b), ticks_add(a, d) (raftio.clock on a
+             board, a simulated clock in the simulator);
+  rand       below(n) -> int in [0, n): election jitter;
+  observer   optional: persisted(rd), applied(entry, result), restored(snap);
+  reply      reply(token, code, leader, result): how answers leave. Tokens
+             are opaque (the UDP server uses (address, request id)).
+
+Each call of drive() runs the Ready contract (raft/rawnode.py), in order:
+  1. start one ReadIndex round for every read queued since the last drive;
+  2. send rd.messages (they promise nothing, so followers write while we
+     write);
+  3. persist: snapshot, entries, hard state (see below);
+  4. send rd.persisted_messages (vote grants, append acks: only now durable);
+  5. apply: restore a snapshot, apply committed entries and answer their
+     waiting clients (only if the entry at the index has the term the
+     proposal got: another leader's entry there means ours was lost);
+  6. advance; then learn addresses from applied membership changes, answer
+     reads whose read index is applied, snapshot and compact by policy.
+
+Hard state: written whenever the Ready says it must be durable
+(rd.sync_hard_state: term or vote changed, or a membership change was
+applied); a commit index alone only every _HS_COMMIT_LAG entries (it is
+volatile state in the paper; a restarted node relearns it), which saves one
+flash write per commit.
+
+Reads are linearizable through ReadIndex (thesis 6.4): a read is answered
+from the state machine only once applied >= the read index the leader
+confirmed with a heartbeat round. Reads queued between two drives share one
+round.
+"""
+import gc
+
+from raft import confchange as CC
+from raft import msg as M
+from raft.core import LEADER, ROLE_NAMES
+from raft.errors import (ConfigError, DecodeError, EntryTooLarge, NotLeader, ProposalDropped,
+                         StorageFull)
+from raft.rawnode import RawNode
+from raft.storage import ENTRY_CONF, ENTRY_NORMAL
+from raftio.frame import DROP_MALFORMED
+from raftio.wire import BAD_REQUEST, BUSY, NOT_LEADER, OK, RETRY
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+_MAX_READY = const(16)    # Ready rounds per drive()
+_HS_COMMIT_LAG = const(64)
+_BOOK = b"RNA\x01"
+# Snapshot data: _BOOK (address book, version 1), the book's length as
+# u16 little-endian, the book b"id=host:port id=host:port ...", then the
+# state machine image. A snapshot from before the book is the plain image
+# and still restores. The length keeps a bad book from shifting the image:
+# a bad record costs a counted drop, not the snapshot.
+
+
+def role_name(r):
+    """follower, candidate (pre-candidates too), leader or learner."""
+    if r.id in r.learners:
+        return "learner"
+    n = ROLE_NAMES[r.role]
+    return "candidate" if n == "pre-candidate" else n
+
+
+class Engine:
+    """One Raft node driven through the Ready contract; see the module docstring."""
+
+    def __init__(self, config, storage, transport, machine, clock, rand, tick_ms,
+                 snapshot_entries, snapshot_keep, max_pending, observer=None, reply=None):
+        self.id = config.id
+        self.storage = storage
+        self.transport = transport
+        self.machine = machine
+        self.clock = clock
+        self.observer = observer
+        self.reply = reply if reply is not None else _no_reply
+        self.counters = transport.counters
+        self.tick_ms = tick_ms
+        # The hard state last written to storage (its commit may lag; see drive).
+        self._hs = storage.initial_state()[0]
+        self.rawnode = RawNode(config, storage, rand)
+        # The pure core. Read it; drive it only through rawnode.
+        self.core = self.rawnode.raft
+        # Invariant: machine.applied_index == core.log.applied after every
+        # advance (0 here; the snapshot restored at the end of __init__ sets it).
+        self.snapshot_entries = snapshot_entries
+        # Entries kept behind a snapshot so a briefly lagging follower catches
+        # up from the log instead of needing the whole snapshot.
+        self.snapshot_keep = snapshot_keep
+        self._out = None
+        # index -> (term, token): proposals this node made as leader.
+        # Invariant: len(_pending) <= max_pending.
+        self._pending = {}
+        self.max_pending = max_pending
+        # Reads waiting for the next ReadIndex round: [(token, query)].
+        # Invariant: len(_read_batch) <= max_pending.
+        self._read_batch = []
+        # ctx -> [tick started, [(token, query)]]: rounds not yet confirmed.
+        self._reads = {}
+        # [(read index, [(token, query)])]: confirmed, waiting for apply.
+        self._ready_reads = []
+        self._read_ctx = 0
+        self.stats = {"proposed": 0, "applied": 0, "reads": 0, "snapshots": 0, "forced": 0,
+                      "not_leader": 0, "busy": 0, "retry": 0, "bad_request": 0}
+        # id -> b"id=host:port" taught by applied conf changes (node files list
+        # the rest); snapshots carry it, as they outlive the entries.
+        self._book = {}
+        self.started = clock.ticks_ms()
+        self._next_tick = clock.ticks_add(self.started, tick_ms)
+        # Last, as it needs the transport (set_peer) and the counters.
+        snap = storage.snapshot()
+        if snap.index > 0:
+            self._restore(snap)
+
+    # -- time -----------------------------------------------------------------
+    def wait_ms(self):
+        """How long the caller may wait for input before calling tick_if_due()."""
+        if self.rawnode.has_ready() or self._read_batch:
+            return 0
+        w = self.clock.ticks_diff(self._next_tick, self.clock.ticks_ms())
+        return w if w > 0 else 0
+
+    def tick_if_due(self):
+        """Tick the core if a tick is due by the clock (the core counts ticks;
+        time is read here and nowhere in the core)."""
+        clk = self.clock
+        now = clk.ticks_ms()
+        late = clk.ticks_diff(now, self._next_tick)
+        if late < 0:
+            return
+        self.rawnode.tick()
+        if late > 4 * self.tick_ms:
+            # The loop stalled (GC, a snapshot write): do not replay a burst
+            # of ticks that could fire an election all at once.
+            self._next_tick = clk.ticks_add(now, self.tick_ms)
+        else:
+            self._next_tick = clk.ticks_add(self._next_tick, self.tick_ms)
+        self._expire_reads()
+
+    # -- input ----------------------------------------------------------------
+    def step(self, m):
+        """A Raft message from a peer (already authenticated and decoded)."""
+        self.rawnode.step(m)
+
+    def propose(self, data, token=None):
+        """Propose a command; reply(token, ...) once it is applied (OK and the
+        machine's result), lost (RETRY) or refused. Returns the entry's
+        index, or 0 if refused (already answered)."""
+        r = self.core
+        if r.role != LEADER:
+            return self._refuse(token, NOT_LEADER, "not_leader")
+        if len(self._pending) >= self.max_pending:
+            return self._refuse(token, BUSY, "busy")
+        try:
+            idx = self.rawnode.propose(data)
+        except NotLeader:
+            return self._refuse(token, NOT_LEADER, "not_leader")
+        except EntryTooLarge:
+            return self._refuse(token, BAD_REQUEST, "bad_request")
+        except ProposalDropped:
+            # LogFull or a leadership transfer: nothing was appended.
+            return self._refuse(token, BUSY, "busy")
+        self.stats["proposed"] += 1
+        if token is not None:
+            self._pending[idx] = (r.term, token)
+        return idx
+
+    def read(self, query, token):
+        """A linearizable read: answered with machine.query(query) once the
+        read index of the next ReadIndex round is applied."""
+        if self.core.role != LEADER:
+            return self._refuse(token, NOT_LEADER, "not_leader")
+        if len(self._read_batch) >= self.max_pending:
+            return self._refuse(token, BUSY, "busy")
+        self._read_batch.append((token, query))
+        return 1
+
+    def propose_conf_change(self, op, nid, ctx, token=None):
+        """A membership change (raft/confchange.py); answered once applied,
+        like a command. ctx b"host:port" teaches every member the address."""
+        r = self.core
+        if r.role != LEADER:
+            return self._refuse(token, NOT_LEADER, None)
+        try:
+            idx = self.rawnode.propose_conf_change(op, nid, ctx)
+        except NotLeader:
+            return self._refuse(token, NOT_LEADER, None)
+        except ProposalDropped:
+            return self._refuse(token, BUSY, None)  # another change is still pending
+        except (ConfigError, EntryTooLarge):
+            return self._refuse(token, BAD_REQUEST, None)
+        if token is not None:
+            self._pending[idx] = (r.term, token)
+        return idx
+
+    def transfer_leader(self, nid):
+        """Start handing leadership to voter nid; False if this node cannot."""
+        r = self.core
+        if r.role != LEADER or nid not in r.voters:
+            return False
+        self.rawnode.transfer_leader(nid)
+        return True
+
+    def campaign(self):
+        self.rawnode.campaign()
+
+    def _refuse(self, token, code, stat):
+        if stat is not None:
+            self.stats[stat] += 1
+        if token is not None:
+            self.reply(token, code, self.core.lead, b"")
+        return 0
+
+    # -- reads ----------------------------------------------------------------
+    def _start_read(self):
+        batch = self._read_batch
+        self._read_batch = []
+        r = self.core
+        if r.role != LEADER:
+            self._answer_all(batch, NOT_LEADER)
+            return
+        self._read_ctx = (self._read_ctx + 1) & 0x7FFFFFFF or 1
+        ctx = self._read_ctx
+        self._reads[ctx] = [r.ticks, batch]
+        try:
+            self.rawnode.read_index(ctx)
+        except NotLeader:
+            del self._reads[ctx]
+            self._answer_all(batch, NOT_LEADER)
+
+    def _answer_all(self, batch, code):
+        lead = self.core.lead
+        for token, _ in batch:
+            self.reply(token, code, lead, b"")
+
+    def _expire_reads(self):
+        # The core drops read rounds when leadership changes; answer their
+        # clients so they retry elsewhere instead of waiting out a timeout.
+        reads = self._reads
+        if not reads:
+            return
+        r = self.core
+        limit = 2 * r.cfg.election_tick
+        for ctx in list(reads):
+            ent = reads[ctx]
+            if r.role != LEADER or r.ticks - ent[0] > limit:
+                del reads[ctx]
+                self.stats["retry"] += len(ent[1])
+                self._answer_all(ent[1], NOT_LEADER if r.role != LEADER else RETRY)
+
+    def _on_read_states(self, states):
+        for index, ctx in states:
+            ent = self._reads.pop(ctx, None)
+            if ent is not None:
+                self._ready_reads.append((index, ent[1]))
+
+    def _serve_reads(self):
+        rr = self._ready_reads
+        if not rr:
+            return
+        machine = self.machine
+        applied = machine.applied_index
+        keep = []
+        for index, batch in rr:
+            # Thesis 6.4 step 4: the state must include everything the
+            # leader had committed when the read arrived.
+            if index > applied:
+                keep.append((index, batch))
+                continue
+            for token, query in batch:
+                self.stats["reads"] += 1
+                try:
+                    res = machine.query(query)
+                except DecodeError:
+                    self.reply(token, BAD_REQUEST, 0, b"")
+                    continue
+                self.reply(token, OK, 0, res)
+        self._ready_reads = keep
+
+    # -- the Ready contract ---------------------------------------------------
+    def _write_msg(self, tx, off):
+        return M.encode_into(self._out, tx, off)
+
+    def _send(self, m):
+        self._out = m
+        self.transport.send(m.to, self._write_msg)
+
+    def has_work(self):
+        return self.rawnode.has_ready() or bool(self._read_batch)
+
+    def drive(self):
+        """Run the Ready contract until the core has nothing more (bounded)."""
+        if self._read_batch:
+            self._start_read()
+        node = self.rawnode
+        st = self.storage
+        obs = self.observer
+        k = 0
+        while k < _MAX_READY and node.has_ready():
+            k += 1
+            rd = node.ready()
+            for m in rd.messages:
+                self._send(m)
+            # 1. persist
+            if rd.snapshot is not None:
+                st.apply_snapshot(rd.snapshot)
+            if rd.entries:
+                try:
+                    st.append(rd.entries)
+                except StorageFull:
+                    # The flash ring holds every entry since the snapshot: make
+                    # room now rather than stop (a follower far ahead of its
+                    # apply point). A second failure propagates.
+                    self.stats["forced"] += 1
+                    self.maybe_snapshot(True)
+                    st.append(rd.entries)
+            hs = rd.hard_state
+            # A hard state whose only news is the commit index (volatile in
+            # the paper; a restarted node relearns it) is written every
+            # _HS_COMMIT_LAG entries: one flash write fewer per commit.
+            if hs is not None and (rd.sync_hard_state or hs[2] - self._hs[2] >= _HS_COMMIT_LAG):
+                st.set_hard_state(hs)
+                self._hs = hs
+            if obs is not None:
+                obs.persisted(rd)
+            # 2. send what may leave only once the above is durable
+            for m in rd.persisted_messages:
+                self._send(m)
+            # 3. apply
+            if rd.snapshot is not None:
+                self._restore(rd.snapshot)
+                if obs is not None:
+                    obs.restored(rd.snapshot)
+            if rd.committed_entries:
+                self._apply(rd.committed_entries)
+            if rd.read_states:
+                self._on_read_states(rd.read_states)
+            # 4. advance (it applies rd.conf_changes to the core)
+            node.advance(rd)
+            for c in rd.conf_changes:
+                self._on_conf_change(c[1], c[2], c[3])
+            self._serve_reads()
+            self.maybe_snapshot()
+
+    def _on_conf_change(self, op, nid, ctx):
+        # ctx is "host:port" from raftctl: how every node learns where a
+        # joining node listens. Booked for self too: others learn it from
+        # our snapshots.
+        if op == CC.REMOVE:
+            self._book.pop(nid, None)
+        elif ctx:
+            try:
+                host, port = ctx.decode().rsplit(":", 1)
+                port = int(port)
+                if nid != self.id:
+                    self.transport.set_peer(nid, host, port)
+                self._book[nid] = b"%d=%s" % (nid, ctx)
+            except (ValueError, OSError):
+                self.counters.slots[DROP_MALFORMED] += 1
+
+    def _restore(self, snap):
+        data = snap.data
+        n = 0
+        if data[:4] == _BOOK:
+            n = 6 + int.from_bytes(data[4:6], "little")
+        self.machine.restore(memoryview(data)[n:])
+        self.machine.applied_index = snap.index
+        self._book = {}
+        for w in data[6:n].split():
+            try:
+                nid, a = w.split(b"=", 1)
+                self._on_conf_change(CC.ADD_LEARNER, int(nid), a)
+            except ValueError:
+                self.counters.slots[DROP_MALFORMED] += 1
+        pend = self._pending
+        for i in list(pend):
+            if i <= snap.index:
+                # Applied inside a snapshot we did not make: the result is
+                # not ours to know. The client retries with its session.
+                token = pend.pop(i)[1]
+                self.stats["retry"] += 1
+                self.reply(token, RETRY, 0, b"")
+
+    def _apply(self, ents):
+        machine = self.machine
+        pend = self._pending
+        obs = self.observer
+        for e in ents:
+            idx = e[0]
+            if e[2] == ENTRY_NORMAL and e[3]:
+                res = machine.apply(idx, e[3])
+            else:
+                machine.skip(idx)
+                res = b"" if e[2] == ENTRY_CONF else None
+            self.stats["applied"] += 1
+            if obs is not None:
+                obs.applied(e, res)
+            if pend:
+                p = pend.pop(idx, None)
+                if p is not None:
+                    if p[0] == e[1] and res is not None:
+                        self.reply(p[1], OK, 0, res)
+                    else:
+                        # Another leader's entry took this index: ours is lost.
+                        self.stats["retry"] += 1
+                        self.reply(p[1], RETRY, 0, b"")
+
+    def maybe_snapshot(self, force=False):
+        """Snapshot once snapshot_entries were applied since the last one, then
+        compact all but snapshot_keep entries. force: snapshot whatever was
+        applied and compact everything up to it (the flash ring is full)."""
+        st = self.storage
+        machine = self.machine
+        applied = machine.applied_index
+        snap = st.snapshot()
+        if applied - snap.index >= (1 if force else self.snapshot_entries):
+            voters, learners = self.rawnode.conf_state()
+            b = b" ".join(sorted(self._book.values()))
+            # One buffer, filled in place: a board's heap holds the image
+            # once while it is made, not three times.
+            n = 6 + len(b)
+            d = bytearray(n + machine.snapshot_size())
+            d[:n] = _BOOK + len(b).to_bytes(2, "little") + b
+            machine.snapshot_into(memoryview(d)[n:])
+            snap = st.create_snapshot(applied, voters, learners, d)
+            d = None
+            self.stats["snapshots"] += 1
+            # The image was the largest block this node allocates: give it
+            # back before it fragments a board's heap.
+            gc.collect()
+        elif not force:
+            return
+        upto = snap.index - (0 if force else self.snapshot_keep)
+        if upto > st.first_index() - 1:
+            st.compact(upto)
+            self.rawnode.compacted(upto, st.term(upto))
+
+    # -- inspection -----------------------------------------------------------
+    def status(self):
+        r = self.core
+        log = r.log
+        st = {"id": self.id, "role": role_name(r), "term": r.term, "vote": r.vote,
+              "leader": r.lead, "commit": log.committed, "applied": log.applied,
+              "first": log.snap_index + 1, "last": log.last,
+              "snapshot": self.storage.snapshot().index,
+              "drops": self.counters.as_dict(),
+              "voters": list(r.voters), "learners": list(r.learners),
+              "uptime_ms": self.clock.ticks_diff(self.clock.ticks_ms(), self.started)}
+        try:
+            st["keys"] = len(self.machine)
+        except TypeError:
+            pass
+        for k in ("proposed", "applied", "reads", "snapshots", "forced", "not_leader", "busy",
+                  "retry"):
+            st["n_" + k] = self.stats[k]
+        if r.role == LEADER:
+            prs = {}
+            for p in r.peers:
+                if p != r.id:
+                    prs[str(p)] = r.prs[p].match
+            st["match"] = prs
+        return st
+
+
+def _no_reply(token, code, leader, result):
+    pass
