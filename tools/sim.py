@@ -17,22 +17,18 @@ for _p in (_here, _here + "/../lib"):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-import binascii
 import gc
 import json
-import struct
 
 from raft import confchange as CC
 from raft import msg as M
-from raft.config import READ_LEASE, READ_SAFE, Config
 from raft.core import LEADER
-from raft.errors import ConfigError, DecodeError, ProposalDropped, RaftError
-from raftio.fakeflash import FakeFlash, PowerCut
-from raftio.storage import FlashStorage
-from raft.rawnode import RawNode
-from raft.memstorage import MemoryStorage
+from raft.errors import DecodeError, RaftError
+from raftio.fakeflash import PowerCut
+from raftio.frame import HEADER, TAG_LEN
 from simcheck import Checker
 from simnet import Network, Rand
+from simnode import CLIENT_BASE, TICK_MS, SimClock, SimNode
 
 FAULTS = ("drop", "dup", "reorder", "partition", "crash", "leader", "powercut")
 # Opt-in faults: not part of "all", so existing seeds keep their digests.
@@ -122,83 +118,6 @@ def parse_args(argv):
     return opts
 
 
-class SimNode:
-    """One node: durable storage survives crashes; everything else does not."""
-
-    def __init__(self, sim, nid):
-        self.id = nid
-        self.sim = sim
-        self.rand = sim.rand.fork()
-        if sim.flash:
-            # Real flash formats over a fake flash that can lose power at
-            # any byte of any write (raftio/fakeflash.py).
-            self.fs = FakeFlash()
-            self.storage = self.open_storage()
-        else:
-            self.fs = None
-            self.storage = MemoryStorage(sim.ids)
-        self.up = True
-        self.boot()
-
-    def open_storage(self):
-        return FlashStorage(self.fs, self.sim.ids, (), slots=320, slot_size=96)
-
-    def power_cycle(self):
-        """Reboot the flash: whatever did not reach it is gone."""
-        if self.fs is not None:
-            self.fs = self.fs.reboot(reuse=True)
-            self.storage = self.open_storage()
-
-    def boot(self):
-        s = self.sim
-        cfg = Config(self.id, s.ids, election_tick=s.opts["election"], heartbeat_tick=1,
-                     read_only=READ_LEASE if s.opts["reads"] == "lease" else READ_SAFE,
-                     ring_capacity=s.opts["ring"], max_inflight=16,
-                     max_size_per_msg=s.opts["batch_bytes"],
-                     max_entry_bytes=min(64, s.opts["batch_bytes"] - 7))
-        rnd = self.rand
-        self.node = RawNode(cfg, self.storage, rnd.below)
-        # The application state machine (volatile: rebuilt from the snapshot).
-        self.app = s.workload.make_app(self) if s.workload is not None else None
-        # The state machine is a CRC chain over every applied entry; its
-        # snapshot is (index, chain), so snapshots are tiny but any
-        # divergence in applied history shows up as a different chain.
-        self.restore(self.storage.snapshot())
-        self.up = True
-
-    def restore(self, snap):
-        if snap.index == 0:
-            self.chain = 0
-        else:
-            self.chain = struct.unpack_from("<II", snap.data, 0)[1]
-        if self.app is not None:
-            self.app.restore(snap.data[8:] if snap.index else b"")
-        self.applied = snap.index
-
-    def apply(self, e):
-        self.chain = binascii.crc32(e[3], binascii.crc32(b"%d:%d:" % (e[0], e[1]), self.chain))
-        self.applied = e[0]
-        if self.app is not None:
-            return self.app.apply(e)
-        return None
-
-    def maybe_snapshot(self, every, keep):
-        """Snapshot and compact once `every` entries were applied since the last one."""
-        st = self.storage
-        if self.applied - st.snapshot().index < every:
-            return
-        data = struct.pack("<II", self.applied, self.chain)
-        if self.app is not None:
-            data += self.app.snapshot()
-        # After advance(): the membership is the one as of the applied index.
-        voters, learners = self.node.conf_state()
-        snap = st.create_snapshot(self.applied, voters, learners, data)
-        upto = snap.index - keep
-        if upto > st.first_index() - 1:
-            st.compact(upto)
-            self.node.compacted(upto, st.term(upto))
-
-
 class Sim:
     def __init__(self, opts):
         self.opts = opts
@@ -218,6 +137,8 @@ class Sim:
             import simkv
             self.workload = simkv.Workload(self, opts["clients"], opts["reads"],
                                            self.rand.fork())
+        # One clock for the whole cluster; a step is one tick of it.
+        self.clock = SimClock()
         self.nodes = {}
         for i in self.ids:
             self.nodes[i] = SimNode(self, i)
@@ -249,49 +170,14 @@ class Sim:
         if len(t) > 400:
             del t[:100]
 
-    # -- the driver loop (the ready contract) ------------------------------
-    def drive(self, n):
-        node = n.node
-        k = 0
-        while k < 100 and n.up and node.has_ready():
-            k += 1
-            rd = node.ready()
-            st = n.storage
-            try:
-                if rd.snapshot is not None:
-                    st.apply_snapshot(rd.snapshot)
-                if rd.entries:
-                    st.append(rd.entries)
-                if rd.hard_state is not None:
-                    st.set_hard_state(rd.hard_state)
-            except PowerCut:
-                # Mid-write: nothing of this Ready leaves the node.
-                self.power_lost(n)
-                return
-            self.checker.persisted(n, rd)
-            for m in rd.messages:
-                self.send(m)
-            for m in rd.persisted_messages:
-                self.send(m)
-            if rd.snapshot is not None:
-                self.snapshots_installed += 1
-                n.restore(rd.snapshot)
-                self.checker.restored(n, rd.snapshot)
-            wl = self.workload
-            for e in rd.committed_entries:
-                result = n.apply(e)
-                self.checker.applied(n, e)
-                if wl is not None:
-                    wl.on_apply(n, e, result)
-            if wl is not None and rd.read_states:
-                wl.on_read_states(n, rd.read_states)
-            node.advance(rd)
-            if self.snap_every:
-                try:
-                    n.maybe_snapshot(self.snap_every, self.snap_keep)
-                except PowerCut:
-                    self.power_lost(n)
-                    return
+    # -- running the nodes ----------------------------------------------------
+    def run_node(self, n):
+        """One turn of n's server loop (receive, tick, drive the engine), as
+        a board runs it. A power cut mid-write stops the node."""
+        try:
+            n.server.run_once()
+        except PowerCut:
+            self.power_lost(n)
 
     def power_lost(self, n):
         n.up = False
@@ -301,34 +187,30 @@ class Sim:
         self.log("power cut on %d mid-write" % n.id)
         self.heals.append((self.now + 5 + self._fault_rand.below(60), "restart", n.id))
 
-    def send(self, m):
-        buf = bytearray(M.encoded_size(m))
-        M.encode_into(m, buf, 0)
-        self.net.send(self.now, m.frm, m.to, bytes(buf))
-
     def deliver(self, pkt):
         _, _, frm, to, payload = pkt
+        if to >= CLIENT_BASE:
+            if self.workload is not None:
+                self.workload.deliver(to - CLIENT_BASE, payload)
+            return
         n = self.nodes.get(to)
         if n is None or not n.up or (frm, to) in self.net.blocked:
             return
-        try:
-            m = M.decode(payload)
-        except DecodeError:
-            self.decode_errors += 1
-            return
-        if self.trace_on:
-            self.log("deliver %r" % m)
-        n.node.step(m)
-        self.drive(n)
+        if self.trace_on and frm < CLIENT_BASE:
+            try:
+                self.log("deliver %r" % M.decode(payload[HEADER:len(payload) - TAG_LEN]))
+            except DecodeError:
+                self.log("deliver junk from %d to %d" % (frm, to))
+        n.deliver(frm, payload)
 
     # -- faults -------------------------------------------------------------
     def leader(self):
         best = None
         for i in self.ids:
             n = self.nodes[i]
-            if n.up and n.node.raft.role == LEADER:
-                r = n.node.raft
-                if best is None or r.term > best.node.raft.term:
+            if n.up and n.engine.core.role == LEADER:
+                r = n.engine.core
+                if best is None or r.term > best.engine.core.term:
                     best = n
         return best
 
@@ -365,7 +247,7 @@ class Sim:
             # Figure 8 pressure: crash a leader right after it took new
             # entries, so terms pile up uncommitted tails on minorities.
             ld = self.leader()
-            if ld is not None and ld.node.raft.log.last > ld.node.raft.log.committed:
+            if ld is not None and ld.engine.core.log.last > ld.engine.core.log.committed:
                 ld.up = False
                 self.crashes += 1
                 self.net.drop_for(ld.id)
@@ -430,9 +312,9 @@ class Sim:
             self._reconfig_one(ld, rnd)
 
     def _reconfig_one(self, ld, rnd):
-        node = ld.node
-        r = node.raft
-        voters, learners = node.conf_state()
+        eng = ld.engine
+        r = eng.core
+        voters, learners = eng.rawnode.conf_state()
         out = [i for i in self.ids if i not in voters and i not in learners]
         op = 0
         nid = 0
@@ -450,16 +332,16 @@ class Sim:
                 op, nid = CC.REMOVE, learners[rnd.below(len(learners))]
             else:
                 return
-        try:
-            idx = node.propose_conf_change(op, nid, b"sim%d" % nid)
-        except (ProposalDropped, ConfigError) as e:
+        # The address travels in the change, as raftctl sends it.
+        idx = eng.propose_conf_change(op, nid, b"sim:%d" % nid)
+        if idx == 0:
+            # Refused: thesis 4.1, one change at a time (or no longer leader).
             self.reconfig_refused += 1
             if self.trace_on:
-                self.log("conf change %s %d refused by %d: %r" % (_OP_NAMES[op], nid, ld.id, e))
+                self.log("conf change %s %d refused by %d" % (_OP_NAMES[op], nid, ld.id))
             return
         self.reconfigs += 1
         self.log("leader %d proposes %s %d at %d" % (ld.id, _OP_NAMES[op], nid, idx))
-        self.drive(ld)
 
     def heal(self, ev):
         if ev[1] == "restart":
@@ -471,7 +353,7 @@ class Sim:
                 return
             n.boot()
             self.checker.rebooted(n)
-            self.log("restart %d term=%d" % (n.id, n.node.raft.term))
+            self.log("restart %d term=%d" % (n.id, n.engine.core.term))
         elif ev[1] == "heal":
             self.net.blocked = set()
             self.log("heal")
@@ -485,25 +367,22 @@ class Sim:
         k = rnd.below(4)
         for _ in range(k):
             self.next_value += 1
-            data = b"v%d" % self.next_value
-            try:
-                ld.node.propose(data)
-                self.proposed += 1
-            except ProposalDropped:
+            # In process, without waiting for a result (the engine's API).
+            if not ld.engine.propose(b"v%d" % self.next_value):
                 break
-        self.drive(ld)
+            self.proposed += 1
 
     # -- main loop ----------------------------------------------------------
     def step(self):
         self.now += 1
+        self.clock.advance(TICK_MS)
         self.nemesis()
         for pkt in self.net.due(self.now):
             self.deliver(pkt)
         for i in self.ids:
             n = self.nodes[i]
             if n.up:
-                n.node.tick()
-                self.drive(n)
+                self.run_node(n)
         if self.workload is not None:
             self.workload.step()
         else:

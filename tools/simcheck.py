@@ -92,7 +92,7 @@ class Checker:
 
     # -- hooks from the driver ------------------------------------------------
     def persisted(self, n, rd):
-        r = n.node.raft
+        r = n.engine.core
         st = n.storage
         nid = n.id
         # Leader append-only: a leader's new entries always extend what it had.
@@ -147,7 +147,7 @@ class Checker:
         self._learn_commits(n, c)
 
     def _observe_leader(self, n):
-        r = n.node.raft
+        r = n.engine.core
         t = r.term
         who = self.leaders.get(t)
         if who is None:
@@ -174,7 +174,7 @@ class Checker:
     def _learn_commits(self, n, c):
         if c <= self.ccount:
             return
-        log = n.node.raft.log
+        log = n.engine.core.log
         cm = self.committed
         W = self.W
         h = self._digest
@@ -203,20 +203,20 @@ class Checker:
         if i > self.ccount:
             self._learn_commits(n, i)
         c = self._committed_at(i)
-        if c is not None and (c[0] != e[1] or c[2] != n.chain):
+        if c is not None and (c[0] != e[1] or c[2] != n.machine.chain):
             self.fail("state machine safety: node %d applied (%d, t%d) but (%d, t%d) was committed"
                       % (nid, i, e[1], i, c[0]))
 
     def restored(self, n, snap):
         self.applied_at[n.id] = snap.index
         c = self._committed_at(snap.index)
-        if c is not None and c[2] != n.chain:
+        if c is not None and c[2] != n.machine.chain:
             self.fail("snapshot at %d installed on node %d has the wrong state" % (snap.index, n.id))
 
     def rebooted(self, n):
         # Volatile state is gone: the state machine restarts from the snapshot.
-        self.applied_at[n.id] = n.node.raft.log.applied
-        self.commit_seen[n.id] = n.node.raft.log.committed
+        self.applied_at[n.id] = n.engine.core.log.applied
+        self.commit_seen[n.id] = n.engine.core.log.committed
         self.leader_last.pop(n.id, None)
 
     # -- after every step -------------------------------------------------------
@@ -224,7 +224,7 @@ class Checker:
         sim = self.sim
         for i in sim.ids:
             n = sim.nodes[i]
-            if n.up and n.node.raft.role == LEADER:
+            if n.up and n.engine.core.role == LEADER:
                 self._observe_leader(n)
         # No committed entry is lost: the newest one is durable on a majority
         # (with log matching, so is every entry before it). With membership
@@ -265,11 +265,11 @@ class Checker:
             n = sim.nodes[i]
             if not n.up:
                 continue
-            node = n.node
-            want = self.conf_at(node.raft.log.applied)
-            if want is not None and node.conf_state() != want:
+            eng = n.engine
+            want = self.conf_at(eng.core.log.applied)
+            if want is not None and eng.rawnode.conf_state() != want:
                 self.fail("node %d applied %d with membership %r, the log says %r"
-                          % (i, node.raft.log.applied, node.conf_state(), want))
+                          % (i, eng.core.log.applied, eng.rawnode.conf_state(), want))
 
     def digest(self):
         h = hashlib.sha256(self._digest.digest())
