@@ -6,25 +6,25 @@ Each client is one process with its own exactly-once session (Raft
 dissertation 6.3): it REGISTERs through the log (client id = log index of
 the register entry), numbers its writes 1, 2, 3..., keeps at most one
 request in flight, and retries a write with the SAME seq after a timeout, a
-lost proposal or a leader change, so a retry can never apply twice. Clients
-talk to nodes directly (no network between client and node), but a node that
-is down, partitioned or not leader still makes them time out, follow the
-NotLeader hint, or pick another node at random.
+lost proposal or a leader change, so a retry can never apply twice.
 
-Acknowledgement rules (what makes the history honest):
+Clients speak the real client protocol (raftio/wire.py) in authenticated
+datagrams (raftio/frame.py) over the simulator's network, which drops,
+duplicates and delays them like any other datagram; the node's server and
+engine decide every answer. So a write is ok/fail only when the node said
+OK with the state machine's result, which the engine sends only once the
+entry at the proposal's index applied WITH THE SAME TERM; RETRY (lost
+proposal), NOT_LEADER (follow the hint), BUSY and timeouts make the client
+try again, same seq. Reads go through the leader's ReadIndex (or its lease
+with --reads lease); the answer is the node's.
 
-* A write is ok/fail only when the node it was proposed to applies the entry
-  at the returned index WITH THE SAME TERM; the state machine's result for
-  that entry (the cached one if an earlier try already applied) decides.
-  Another term at that index means the proposal was lost: retry, same seq.
-* index/lease reads: ``read_index(ctx)`` on the chosen node; the read is
-  answered from that node's state machine once its applied index reaches
-  the read index. Followers forward to the leader (core).
-* local reads (negative control): answered at once from whatever node was
-  asked. Stale reads are possible, and lincheck should catch them.
-* SESSION_EXPIRED: the op is info if an earlier try may have applied before
-  the session was evicted (fail if this was the only proposal); the client
-  registers again and starts a new session at seq 1.
+* local reads (negative control): answered at once from the state machine
+  of whatever node was asked, bypassing the node: stale reads are possible,
+  and lincheck should catch them.
+* SESSION_EXPIRED: the op is info if an earlier try (or a duplicate the
+  network made) may have applied before the session was evicted (fail only
+  if this was the only request and the network cannot duplicate); the
+  client registers again and starts a new session at seq 1.
 * Giving up after _MAX_TRIES, or a run ending with an op pending: info.
 
 Every event goes to ``history`` in tools/lincheck.py's format; ``summarize``
@@ -46,7 +46,8 @@ every other figure still match CPython's.
 import gc
 import struct
 
-from raft.errors import NotLeader, ProposalDropped
+from raftio import wire
+from raftio.frame import HEADER, MAX_DATAGRAM, Framer
 from raftkv import codec
 from raftkv.codec import (REGISTER, OK, NOT_FOUND, CAS_FAILED, SESSION_EXPIRED,
                           STALE_SEQ)
@@ -273,47 +274,6 @@ def check_history(hist, nkeys):
     return verdict, bad_key, bad_line
 
 
-class App:
-    """The sim's application state machine: a KVStateMachine plus the facts
-    the workload needs about the last apply (was it executed or a cached
-    duplicate)."""
-
-    def __init__(self, max_sessions):
-        self.max_sessions = max_sessions
-        self.kv = KVStateMachine(max_key=16, max_value=32, max_keys=64,
-                                 max_sessions=max_sessions)
-        # (cid, seq) the last apply executed (None: duplicate, no-op, error).
-        self.executed = None
-
-    def apply(self, e):
-        self.executed = None
-        kv = self.kv
-        if e[2] != 0 or not e[3]:
-            kv.skip(e[0])  # leader no-op or config change
-            return None
-        dup = kv.duplicates
-        res = kv.apply(e[0], e[3])
-        if res is not None and kv.duplicates == dup:
-            try:
-                op, cid, seq, _, _, _ = codec.decode_command(e[3])
-                st = codec.decode_result(res)[0]
-            except Exception:
-                return res
-            if op != REGISTER and st not in (SESSION_EXPIRED, STALE_SEQ):
-                self.executed = (cid, seq)
-        return res
-
-    def snapshot(self):
-        return self.kv.snapshot()
-
-    def restore(self, data):
-        if not data:
-            self.kv = KVStateMachine(max_key=16, max_value=32, max_keys=64,
-                                     max_sessions=self.max_sessions)
-        else:
-            self.kv.restore(bytes(data))
-
-
 class Client:
     def __init__(self, pid, target):
         self.pid = pid
@@ -325,24 +285,21 @@ class Client:
         self.key = 0
         self.a = _NONE
         self.b = _NONE
-        self.data = None    # encoded command (writes), reused by every retry
-        self.tries = 0
-        self.proposals = 0  # tries of this seq that entered some log
+        self.data = None    # encoded command, reused by every retry
+        self.tries = 0      # requests sent for this op
+        self.redirects = 0  # NOT_LEADER hints followed in a row
         self.deadline = 0
         self.wait = 0       # no new try before this step (back-off)
-        # The try in flight (node 0: none). Writes: node id, index, term.
-        # Reads: node id, ctx, then the read index (-1 until it arrives).
+        # The try in flight: node id (0: none) and its request id (a
+        # reply with another one answers an older try, or is a duplicate).
         self.node = 0
-        self.index = 0
-        self.term = 0
-        self.ctx = 0
-        self.read_at = -1
+        self.rid = 0
         self.counter = 0    # for unique values
         self.known = [_NONE] * _NKEYS  # last value seen per key (cas guesses)
 
 
 class Workload:
-    def __init__(self, sim, nclients, reads, rand, max_sessions=None):
+    def __init__(self, sim, nclients, reads, rand, max_sessions=None, cluster_id=0, key=b"k"):
         if nclients > 255:
             raise ValueError("simkv: at most 255 clients")
         self.sim = sim
@@ -368,19 +325,20 @@ class Workload:
                 self._reserve = bytearray(_RESERVE)
             except MemoryError:
                 pass
-        self.next_ctx = 0
+        self.next_rid = 0
+        # One framer for every client: same cluster id and key as the nodes.
+        self.framer = Framer(cluster_id, key)
+        self._tx = bytearray(MAX_DATAGRAM)
+        self.client_base = 0   # set by the simulator: client pid's address
         # cid -> Ledger: per seq, the log index where a state machine
         # executed (cid, seq) (0: never) and what the client was told (_S_*).
         self.sessions = {}
         self.eo_errors = []
         self.c = {"tries": 0, "retries": 0, "redirects": 0, "lost": 0, "gave_up": 0,
-                  "registers": 0, "expired": 0, "stale_seq": 0,
-                  "timeouts": 0, "restarts": 0}
+                  "registers": 0, "expired": 0, "stale_seq": 0, "busy": 0,
+                  "timeouts": 0, "restarts": 0, "stale_replies": 0, "bad_request": 0}
 
     # -- sim hooks -----------------------------------------------------------
-    def make_app(self, simnode):
-        return App(self.max_sessions)
-
     def step(self):
         now = self.sim.now
         rnd = self.rand
@@ -396,11 +354,6 @@ class Workload:
                 elif rnd.chance(_START):
                     self._start_op(c)
                 continue
-            if c.state == _READ and c.read_at >= 0:
-                # A snapshot install moves applied without any on_apply.
-                self._maybe_answer(c)
-                if c.state == _IDLE:
-                    continue
             if c.node == 0:
                 if now >= c.wait:
                     self._try(c)
@@ -408,31 +361,56 @@ class Workload:
                 self.c["timeouts"] += 1
                 self._retry_later(c, 0, True)
 
-    def on_apply(self, simnode, e, result):
-        ex = simnode.app.executed
+    def on_apply(self, simnode, e):
+        """A node applied e: the exactly-once ledger learns what executed."""
+        ex = simnode.machine.executed
         if ex is not None:
             self._executed(ex[0], ex[1], e[0])
-        nid = simnode.id
-        for c in self.clients:
-            if c.node != nid:
-                continue
-            if c.state == _READ:
-                if 0 <= c.read_at <= e[0]:
-                    self._maybe_answer(c)
-            elif c.index == e[0]:
-                if c.term != e[1]:
-                    self.c["lost"] += 1  # another leader's entry won the index
-                    self._retry_later(c, 0, False)
-                elif result is not None:
-                    self._result(c, result)
 
-    def on_read_states(self, simnode, read_states):
-        nid = simnode.id
-        for index, ctx in read_states:
-            for c in self.clients:
-                if c.state == _READ and c.node == nid and c.ctx == ctx and c.read_at < 0:
-                    c.read_at = index
-                    self._maybe_answer(c)
+    def deliver(self, pid, datagram):
+        """A datagram for client pid arrived."""
+        if not 0 <= pid < len(self.clients):
+            return
+        c = self.clients[pid]
+        n = self.framer.check(datagram, len(datagram))
+        if n < 0:
+            return
+        try:
+            _, rid, code, leader, body = wire.decode_reply(datagram, HEADER, n)
+        except Exception:
+            return
+        if c.state == _IDLE or c.node == 0 or rid != c.rid:
+            self.c["stale_replies"] += 1
+            return
+        if code == wire.OK:
+            if c.state == _READ:
+                st, val = codec.decode_result(body)
+                v = _vcode(val) if st == OK else _NONE
+                c.known[c.key] = v
+                self._close(c, _OK, v)
+            else:
+                self._result(c, body)
+        elif code == wire.NOT_LEADER:
+            if leader and leader != c.target and leader in self.sim.nodes and c.redirects < 3:
+                self.c["redirects"] += 1
+                c.redirects += 1
+                c.target = leader
+                c.node = 0
+                self._try(c)
+            else:
+                self._retry_later(c, 1 + self.rand.below(3), True)
+        elif code == wire.RETRY:
+            # Our entry was lost to another leader's (or a read round
+            # expired): the same seq again, so it cannot apply twice.
+            self.c["lost"] += 1
+            self._retry_later(c, 1 + self.rand.below(3), False)
+        elif code == wire.BUSY:
+            self.c["busy"] += 1
+            self._retry_later(c, 2 + self.rand.below(5), False)
+        else:
+            # BAD_REQUEST: these clients send only well-formed commands.
+            self.c["bad_request"] += 1
+            self._close(c, _INFO)
 
     def summarize(self, out, check_linear):
         for c in self.clients:
@@ -463,9 +441,9 @@ class Workload:
         # Retries answered from the session cache (the most any replica saw).
         dup = 0
         for i in self.sim.ids:
-            app = self.sim.nodes[i].app
-            if app is not None and app.kv.duplicates > dup:
-                dup = app.kv.duplicates
+            kv = self.sim.nodes[i].machine.kv
+            if kv.duplicates > dup:
+                dup = kv.duplicates
         out["dup_served"] = dup
         if check_linear:
             self._reserve = None
@@ -526,7 +504,6 @@ class Workload:
         c.state = _REG
         c.data = codec.encode_register()
         c.tries = 0
-        c.proposals = 0
         c.node = 0
         c.wait = self.sim.now
         self._try(c)
@@ -543,7 +520,7 @@ class Workload:
         if r < 40:
             c.f = _GET
             c.state = _READ
-            c.data = None
+            c.data = codec.encode_get(c.cid, 0, kb)
         else:
             c.seq = self.sessions[c.cid].issue()
             c.state = _WRITE
@@ -568,7 +545,6 @@ class Workload:
                 c.data = codec.encode_delete(c.cid, c.seq, kb)
         self.history.add(_INVOKE, c.f, c.pid, key, c.a, c.b)
         c.tries = 0
-        c.proposals = 0
         c.node = 0
         c.wait = self.sim.now
         self._try(c)
@@ -581,7 +557,7 @@ class Workload:
     def _retry_later(self, c, delay, other):
         """The try in flight is over without a result: try again (same seq)."""
         c.node = 0
-        c.read_at = -1
+        c.redirects = 0
         c.wait = self.sim.now + delay
         if other:
             self._pick_other(c)
@@ -590,67 +566,32 @@ class Workload:
             self._close(c, _INFO)
 
     def _try(self, c):
-        """One try of the current op, following up to 3 leader redirects."""
+        """Send one try of the current op to c.target."""
         sim = self.sim
-        for _ in range(4):
+        c.tries += 1
+        self.c["tries"] += 1
+        if c.tries > 1:
+            self.c["retries"] += 1
+        if c.state == _READ and self.reads == "local":
             n = sim.nodes[c.target]
             if not n.up:
                 self._retry_later(c, 1 + self.rand.below(3), True)
                 return
-            c.tries += 1
-            self.c["tries"] += 1
-            if c.tries > 1:
-                self.c["retries"] += 1
-            if c.state == _READ:
-                if self.reads == "local":
-                    c.node = n.id
-                    self._answer(c, n)
-                    return
-                self.next_ctx = (self.next_ctx + 1) & 0xFFFFFFFF
-                c.ctx = self.next_ctx
-                c.read_at = -1
-                try:
-                    n.node.read_index(c.ctx)
-                except NotLeader:
-                    self._retry_later(c, 1 + self.rand.below(3), True)
-                    return
-                c.node = n.id
-                c.deadline = sim.now + _TIMEOUT
-                sim.drive(n)
-                return
-            try:
-                idx = n.node.propose(c.data)
-            except NotLeader as e:
-                hint = e.args[0] if e.args else 0
-                if hint and hint != c.target and hint in sim.nodes:
-                    self.c["redirects"] += 1
-                    c.target = hint
-                    continue
-                self._retry_later(c, 1 + self.rand.below(3), True)
-                return
-            except ProposalDropped:  # log full, transfer: back off
-                self._retry_later(c, 2 + self.rand.below(5), False)
-                return
-            c.proposals += 1
-            if c.state == _REG:
-                self.c["registers"] += 1
             c.node = n.id
-            c.index = idx
-            c.term = n.node.raft.term
-            c.deadline = sim.now + _TIMEOUT
-            sim.drive(n)
+            v = _vcode(n.machine.kv.get_local(self.keys[c.key].encode()))
+            c.known[c.key] = v
+            self._close(c, _OK, v)
             return
-        self._retry_later(c, 1, False)
-
-    def _maybe_answer(self, c):
-        n = self.sim.nodes[c.node]
-        if n.up and n.applied >= c.read_at:
-            self._answer(c, n)
-
-    def _answer(self, c, n):
-        v = _vcode(n.app.kv.get_local(self.keys[c.key].encode()))
-        c.known[c.key] = v
-        self._close(c, _OK, v)
+        if c.state == _REG:
+            self.c["registers"] += 1
+        self.next_rid = (self.next_rid + 1) & 0xFFFFFFFF
+        c.rid = self.next_rid
+        tx = self._tx
+        n = wire.encode_request_into(tx, HEADER, c.rid, c.data)
+        n = self.framer.seal(tx, n)
+        sim.net.send(sim.now, self.client_base + c.pid, c.target, bytes(tx[:n]))
+        c.node = c.target
+        c.deadline = sim.now + _TIMEOUT
 
     def _result(self, c, result):
         st, val = codec.decode_result(result)
@@ -663,9 +604,10 @@ class Workload:
             self.sessions[cid] = Ledger()
             return
         if st == SESSION_EXPIRED:
-            # An earlier proposal may have executed before the eviction.
+            # An earlier try, or a copy the network made of this one, may
+            # have executed before the eviction.
             self.c["expired"] += 1
-            self._close(c, _INFO if c.proposals > 1 else _FAIL)
+            self._close(c, _INFO if c.tries > 1 or self.sim.net.dup else _FAIL)
             c.cid = 0
             return
         if st == STALE_SEQ:  # cannot happen with one op in flight: stay honest
@@ -696,4 +638,4 @@ class Workload:
         self.history.add(typ, c.f, c.pid, c.key, value)
         c.state = _IDLE
         c.node = 0
-        c.read_at = -1
+        c.redirects = 0

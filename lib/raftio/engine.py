@@ -259,7 +259,9 @@ class Engine:
             return
         r = self.core
         limit = 2 * r.cfg.election_tick
-        for ctx in list(reads):
+        # Sorted: MicroPython dicts are unordered, and the answers' order
+        # must not depend on the interpreter (the simulator's digest).
+        for ctx in sorted(reads):
             ent = reads[ctx]
             if r.role != LEADER or r.ticks - ent[0] > limit:
                 del reads[ctx]
@@ -391,7 +393,7 @@ class Engine:
             except ValueError:
                 self.counters.slots[DROP_MALFORMED] += 1
         pend = self._pending
-        for i in list(pend):
+        for i in sorted(pend):
             if i <= snap.index:
                 # Applied inside a snapshot we did not make: the result is
                 # not ours to know. The client retries with its session.
