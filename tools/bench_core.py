@@ -18,7 +18,6 @@ import json
 import time
 
 import sim
-from raft.errors import ProposalDropped
 
 
 def _cpu_ms():
@@ -35,15 +34,12 @@ class BenchSim(sim.Sim):
         if ld is None:
             return
         k = self.opts["per_step"]
-        node = ld.node
+        eng = ld.engine
         for _ in range(k):
             self.next_value += 1
-            try:
-                node.propose(b"value-%08d" % self.next_value)
-                self.proposed += 1
-            except ProposalDropped:
+            if not eng.propose(b"value-%08d" % self.next_value):
                 break
-        self.drive(ld)
+            self.proposed += 1
 
 
 def main(argv):

@@ -380,14 +380,16 @@ class Sim:
         self.nemesis()
         for pkt in self.net.due(self.now):
             self.deliver(pkt)
+        if self.workload is None:
+            # In-process proposals (the engine's API), driven in this turn.
+            self.clients()
         for i in self.ids:
             n = self.nodes[i]
             if n.up:
                 self.run_node(n)
         if self.workload is not None:
+            # Datagrams: they reach the nodes from the next step on.
             self.workload.step()
-        else:
-            self.clients()
         self.checker.check_step()
 
     def run(self):
