@@ -39,6 +39,7 @@ _OP_NAMES = ("?", "add-voter", "add-learner", "remove")
 
 USAGE = ("usage: sim.py [--nodes N] [--seed S] [--steps K] [--faults all|none|LIST]\n"
          "              [--ring N] [--snap-every N] [--snap-keep N] [--batch-bytes N]\n"
+         "              [--apply-bytes N]  (committed entries per Ready, 0: no limit)\n"
          "              [--election TICKS] [--quiet] [--trace] [--no-shrink]\n"
          "              [--clients N] [--check-linear] [--reads index|lease|local]\n"
          "  LIST is a comma list of: " + ",".join(FAULTS + EXTRA_FAULTS) + "\n"
@@ -74,10 +75,10 @@ def parse_args(argv):
     opts = {"nodes": 5, "seed": 1, "steps": 1000, "faults": list(FAULTS), "ring": 64,
             "quiet": False, "trace": False, "shrink": True,
             "election": 10, "snap_every": 200, "snap_keep": 20,
-            "batch_bytes": 1300,
+            "batch_bytes": 1300, "apply_bytes": 256,
             "clients": 0, "check_linear": False, "reads": "index"}
     ints = ("nodes", "seed", "steps", "ring", "election",
-            "snap_every", "snap_keep", "batch_bytes", "clients")
+            "snap_every", "snap_keep", "batch_bytes", "apply_bytes", "clients")
     i = 0
     while i < len(argv):
         a = argv[i]

@@ -46,12 +46,11 @@ every other figure still match CPython's.
 import gc
 import struct
 
+from raft.errors import DecodeError
 from raftio import wire
 from raftio.frame import HEADER, MAX_DATAGRAM, Framer
 from raftkv import codec
-from raftkv.codec import (REGISTER, OK, NOT_FOUND, CAS_FAILED, SESSION_EXPIRED,
-                          STALE_SEQ)
-from raftkv.kv import KVStateMachine
+from raftkv.codec import OK, NOT_FOUND, CAS_FAILED, SESSION_EXPIRED, STALE_SEQ
 
 _IDLE = 0
 _REG = 1     # registering a session
@@ -383,13 +382,20 @@ class Workload:
             self.c["stale_replies"] += 1
             return
         if code == wire.OK:
-            if c.state == _READ:
-                st, val = codec.decode_result(body)
-                v = _vcode(val) if st == OK else _NONE
-                c.known[c.key] = v
-                self._close(c, _OK, v)
-            else:
-                self._result(c, body)
+            try:
+                if c.state == _READ:
+                    st, val = codec.decode_result(body)
+                    v = _vcode(val) if st == OK else _NONE
+                    c.known[c.key] = v
+                    self._close(c, _OK, v)
+                else:
+                    self._result(c, body)
+            except DecodeError:
+                # No state machine result looks like this: the node broke
+                # the protocol. Flagged (exactly_once false), never a crash.
+                self._eo_error("client %d: node %d answered OK with %r"
+                               % (c.pid, c.node, bytes(body)))
+                self._retry_later(c, 1, True)
         elif code == wire.NOT_LEADER:
             if leader and leader != c.target and leader in self.sim.nodes and c.redirects < 3:
                 self.c["redirects"] += 1

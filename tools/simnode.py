@@ -240,7 +240,8 @@ class SimNode:
                      read_only=READ_LEASE if o["reads"] == "lease" else READ_SAFE,
                      ring_capacity=o["ring"], max_inflight=16,
                      max_size_per_msg=o["batch_bytes"],
-                     max_entry_bytes=min(64, o["batch_bytes"] - 7))
+                     max_entry_bytes=min(64, o["batch_bytes"] - 7),
+                     max_apply_bytes=o["apply_bytes"])
         self.transport = SimTransport(s, self.id)
         wl = s.workload
         self.machine = ChainMachine(wl.max_sessions if wl is not None else 16)
