@@ -1,9 +1,16 @@
-"""A small deterministic in-memory network of RawNodes for paper tests.
+"""A small deterministic in-memory network of Raft nodes for paper tests.
 
-Every node has a MemoryStorage (its "disk", which survives crash/restart)
-and drives the ready contract exactly like tools/sim.py's drive():
-persist (snapshot, entries, hard state) -> send messages, then
-persisted_messages -> apply committed entries -> advance.
+Every node has a MemoryStorage (its "disk", which survives crash/restart).
+Two backends drive the nodes; the paper tests run on both:
+  - "core": the harness's own Ready loop over the RawNode, the contract at
+    its plainest: persist (snapshot, entries, hard state) -> send messages,
+    then persisted_messages -> apply committed entries -> advance;
+  - "engine": the engine the boards and the simulator run
+    (raftio/engine.py), with this network as its transport, a clock per
+    node that net.tick() advances by one tick, and a state machine that
+    records what it applies. Tests still reach the RawNode as net.nodes[i].
+BACKEND picks the backend of every Net made after it is set
+(host_tests/conftest.py and tools/mptest.py --backend set it).
 
 Messages travel as encoded bytes (raft.msg), so every test also exercises
 the codec, and a delivered message never aliases the sender's objects.
@@ -19,11 +26,102 @@ from raft.config import Config
 from raft.core import LEADER
 from raft.rawnode import RawNode
 from raft.memstorage import MemoryStorage
+from raftio.engine import HS_COMMIT_LAG, Engine
+from raftio.frame import Counters
 from simnet import Rand  # noqa: F401  (tests import Rand from here)
+
+BACKENDS = ("core", "engine")
+BACKEND = "core"
+_TICK_MS = 10
+
+
+class _Clock:
+    """One node's clock: net.tick() moves it by one tick."""
+
+    def __init__(self):
+        self.now = 0
+
+    def ticks_ms(self):
+        return self.now
+
+    def ticks_diff(self, a, b):
+        return a - b
+
+    def ticks_add(self, a, d):
+        return a + d
+
+
+class _Transport:
+    """The engine's transport: decodes what it sends into the Net's queue."""
+
+    def __init__(self, net):
+        self.net = net
+        self.counters = Counters()
+        self._buf = bytearray(64 * 1024)
+
+    def send(self, peer_id, writer):
+        n = writer(self._buf, 0)
+        self.net.send(M.decode(bytes(self._buf[:n])))
+        return True
+
+    def set_peer(self, peer_id, host, port):
+        pass
+
+
+class _Machine:
+    """Records nothing itself (the Net's observer keeps the applied list);
+    results are empty, snapshots are the applied index."""
+
+    def __init__(self):
+        self.applied_index = 0
+
+    def apply(self, index, data):
+        self.applied_index = index
+        return b""
+
+    def skip(self, index):
+        self.applied_index = index
+
+    def is_read(self, data):
+        return True
+
+    def query(self, data):
+        return b""
+
+    def snapshot_size(self):
+        return 0
+
+    def snapshot_into(self, buf):
+        pass
+
+    def restore(self, data):
+        pass
+
+
+class _Observer:
+    def __init__(self, net, i):
+        self.net = net
+        self.i = i
+
+    def persisted(self, rd):
+        net = self.net
+        if net.on_ready is not None:
+            net.on_ready(self.i, rd)
+        net.read_states[self.i].extend(rd.read_states)
+
+    def applied(self, e, res):
+        self.net._apply(self.i, e)
+
+    def restored(self, snap):
+        self.net.applied[self.i] = []
 
 
 class Net:
     def __init__(self, n, seed=1, **cfg):
+        self.backend = BACKEND
+        # Engine backend: node id -> its Engine and its clock.
+        self.engines = {}
+        self.clocks = {}
         self.ids = list(range(1, n + 1))
         self.cfg = cfg
         self.rand = Rand(seed)
@@ -62,8 +160,23 @@ class Net:
             kw[k] = self.cfg[k]
         return Config(i, self.ids, **kw)
 
+    def commit_lag(self):
+        """How far the durable commit index may trail the commit index: the
+        core harness writes every change, the engine a commit-only change
+        every HS_COMMIT_LAG entries (the paper keeps commit volatile)."""
+        return HS_COMMIT_LAG if self.backend == "engine" else 0
+
     def _boot(self, i):
-        self.nodes[i] = RawNode(self.config(i), self.storages[i], self._node_rand[i].below)
+        if self.backend == "engine":
+            clk = self.clocks[i] = _Clock()
+            # No snapshots by policy: the tests that need one make it.
+            eng = Engine(self.config(i), self.storages[i], _Transport(self), _Machine(), clk,
+                         self._node_rand[i].below, _TICK_MS, 1 << 30, 0, 1 << 16,
+                         _Observer(self, i))
+            self.engines[i] = eng
+            self.nodes[i] = eng.rawnode
+        else:
+            self.nodes[i] = RawNode(self.config(i), self.storages[i], self._node_rand[i].below)
         self.up[i] = True
         self.applied[i] = []
         self.read_states[i] = []
@@ -91,6 +204,9 @@ class Net:
 
     # -- the ready contract ----------------------------------------------
     def drive(self, i):
+        if self.backend == "engine":
+            self._drive_engine(i)
+            return
         node = self.nodes[i]
         st = self.storages[i]
         k = 0
@@ -115,13 +231,25 @@ class Net:
                 self._apply(i, e)
             self.read_states[i].extend(rd.read_states)
             node.advance(rd)
-            r = node.raft
-            if r.role == LEADER:
-                prev = self.term_leader.get(r.term)
-                assert prev is None or prev == i, "two leaders in term %d: %d and %d" % (
-                    r.term, prev, i)
-                self.term_leader[r.term] = i
+            self._check_leader(i)
         assert k < 100, "node %d never ran out of ready" % i
+
+    def _drive_engine(self, i):
+        eng = self.engines[i]
+        k = 0
+        while k < 100 and eng.has_work():
+            k += 1
+            eng.drive()
+            self._check_leader(i)
+        assert k < 100, "node %d never ran out of ready" % i
+
+    def _check_leader(self, i):
+        r = self.nodes[i].raft
+        if r.role == LEADER:
+            prev = self.term_leader.get(r.term)
+            assert prev is None or prev == i, "two leaders in term %d: %d and %d" % (
+                r.term, prev, i)
+            self.term_leader[r.term] = i
 
     def _apply(self, i, e):
         seen = self.applied_at.get(e[0])
@@ -198,7 +326,12 @@ class Net:
         for _ in range(n):
             for i in ids or self.ids:
                 if self.up[i]:
-                    self.nodes[i].tick()
+                    if self.backend == "engine":
+                        # The engine ticks by its clock, as on a board.
+                        self.clocks[i].now += _TICK_MS
+                        self.engines[i].tick_if_due()
+                    else:
+                        self.nodes[i].tick()
                     self.drive(i)
 
     def step(self):

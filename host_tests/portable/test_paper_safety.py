@@ -64,10 +64,12 @@ def test_figure8_old_term_entry_not_committed_by_count():
     for i in (1, 2, 3):
         assert net.log_of(i)[1][:2] == (2, 1), i
     assert r1.prs[3].match == 2
-    assert r1.log.committed == 1
+    # (1 if S1's restart found index 1's commit on flash: the engine may
+    # not have written a commit-only change yet; either way not index 2.)
+    assert r1.log.committed == net.storages[1].hard_state[2] <= 1
     net.tick()
     net.stabilize()
-    assert r1.log.committed == 1
+    assert r1.log.committed <= 1
     for i in net.ids:
         assert _BIG not in net.data_applied(i)
     # (d) S1 crashes, S5 returns and wins (term 4) with S3 and S4, and

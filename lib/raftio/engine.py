@@ -35,7 +35,7 @@ Each call of drive() runs the Ready contract (raft/rawnode.py), in order:
 
 Hard state: written whenever the Ready says it must be durable
 (rd.sync_hard_state: term or vote changed, or a membership change was
-applied); a commit index alone only every _HS_COMMIT_LAG entries (it is
+applied); a commit index alone only every HS_COMMIT_LAG entries (it is
 volatile state in the paper; a restarted node relearns it), which saves one
 flash write per commit.
 
@@ -63,7 +63,7 @@ except ImportError:
         return x
 
 _MAX_READY = const(16)    # Ready rounds per drive()
-_HS_COMMIT_LAG = const(64)
+HS_COMMIT_LAG = const(64)  # public: tests read it
 _BOOK = b"RNA\x01"
 # Snapshot data: _BOOK (address book, version 1), the book's length as
 # u16 little-endian, the book b"id=host:port id=host:port ...", then the
@@ -337,8 +337,8 @@ class Engine:
             hs = rd.hard_state
             # A hard state whose only news is the commit index (volatile in
             # the paper; a restarted node relearns it) is written every
-            # _HS_COMMIT_LAG entries: one flash write fewer per commit.
-            if hs is not None and (rd.sync_hard_state or hs[2] - self._hs[2] >= _HS_COMMIT_LAG):
+            # HS_COMMIT_LAG entries: one flash write fewer per commit.
+            if hs is not None and (rd.sync_hard_state or hs[2] - self._hs[2] >= HS_COMMIT_LAG):
                 st.set_hard_state(hs)
                 self._hs = hs
             if obs is not None:
