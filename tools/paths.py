@@ -17,7 +17,7 @@ in tools/<group>/ cannot import this module without help. Each one starts
 with the same bootstrap, which puts tools/ on sys.path:
 
     import sys
-    sys.path.insert(0, __file__[:__file__.rfind("/") + 1] + "..")  # tools/: paths.py
+    sys.path.insert(0, __file__[:__file__.rfind("/") + 1] + "..")
     import paths
     paths.setup()
 

@@ -7,7 +7,7 @@ Drives the simulator (every message encoded and decoded, every safety check
 on) with clients that keep the leader's log full. Prints a line of JSON.
 """
 import sys
-sys.path.insert(0, __file__[:__file__.rfind("/") + 1] + "..")  # tools/: paths.py
+sys.path.insert(0, __file__[:__file__.rfind("/") + 1] + "..")  # tools/, for paths.py (see there)
 import paths  # noqa: E402
 paths.setup()
 

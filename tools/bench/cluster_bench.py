@@ -27,7 +27,7 @@ import tempfile
 import time
 import shutil
 
-sys.path.insert(0, __file__[:__file__.rfind("/") + 1] + "..")  # tools/: paths.py
+sys.path.insert(0, __file__[:__file__.rfind("/") + 1] + "..")  # tools/, for paths.py (see there)
 import paths  # noqa: E402
 paths.setup()
 

@@ -51,7 +51,7 @@ import termios
 import time
 import tty
 
-sys.path.insert(0, __file__[:__file__.rfind("/") + 1] + "..")  # tools/: paths.py
+sys.path.insert(0, __file__[:__file__.rfind("/") + 1] + "..")  # tools/, for paths.py (see there)
 import paths  # noqa: E402
 paths.setup()
 

@@ -43,11 +43,11 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, __file__[:__file__.rfind("/") + 1] + "..")  # tools/: paths.py
+sys.path.insert(0, __file__[:__file__.rfind("/") + 1] + "..")  # tools/, for paths.py (see there)
 import paths  # noqa: E402
 paths.setup()
 
-TOOLS = os.path.dirname(os.path.abspath(__file__))
+TOOLS = os.path.dirname(os.path.abspath(__file__))  # tools/ops: node_main.py, udp_proxy.py
 ROOT = paths.ROOT
 
 import netns as _netns  # noqa: E402

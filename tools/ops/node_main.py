@@ -9,7 +9,7 @@ MicroPython's unix port and CPython alike. Prints one line when serving;
 configuration errors print one line and exit 2.
 """
 import sys
-sys.path.insert(0, __file__[:__file__.rfind("/") + 1] + "..")  # tools/: paths.py
+sys.path.insert(0, __file__[:__file__.rfind("/") + 1] + "..")  # tools/, for paths.py (see there)
 import paths  # noqa: E402
 paths.setup()
 

@@ -29,7 +29,7 @@ After every command the script also prints role/term/leader changes and
 new read states, so the output shows what happened, not only what was asked.
 """
 import sys
-sys.path.insert(0, __file__[:__file__.rfind("/") + 1] + "..")  # tools/: paths.py
+sys.path.insert(0, __file__[:__file__.rfind("/") + 1] + "..")  # tools/, for paths.py (see there)
 import paths  # noqa: E402
 paths.setup()
 

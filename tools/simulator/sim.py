@@ -11,7 +11,7 @@ violation the simulator shrinks the fault set and prints a reproducing
 command and the trace of the shortest run it found.
 """
 import sys
-sys.path.insert(0, __file__[:__file__.rfind("/") + 1] + "..")  # tools/: paths.py
+sys.path.insert(0, __file__[:__file__.rfind("/") + 1] + "..")  # tools/, for paths.py (see there)
 import paths  # noqa: E402
 paths.setup()
 
