@@ -30,49 +30,49 @@ venv: $(STAMP)
 # pytest exits 5 when it collects nothing; that is a failure here, as is any
 # other non-zero status, so CI can never pass by running no tests.
 test: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) host_tests --ignore=host_tests/test_netns.py --ignore=host_tests/mp_only
+	$(PY) -m pytest -n $(JOBS) host_tests --ignore=host_tests/ops/test_netns.py --ignore=host_tests/mp_only
 	$(MPTEST) host_tests/portable
 	$(MPTEST) host_tests/mp_only
 
 test-py: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) host_tests --ignore=host_tests/test_netns.py --ignore=host_tests/mp_only
+	$(PY) -m pytest -n $(JOBS) host_tests --ignore=host_tests/ops/test_netns.py --ignore=host_tests/mp_only
 
 # Needs root and nftables (apt-get install -y nftables): five nodes in their
 # own network namespaces on a bridge; link cuts and nftables packet loss.
 test-netns: $(STAMP)
-	$(PY) -m pytest -q host_tests/test_netns.py
+	$(PY) -m pytest -q host_tests/ops/test_netns.py
 
 test-mp: $(STAMP)
 	$(MPTEST) host_tests/portable
 	$(MPTEST) host_tests/mp_only
 
 sim: $(STAMP)
-	$(PY) tools/sim.py --nodes 5 --seed 7 --steps 20000 --faults all
-	$(MP) tools/sim.py --nodes 5 --seed 7 --steps 20000 --faults all
+	$(PY) tools/simulator/sim.py --nodes 5 --seed 7 --steps 20000 --faults all
+	$(MP) tools/simulator/sim.py --nodes 5 --seed 7 --steps 20000 --faults all
 
 # Acceptance sweep: seeds 1-200, 20,000 steps, every fault.
 sim-sweep: $(STAMP)
-	$(PY) tools/sweep.py --seeds 200 --steps 20000 --faults all --jobs $(JOBS)
+	$(PY) tools/simulator/sweep.py --seeds 200 --steps 20000 --faults all --jobs $(JOBS)
 
 # Issue 4 acceptance: the same sweep with 5 KV clients, histories checked by lincheck.
 sim-sweep-kv: $(STAMP)
-	$(PY) tools/sweep.py --seeds 200 --steps 20000 --faults all --clients 5 --jobs $(JOBS)
+	$(PY) tools/simulator/sweep.py --seeds 200 --steps 20000 --faults all --clients 5 --jobs $(JOBS)
 
 # Long soak: SEEDS seeds (default 1,000) starting after the acceptance range.
 sim-soak: $(STAMP)
-	$(PY) tools/sweep.py --first 201 --seeds $(SEEDS) --steps 20000 --faults all --jobs $(JOBS)
+	$(PY) tools/simulator/sweep.py --first 201 --seeds $(SEEDS) --steps 20000 --faults all --jobs $(JOBS)
 
 bench-flash: $(STAMP)
-	$(PY) tools/bench_flash.py
+	$(PY) tools/bench/bench_flash.py
 
 bench-core: $(STAMP)
-	$(PY) tools/bench_core.py
-	$(MP) tools/bench_core.py
+	$(PY) tools/bench/bench_core.py
+	$(MP) tools/bench/bench_core.py
 
 # README command 1: five MicroPython nodes on loopback, 1,000 keys, leader
 # killed and restarted, everything read back and verified.
 demo: $(STAMP)
-	$(PY) tools/cluster_demo.py
+	$(PY) tools/ops/cluster_demo.py
 
 # The simulator on both interpreters plus the esp32 firmware build.
 demo-sim: $(STAMP)
@@ -80,21 +80,21 @@ demo-sim: $(STAMP)
 
 # A 5-node cluster in the foreground until Ctrl-C (DIR=... to choose its folder).
 cluster: $(STAMP)
-	$(PY) tools/cluster.py run --nodes 5 --dir $(or $(DIR),/tmp/mpraft-cluster)
+	$(PY) tools/ops/cluster.py run --nodes 5 --dir $(or $(DIR),/tmp/mpraft-cluster)
 
 # Random faults on a real 5-node cluster (kills, partitions, noise, leadership
 # transfers, membership changes) with concurrent clients, then lincheck.
 # make chaos [SECONDS=300] [SEED=7]
 chaos: $(STAMP)
-	$(PY) tools/chaos.py --seconds $(or $(SECONDS),120) --seed $(or $(SEED),1)
+	$(PY) tools/ops/chaos.py --seconds $(or $(SECONDS),120) --seed $(or $(SEED),1)
 
 # The real-cluster benchmark (not part of make test): puts/s and latency at
 # 1/16/64 in flight, failover, heap at 10 s and 60 s, PySyncObj comparison.
 bench: $(STAMP)
-	mkdir -p build && $(PY) tools/cluster_bench.py --json build/bench.json
+	mkdir -p build && $(PY) tools/bench/cluster_bench.py --json build/bench.json
 
 build: $(STAMP)
-	$(PY) tools/build.py $(BOARD)
+	$(PY) tools/board/build.py $(BOARD)
 
 # Memory proof (not part of make test, which runs 20 s of it): five nodes boot
 # the .mpy firmware under BOARD's heap budget (-X heapsize, code included) and
@@ -106,14 +106,14 @@ build: $(STAMP)
 # from npm, run by node): code, node and live heap under puts. A weighing, not
 # a proof (that port cannot cap its heap). make mem32 BOARD=esp32 [ROMFS=1]
 mem32: $(STAMP)
-	$(PY) tools/build.py unix --out build/mem32 --no-budget
-	cd tools/mem32 && npm ci --silent --no-audit --no-fund
+	$(PY) tools/board/build.py unix --out build/mem32 --no-budget
+	cd tools/board/mem32 && npm ci --silent --no-audit --no-fund
 	$(if $(ROMFS),mkdir -p build/mem32-rom && cp build/mem32/mpraft.mpy build/mem32-rom/ && \
 	  .venv/bin/mpremote romfs --no-mpy -o build/mem32.rom build build/mem32-rom >/dev/null)
-	node tools/mem32/mem32.mjs build/mem32 boards/$(BOARD)/board.json 3000 $(if $(ROMFS),build/mem32.rom)
+	node tools/board/mem32/mem32.mjs build/mem32 boards/$(BOARD)/board.json 3000 $(if $(ROMFS),build/mem32.rom)
 
 memproof: $(STAMP)
-	mkdir -p build && $(PY) tools/memproof.py --board $(BOARD) --seconds 60 \
+	mkdir -p build && $(PY) tools/board/memproof.py --board $(BOARD) --seconds 60 \
 	  $(if $(HEAP),--heap $(HEAP)) $(if $(ROMFS),--romfs) --json build/memproof-$(BOARD).json
 
 # --- issue 6: flash a board (real or virtual) with mpremote -----------------
@@ -137,14 +137,14 @@ HEAP    ?=
 flash: $(STAMP)
 	@if [ -z "$(PORT)" ] || [ -z "$(NODE)" ] || [ -z "$(CLUSTER)" ]; then \
 	  echo "usage: make flash BOARD=$(BOARD) PORT=/dev/ttyUSB0 NODE=n CLUSTER=DIR/cluster.json [SSID=s WIFI_PASSWORD=p] [ROMFS=1]"; exit 2; fi
-	$(PY) tools/build.py $(BOARD)
-	$(PY) tools/vboard.py flash --build build/$(BOARD) --port $(PORT) --node $(NODE) \
+	$(PY) tools/board/build.py $(BOARD)
+	$(PY) tools/board/vboard.py flash --build build/$(BOARD) --port $(PORT) --node $(NODE) \
 	  --cluster $(CLUSTER) $(if $(SSID),--ssid "$(SSID)" --password "$(WIFI_PASSWORD)") \
 	  $(if $(ROMFS),--romfs)
 
 vboard: $(STAMP)
 	@if [ -z "$(FLASH)" ]; then echo "usage: make vboard FLASH=DIR [LINK=/tmp/vb1] [ROMFS=64K]"; exit 2; fi
-	$(PY) tools/vboard.py --flash $(FLASH) $(if $(LINK),--link $(LINK)) $(if $(ROMFS),--romfs $(ROMFS)) \
+	$(PY) tools/board/vboard.py --flash $(FLASH) $(if $(LINK),--link $(LINK)) $(if $(ROMFS),--romfs $(ROMFS)) \
 	  --heap $$($(PY) -c "import json; print(json.load(open('boards/$(BOARD)/board.json'))['heap_budget_bytes'] // 1024)")K
 
 firmware: $(STAMP)

@@ -1,8 +1,9 @@
 import os
 import sys
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _p in ("lib", "tools", "host_tests/portable"):
-    _full = os.path.join(_ROOT, _p)
-    if _full not in sys.path:
-        sys.path.insert(0, _full)
+# tools/paths.py owns the import roots; see there.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "tools"))
+import paths  # noqa: E402
+
+paths.setup(tests=True)

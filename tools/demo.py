@@ -15,7 +15,9 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import paths  # tools/ is this script's folder
+
+ROOT = paths.ROOT
 VENV = os.path.join(ROOT, ".venv", "bin")
 
 
@@ -27,7 +29,8 @@ def run(cmd, timeout=600):
 
 def main():
     ok = True
-    args = ["tools/sim.py", "--nodes", "5", "--seed", "7", "--steps", "20000", "--faults", "all"]
+    args = ["tools/simulator/sim.py", "--nodes", "5", "--seed", "7", "--steps", "20000",
+            "--faults", "all"]
     digests = {}
     print("== 5-node Raft cluster in the simulator, every fault on, 20,000 ticks ==")
     for name, interp in (("CPython", os.path.join(VENV, "python")),
@@ -51,7 +54,7 @@ def main():
     print("same committed history on both interpreters: %s" % ("yes" if same else "NO"))
     print()
     print("== firmware for esp32 (xtensawin .mpy) ==")
-    p, secs = run([os.path.join(VENV, "python"), "tools/build.py", "esp32", "--no-budget"])
+    p, secs = run([os.path.join(VENV, "python"), "tools/board/build.py", "esp32", "--no-budget"])
     lines = p.stdout.strip().splitlines()
     for line in lines[-3:]:
         print(line)

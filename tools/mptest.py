@@ -3,27 +3,36 @@
 Usage: micropython tools/mptest.py [DIR_OR_FILE ...] [-k SUBSTRING]
 
 Each portable test file is a module of plain `test_*` functions that take no
-arguments and use `assert`. The same files run under pytest. Exits 1 if any
-test fails or if no test ran at all, so a broken discovery never passes.
+arguments and use `assert`. The same files run under pytest. A folder is
+walked recursively (host_tests/portable/<group>/test_*.py), in sorted order.
+Exits 1 if any test fails or if no test ran at all, so a broken discovery
+never passes.
 """
 import os
 import gc
 import sys
 
-_ROOT = __file__.rsplit("/", 2)[0] if "/" in __file__ else ".."
-if _ROOT in ("", "tools"):
-    _ROOT = "."
+import paths  # tools/ is this script's folder
+
+
+def _is_dir(path):
+    try:
+        return os.stat(path)[0] & 0o170000 == 0o040000
+    except OSError:
+        return False
 
 
 def _files(arg):
-    try:
-        names = os.listdir(arg)
-    except OSError:
+    """The test files under arg (a folder, walked recursively, or a file)."""
+    if not _is_dir(arg):
         return [arg]
     out = []
-    for n in sorted(names):
-        if n.startswith("test_") and n.endswith(".py"):
-            out.append(arg + "/" + n)
+    for n in sorted(os.listdir(arg)):
+        p = arg.rstrip("/") + "/" + n
+        if _is_dir(p):
+            out += _files(p)
+        elif n.startswith("test_") and n.endswith(".py"):
+            out.append(p)
     return out
 
 
@@ -37,24 +46,29 @@ def _print_exc(e):
 
 def main(argv):
     pattern = None
-    paths = []
+    args = []
     i = 0
     while i < len(argv):
         if argv[i] == "-k" and i + 1 < len(argv):
             pattern = argv[i + 1]
             i += 2
             continue
-        paths.append(argv[i])
+        args.append(argv[i])
         i += 1
-    if not paths:
-        paths = [_ROOT + "/host_tests/portable"]
-    for p in (_ROOT + "/lib", _ROOT + "/tools", _ROOT + "/host_tests/portable"):
-        if p not in sys.path:
-            sys.path.insert(0, p)
+    if not args:
+        args = [paths.ROOT + "/host_tests/portable"]
+    paths.setup(tests=True)
     ran = failed = 0
-    for path in paths:
-        for f in _files(path):
+    seen = {}
+    for arg in args:
+        for f in _files(arg):
             modname = f.rsplit("/", 1)[-1][:-3]
+            # Modules are imported by name: a second test_x.py would silently
+            # rerun the first one instead of running.
+            if seen.setdefault(modname, f) != f:
+                print("ERROR: %s and %s share the module name %s" % (seen[modname], f, modname))
+                failed += 1
+                continue
             d = f.rsplit("/", 1)[0] if "/" in f else "."
             if d not in sys.path:
                 sys.path.insert(0, d)

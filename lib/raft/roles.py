@@ -1,7 +1,7 @@
 """Raft roles (etcd StateType), shared by core.py and its mixins.
 
 Their own module so readonly.py and membership.py can test the role without
-importing raft.core (a top-level import cycle, which tools/merge.py refuses).
+importing raft.core (a top-level import cycle, which tools/board/merge.py refuses).
 raft.core re-exports every name here: importers keep `from raft.core import
 LEADER`.
 """

@@ -9,7 +9,7 @@ Where `copy()` exists (CPython) the states after the key blocks are cached and
 copied instead, which saves two compression rounds per MAC; the result is
 identical.
 
-Allocation per MAC on MicroPython (measured, see host_tests/portable/test_frame.py):
+Allocation per MAC on MicroPython (measured, see host_tests/portable/node/test_frame.py):
 two sha256 objects, two 32-byte digests and one memoryview slice. It cannot
 reach zero in Python code because `hashlib.sha256()` and `digest()` allocate.
 Nothing is proportional to the data length: the data is hashed in place.

@@ -6,7 +6,7 @@ and drops, as unknown_peer, datagrams whose source address is not a peer
 (before any MAC work), unless built with allow_unknown=True so the same socket
 also serves clients.
 
-Portability notes (MicroPython unix port 1.29, checked by host_tests/test_udp_mp.py):
+Portability notes (MicroPython unix port 1.29, checked by host_tests/node/test_udp_mp.py):
 - `bind`/`sendto` take `getaddrinfo(...)[0][-1]`: a 16-byte sockaddr bytearray
   there, a (host, port) tuple on CPython. Neither is used as given for lookups:
   `_addr_key` turns both into something hashable and comparable with what

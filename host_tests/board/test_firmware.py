@@ -1,0 +1,173 @@
+"""firmware/: main.py and mpraft booting the node under the MicroPython unix port.
+
+Each test builds the unix board (tools/board/build.py, so exactly what a board
+gets: .mpy files, host-only modules left out) into a folder acting as the
+board's root, cds into it and runs `micropython main.py`. Only 127.0.0.1;
+every wait is bounded.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+import cluster
+
+from paths import ROOT
+MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+RAFTCTL = os.path.join(ROOT, "tools", "ops", "raftctl.py")
+ENV = dict(os.environ, MICROPYPATH=":lib")
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("fw") / "unix")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "board", "build.py"), "unix",
+                        "--out", out, "--no-budget"], capture_output=True, text=True,
+                       timeout=120, cwd=ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert os.path.exists(os.path.join(out, "mpraft.mpy"))
+    assert not os.path.exists(os.path.join(out, "lib", "raftio", "board.mpy"))
+    return out
+
+
+def board_root(build, path, node=None):
+    shutil.copytree(build, path)
+    if node is not None:
+        with open(os.path.join(path, "node.json"), "w") as f:
+            json.dump(node, f)
+    return path
+
+
+def boot(root, timeout=20):
+    return subprocess.run([MICROPYTHON, "main.py"], cwd=root, env=ENV, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def one_line(r):
+    lines = r.stdout.strip().splitlines()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    assert len(lines) == 1, r.stdout
+    return lines[0]
+
+
+def good_node(port=7001):
+    return {"node_id": 1, "cluster_id": 7, "key": "00" * 16,
+            "peers": [{"id": 1, "host": "127.0.0.1", "port": port}]}
+
+
+def test_missing_config_one_line(build, tmp_path):
+    line = one_line(boot(board_root(build, str(tmp_path / "b"))))
+    assert line == "mpraft: ValueError no valid /node.json"
+
+
+def test_bad_json_one_line(build, tmp_path):
+    root = board_root(build, str(tmp_path / "b"))
+    with open(os.path.join(root, "node.json"), "w") as f:
+        f.write("{not json")
+    assert "node.json" in one_line(boot(root))
+
+
+@pytest.mark.parametrize("field,value", [("node_id", "1"), ("cluster_id", None),
+                                         ("key", "abc"), ("peers", {}), ("node_id", 9)])
+def test_bad_field_named(build, tmp_path, field, value):
+    node = good_node()
+    if value is None:
+        del node[field]
+    else:
+        node[field] = value
+    line = one_line(boot(board_root(build, str(tmp_path / "b"), node)))
+    assert line.startswith("mpraft: ") and field in line, line
+
+
+def test_safe_mode_skips_autostart(build, tmp_path):
+    root = board_root(build, str(tmp_path / "b"), good_node())
+    open(os.path.join(root, "SAFE"), "w").close()
+    assert one_line(boot(root)) == "mpraft: /SAFE"
+    assert not os.path.exists(os.path.join(root, "raft"))
+
+
+SCRIPT = """
+import mpraft
+loop = mpraft.run
+mpraft.run = lambda **kw: None
+mpraft.main()
+mpraft.level("trace")
+loop(300)
+print("STATUS")
+mpraft.status()
+print("PEERS")
+mpraft.peers()
+print("EVENTS")
+mpraft.events(40)
+import struct
+mpraft.node.engine.propose(struct.pack("<BIIBH", 2, 9, 4, 3, 2) + b"keyv1")
+mpraft.node.engine.propose(b"junk")
+loop(50)
+print("ENTRIES")
+mpraft.log(2)
+print("THATS-ALL")
+mpraft.campaign()
+loop(50)
+mpraft.stop()
+print("LEVEL", mpraft.level())
+"""
+
+
+def test_repl_inspection_single_node(build, tmp_path):
+    port = cluster.free_ports(1)[0]
+    root = board_root(build, str(tmp_path / "b"), good_node(port))
+    with open(os.path.join(root, "script.py"), "w") as f:
+        f.write(SCRIPT)
+    r = subprocess.run([MICROPYTHON, "script.py"], cwd=root, env=ENV, capture_output=True,
+                       text=True, timeout=30)
+    out = r.stdout
+    assert r.returncode == 0 and "Traceback" not in out + r.stderr, out + r.stderr
+    assert "mpraft: node 1 serving" in out
+    status = out.split("STATUS\n")[1].split("PEERS\n")[0]
+    assert "'role': 'leader'" in status and "'heap_free'" in status
+    assert "1 self" in out.split("PEERS\n")[1]
+    events = out.split("EVENTS\n")[1]
+    assert "essential leader 1" in events
+    assert "essential role 2" in events
+    assert "debug commit" in events and "trace applied" in events
+    assert "LEVEL trace" in out
+    log = out.split("ENTRIES\n")[1].split("THATS-ALL")[0].splitlines()
+    assert log == ["2 1 put 9 4 b'key' b'v1'", "3 1 ? b'junk'"], log
+    assert os.path.isdir(os.path.join(root, "raft"))
+
+
+def test_three_boards_serve_raftctl(build, tmp_path):
+    d = str(tmp_path / "cl")
+    cl = cluster.create(d, nodes=3)
+    procs = []
+    try:
+        for n in cl["nodes"]:
+            with open(os.path.join(d, "node%d.json" % n["id"])) as f:
+                node = json.load(f)
+            root = board_root(build, str(tmp_path / ("b%d" % n["id"])), node)
+            log = open(os.path.join(root, "console.log"), "w")
+            procs.append((subprocess.Popen([MICROPYTHON, "main.py"], cwd=root, env=ENV,
+                                           stdout=log, stderr=subprocess.STDOUT), log, root))
+        cluster.wait_leader(d, timeout_s=20)
+        ctl = [sys.executable, RAFTCTL, "--cluster", os.path.join(d, "cluster.json")]
+        r = subprocess.run(ctl + ["put", "k1", "v1"], capture_output=True, text=True,
+                           timeout=20)
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = subprocess.run(ctl + ["get", "k1"], capture_output=True, text=True, timeout=20)
+        assert r.returncode == 0 and r.stdout.strip() == "v1", r.stdout + r.stderr
+        r = subprocess.run(ctl + ["status"], capture_output=True, text=True, timeout=20)
+        assert r.returncode == 0 and "leader" in r.stdout, r.stdout + r.stderr
+    finally:
+        for p, log, root in procs:
+            p.kill()
+            p.wait(timeout=10)
+            log.close()
+    for p, log, root in procs:
+        with open(os.path.join(root, "console.log")) as f:
+            text = f.read()
+        assert "mpraft: node" in text and "Traceback" not in text, text

@@ -1,0 +1,110 @@
+"""tools/board/merge.py: the firmware merged into one module (CPython; runs micropython too)."""
+import os
+import subprocess
+
+import pytest
+
+import merge
+
+from paths import ROOT
+MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+
+CONST = "try:\n    from micropython import const\nexcept ImportError:\n    def const(x):\n        return x\n"
+
+# Two modules define HEADER and _MAGIC differently; b uses both HEADERs, one
+# through a module alias; c imports a renamed name under another name and
+# sets a global through `global`; the root imports inside a function.
+MODS = [
+    ("pkg", "# package\n"),
+    ("pkg.a", CONST + "HEADER = const(20)\n_MAGIC = const(7)\n\n\ndef size():\n"
+              "    return HEADER + _MAGIC\n\n\nclass Thing:\n    kind = 'a'\n"),
+    ("pkg.b", CONST + "import struct\n\nfrom pkg import a as A\nfrom pkg.a import Thing\n"
+              "HEADER = const(36)\n_MAGIC = const(9)\n\n\ndef both():\n"
+              "    return (A.HEADER, HEADER, A.size(), _MAGIC, Thing.kind,\n"
+              "            struct.calcsize('<I'))\n"),
+    ("pkg.c", "from pkg.b import HEADER as H, both\n\ncount = 0\n\n\ndef bump():\n"
+              "    global count\n    count += H\n    return count, both()\n"),
+    ("root", "import json\n\n\ndef main():\n    from pkg.c import bump\n"
+             "    return json.dumps([bump(), bump()])\n"),
+]
+EXPECT = [[36, [20, 36, 27, 9, "a", 4]], [72, [20, 36, 27, 9, "a", 4]]]
+
+
+def run_merged(tmp_path, interp):
+    src = merge.merge(MODS) + "print(main())\n"
+    path = tmp_path / "m.py"
+    path.write_text(src)
+    r = subprocess.run([interp, str(path)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, src + r.stderr
+    import json
+    return json.loads(r.stdout)
+
+
+def test_merged_module_keeps_every_module_meaning(tmp_path):
+    import sys
+    assert run_merged(tmp_path, sys.executable) == EXPECT
+
+
+@pytest.mark.skipif(not os.path.exists(MICROPYTHON), reason="no micropython in .venv")
+def test_merged_module_runs_under_micropython_with_consts(tmp_path):
+    assert run_merged(tmp_path, MICROPYTHON) == EXPECT
+
+
+def test_clashing_globals_are_renamed_in_the_later_module_and_its_importers():
+    src = merge.merge(MODS)
+    assert "HEADER_b = const(36)" in src and "HEADER = const(20)" in src
+    assert "count += HEADER_b" in src
+    # Internal imports are gone; external ones stay.
+    assert "from pkg" not in src and "import struct" in src
+
+
+@pytest.mark.parametrize("mods,msg", [
+    ([("p", "X = 1\n"), ("q", "from p import *\n")], "import *"),
+    ([("p", "X = 1\n"), ("q", "import p\n")], "needs `as NAME`"),
+    ([("p", "X = 1\n"), ("q", "import p as P\n\n\ndef f():\n    return P\n")],
+     "used other than as P.NAME"),
+    ([("p", "X = 1\n"), ("q", "import p as P\n\n\ndef f():\n    return P.Y\n")], "p has no Y"),
+    ([("p", "X = 1\n"), ("q", "import p as P\n\n\ndef f():\n    P.X = 2\n")], "assigns P.X"),
+    ([("p", "from q import Y\nX = 1\n"), ("q", "from p import X\nY = 2\n")], "import cycle"),
+    ([("p", "X = 1\n"), ("q", "from p import Z\n")], "cannot resolve Z"),
+    # q's X must become X_q, but a function of q also has a local X.
+    ([("p", "X = 1\n"), ("q", "X = 2\n\n\ndef f(X):\n    return X\n")], "also a local name"),
+    # Inside a function, an import that would read another global once merged.
+    # (q keeps X, so p's becomes X_p, which r's local X would not read.)
+    ([("q", "X = 2\n"), ("p", "X = 1\n"), ("r", "def f():\n    from p import X\n    return X\n")],
+     "would read another global"),
+    ([("p", "import os\n"), ("q", "os = 3\n")], None),  # external kept, q's renamed: fine
+    ([("p", "import os\n"), ("q", "import time as os\n")], "something else elsewhere"),
+    ([("p", "X = 1\n"), ("q", "from p import X\nY = 2\n"), ("r", "def f():\n    return W\n")],
+     "undefined globals: W"),
+])
+def test_what_cannot_be_merged_safely_is_a_clear_error(mods, msg):
+    if msg is None:
+        assert "os_q = 3" in merge.merge(mods)
+        return
+    with pytest.raises(merge.MergeError) as e:
+        merge.merge(mods)
+    assert msg in str(e.value)
+
+
+def test_the_real_firmware_merges():
+    import build
+    todo = build.plan([os.path.join(ROOT, "lib"), os.path.join(ROOT, "firmware")])
+    texts = {}
+    for src, dest, c in todo:
+        if c:
+            with open(src) as f:
+                text = f.read()
+            for mark in (build.CLIENT_SIDE_MARK, build.HOST_ONLY_MARK):
+                if mark in text:
+                    text = build.strip_marked(text, mark)[0]
+            texts[dest] = text
+    err, left, out = build.merge_firmware(todo, texts)
+    assert err is None
+    assert list(out) == ["mpraft.mpy"]
+    assert [d for _, d, c in left if c] == ["mpraft.mpy"]
+    # Every firmware module is in it, the root last among those it imports.
+    body = out["mpraft.mpy"]
+    assert body.index("# --- raft.errors ---") < body.index("# --- raft.core ---")
+    assert body.index("# --- raft.core ---") < body.index("# --- raftio.node ---")
+    compile(body, "mpraft.py", "exec")

@@ -1,0 +1,265 @@
+"""Benchmark a local 5-node cluster: committed puts/s and latency, failover time, heap.
+
+    python3 tools/bench/cluster_bench.py [--runtime micropython|cpython] [--seconds 10]
+        [--inflight 1,16,64] [--failover 10] [--heap-seconds 60] [--json FILE]
+        [--dir DIR] [--flush on|off] [--pysyncobj 64,1000|none]
+
+--flush off runs the nodes without flushing log writes (fsync on the
+MicroPython unix port): NOT durable, only to show what the flush costs.
+
+Closed loop: `inflight` client sessions share one UDP socket, each with one
+put outstanding; a session sends its next put as soon as the previous one is
+acknowledged (committed and applied on the leader). Latency is per put, from
+send to answer, retries included. Failover: SIGKILL the leader, then time
+until a put is acknowledged by a successor (the old node is restarted before
+the next trial). Heap: each node's MicroPython heap in use (gc.mem_alloc, from
+status, after a collection) and RSS after 10 s and 60 s of load at 16 in flight. Prints a table and a JSON line.
+
+Then the same load on PySyncObj (tools/bench/pysyncobj_bench.py: 5 processes, a
+replicated dict, callers inside the node processes) at 64 and 1,000 in
+flight, and the ratio (--pysyncobj none skips it).
+"""
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+import shutil
+
+sys.path.insert(0, __file__[:__file__.rfind("/") + 1] + "..")  # tools/, for paths.py (see there)
+import paths  # noqa: E402
+paths.setup()
+
+import cluster  # noqa: E402
+from raft.errors import DecodeError  # noqa: E402
+from raftio import wire  # noqa: E402
+from raftio.frame import MAX_PAYLOAD  # noqa: E402
+from raftio.udp import UdpEndpoint, resolve  # noqa: E402
+from raftkv import codec  # noqa: E402
+
+
+class Load:
+    """`n` sessions, one put each in flight, over one socket."""
+
+    def __init__(self, d, n):
+        cl = cluster.load(d)
+        self.key = bytes.fromhex(cl["key"])
+        # 0.0.0.0, like raftio.client: nodes may live on a bridge (--netns).
+        self.ep = UdpEndpoint(cl["cluster_id"], self.key, bind_host="0.0.0.0")
+        self.addrs = {x["id"]: resolve(x["host"], x["port"]) for x in cl["nodes"]}
+        self.ids = sorted(self.addrs)
+        c = cluster.client(d, timeout_ms=10000)
+        self.cids = [c.register() for _ in range(n)]
+        self.leader = c.leader or self.ids[0]
+        c.close()
+        self.n = n
+        self.seq = [0] * n
+        self.sent_at = [0.0] * n
+        self.started = [0.0] * n
+        self.target = [self.leader] * n
+        self.rid_base = random.randrange(1 << 20) << 8
+        self.buf = bytearray(MAX_PAYLOAD)
+        self.cmd = bytearray(MAX_PAYLOAD)
+        self.lat = []
+        self.done = 0
+        self.resends = 0
+
+    def _send(self, s):
+        k = self.seq[s]
+        cl = codec.encode_put_into(self.cmd, self.cids[s], k, b"k%d" % (s % 64), b"v%d" % k)
+        ln = wire.encode_request_into(self.buf, 0, self.rid_base + s, self.cmd, cl)
+        self.ep.send_payload_to(self.addrs[self.target[s]], self.buf, ln)
+        self.sent_at[s] = time.perf_counter()
+
+    def _next(self, s):
+        self.seq[s] += 1
+        self.started[s] = time.perf_counter()
+        self._send(s)
+
+    def run(self, seconds, record=True):
+        for s in range(self.n):
+            self._next(s)
+        end = time.perf_counter() + seconds
+        ep = self.ep
+        while True:
+            now = time.perf_counter()
+            if now >= end:
+                break
+            if ep.poll(20):
+                for _ in range(256):
+                    got = ep.recv()
+                    if got is None:
+                        break
+                    buf, off, n, _ = got
+                    try:
+                        t, rid, code, hint, body = wire.decode_reply(buf, off, n)
+                    except DecodeError:
+                        continue
+                    s = rid - self.rid_base
+                    if not 0 <= s < self.n:
+                        continue
+                    if code == wire.OK:
+                        t = time.perf_counter()
+                        if record:
+                            self.lat.append(t - self.started[s])
+                            self.done += 1
+                        self._next(s)
+                    elif code == wire.NOT_LEADER:
+                        self.target[s] = hint if hint in self.addrs else \
+                            self.ids[(self.ids.index(self.target[s]) + 1) % len(self.ids)]
+                        self.resends += 1
+                        self._send(s)
+                    else:
+                        self.resends += 1
+                        self._send(s)
+            now = time.perf_counter()
+            for s in range(self.n):
+                if now - self.sent_at[s] > 0.2:
+                    self.target[s] = self.ids[(self.ids.index(self.target[s]) + 1) % len(self.ids)]
+                    self.resends += 1
+                    self._send(s)
+        # Drain: let outstanding puts finish so the next phase starts clean.
+        t = time.perf_counter()
+        while time.perf_counter() - t < 0.3:
+            if ep.poll(50):
+                while ep.recv() is not None:
+                    pass
+
+    def close(self):
+        self.ep.close()
+
+
+def pct(xs, p):
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))]
+
+
+def rss_kb(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def heap(d):
+    out = {}
+    pids = cluster._pids(d)
+    for nid, st in cluster.statuses(d):
+        out[nid] = {"heap_used": st.get("heap_used") if st else None,
+                    "rss_kb": rss_kb(pids[nid]["pid"]) if nid in pids else None}
+    return out
+
+
+def failover(d, runtime, trials, flush="on"):
+    c = cluster.client(d, timeout_ms=10000, try_ms=20)
+    times = []
+    try:
+        for i in range(trials):
+            lead = cluster.wait_leader(d, 10)
+            c.put("warm", str(i))
+            t = time.monotonic()
+            cluster.kill(d, lead)
+            c.leader = 0
+            while time.monotonic() - t < 10:
+                try:
+                    c.put("fo", str(i))
+                    break
+                except Exception:
+                    pass
+            times.append((time.monotonic() - t) * 1000)
+            cluster.start(d, lead, runtime, flush=flush)
+            time.sleep(1.0)
+    finally:
+        c.close()
+    return times
+
+
+def main(argv):
+    opts = {"runtime": "micropython", "seconds": "10", "inflight": "1,16,64", "failover": "10",
+            "json": None, "dir": None, "flush": "on", "heap_seconds": "60",
+            "pysyncobj": "64,1000"}
+    i = 0
+    while i < len(argv):
+        k = argv[i][2:].replace("-", "_")
+        if not argv[i].startswith("--") or k not in opts or i + 1 >= len(argv):
+            print(__doc__.strip().splitlines()[2])
+            return 2
+        opts[k] = argv[i + 1]
+        i += 2
+    d = opts["dir"] or tempfile.mkdtemp(prefix="mpraft-bench-")
+    secs = float(opts["seconds"])
+    res = {"runtime": opts["runtime"], "flush": opts["flush"], "seconds": secs, "load": [], "failover_ms": []}
+    try:
+        cluster.up(d, 5, opts["runtime"], timeout_s=20, flush=opts["flush"])
+        for n in [int(x) for x in opts["inflight"].split(",")]:
+            ld = Load(d, n)
+            ld.run(1.0, record=False)
+            ld.run(secs)
+            ld.close()
+            row = {"inflight": n, "puts_per_s": ld.done / secs,
+                   "p50_ms": pct(ld.lat, 0.5) * 1000, "p99_ms": pct(ld.lat, 0.99) * 1000,
+                   "resends": ld.resends}
+            res["load"].append(row)
+            print("inflight %3d: %7.0f puts/s  p50 %6.2f ms  p99 %6.2f ms  (%d resends)"
+                  % (n, row["puts_per_s"], row["p50_ms"], row["p99_ms"], ld.resends))
+            sys.stdout.flush()
+        hs = int(opts["heap_seconds"])
+        if hs:
+            # Heap under steady load (16 in flight): live heap after 10 s and after hs s.
+            ld = Load(d, 16)
+            ld.run(10)
+            h10 = heap(d)
+            ld.run(hs - 10)
+            hN = heap(d)
+            ld.close()
+            res["heap"] = {"at_10s": h10, "at_%ds" % hs: hN}
+            for nid in sorted(h10):
+                a, b = h10[nid], hN[nid]
+                growth = ""
+                if a["heap_used"] and b["heap_used"]:
+                    growth = "%+.1f%%" % (100.0 * (b["heap_used"] - a["heap_used"]) / a["heap_used"])
+                print("node %d: live heap %s -> %s bytes (%s), RSS %s -> %s kB (10 s -> %d s)"
+                      % (nid, a["heap_used"], b["heap_used"], growth, a["rss_kb"], b["rss_kb"], hs))
+        trials = int(opts["failover"])
+        if trials:
+            fo = failover(d, opts["runtime"], trials, opts["flush"])
+            res["failover_ms"] = fo
+            print("failover over %d trials: median %.0f ms, min %.0f, max %.0f ms" % (
+                len(fo), pct(fo, 0.5), min(fo), max(fo)))
+    finally:
+        cluster.down(d)
+        if opts["dir"] is None:
+            shutil.rmtree(d, ignore_errors=True)
+    if opts["pysyncobj"] != "none":
+        import pysyncobj_bench
+        res["pysyncobj"] = []
+        for n in [int(x) for x in opts["pysyncobj"].split(",")]:
+            r = pysyncobj_bench.run_level(n, secs)
+            res["pysyncobj"].append(r)
+            print("pysyncobj inflight %4d: %7.0f ops/s  p50 %6.2f ms  p99 %6.2f ms"
+                  % (n, r["ops_per_s"], r["p50_ms"] or -1, r["p99_ms"] or -1))
+        ours = dict((row["inflight"], row["puts_per_s"]) for row in res["load"])
+        if 64 in ours:
+            res["ratio"] = {}
+            for r in res["pysyncobj"]:
+                if r["ops_per_s"]:
+                    k = "mpraft64_vs_pysyncobj%d" % r["inflight"]
+                    res["ratio"][k] = ours[64] / r["ops_per_s"]
+                    print("mpraft at 64 in flight / pysyncobj at %d in flight: %.2f"
+                          % (r["inflight"], res["ratio"][k]))
+    if opts["json"]:
+        with open(opts["json"], "w") as f:
+            json.dump(res, f, indent=1)
+    print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,484 @@
+"""Deterministic cluster simulator for the pure Raft core.
+
+    python3 tools/simulator/sim.py --nodes 5 --seed 7 --steps 20000 --faults all
+    micropython tools/simulator/sim.py --nodes 5 --seed 7 --steps 20000 --faults all
+
+One step is one tick for every live node. Messages travel as encoded bytes
+through a faulty network (simnet.py). After every step the checker
+(simcheck.py) verifies the Raft safety properties. The last line printed is
+a JSON summary; the exit status is 0 iff there was no violation. On a
+violation the simulator shrinks the fault set and prints a reproducing
+command and the trace of the shortest run it found.
+"""
+import sys
+sys.path.insert(0, __file__[:__file__.rfind("/") + 1] + "..")  # tools/, for paths.py (see there)
+import paths  # noqa: E402
+paths.setup()
+
+import gc
+import json
+
+from raft import confchange as CC
+from raft import msg as M
+from raft.core import LEADER
+from raft.errors import DecodeError, RaftError
+from raftio.fakeflash import PowerCut
+from raftio.frame import HEADER, TAG_LEN
+from simcheck import Checker
+from simnet import Network, Rand
+from simnode import CLIENT_BASE, CLUSTER_ID, KEY, TICK_MS, SimClock, SimNode
+
+FAULTS = ("drop", "dup", "reorder", "partition", "crash", "leader", "powercut")
+# Opt-in faults: not part of "all", so existing seeds keep their digests.
+# reconfig: the leader removes a voter (keeping at least 3) or adds a removed
+# node back as a learner and promotes it once it caught up.
+EXTRA_FAULTS = ("reconfig",)
+_OP_NAMES = ("?", "add-voter", "add-learner", "remove")
+
+USAGE = ("usage: sim.py [--nodes N] [--seed S] [--steps K] [--faults all|none|LIST]\n"
+         "              [--ring N] [--snap-every N] [--snap-keep N] [--batch-bytes N]\n"
+         "              [--apply-bytes N]  (committed entries per Ready, 0: no limit)\n"
+         "              [--election TICKS] [--quiet] [--trace] [--no-shrink]\n"
+         "              [--clients N] [--check-linear] [--reads index|lease|local]\n"
+         "  LIST is a comma list of: " + ",".join(FAULTS + EXTRA_FAULTS) + "\n"
+         "  (all = " + ",".join(FAULTS) + "; e.g. --faults all,reconfig)")
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_faults(s):
+    if s == "all":
+        return list(FAULTS)
+    if s == "none" or s == "":
+        return []
+    out = []
+    for f in s.split(","):
+        f = f.strip()
+        if f == "all":
+            for g in FAULTS:
+                if g not in out:
+                    out.append(g)
+            continue
+        if f not in FAULTS and f not in EXTRA_FAULTS:
+            raise UsageError("unknown fault %r; choose from all, none, %s"
+                             % (f, ",".join(FAULTS + EXTRA_FAULTS)))
+        if f not in out:
+            out.append(f)
+    return out
+
+
+def parse_args(argv):
+    opts = {"nodes": 5, "seed": 1, "steps": 1000, "faults": list(FAULTS), "ring": 64,
+            "quiet": False, "trace": False, "shrink": True,
+            "election": 10, "snap_every": 200, "snap_keep": 20,
+            "batch_bytes": 1300, "apply_bytes": 256,
+            "clients": 0, "check_linear": False, "reads": "index"}
+    ints = ("nodes", "seed", "steps", "ring", "election",
+            "snap_every", "snap_keep", "batch_bytes", "apply_bytes", "clients")
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("-h", "--help"):
+            raise UsageError("")
+        if not a.startswith("--"):
+            raise UsageError("unexpected argument %r" % a)
+        key = a[2:].replace("-", "_")
+        if key in ("quiet", "trace", "check_linear"):
+            opts[key] = True
+            i += 1
+            continue
+        if key == "no_shrink":
+            opts["shrink"] = False
+            i += 1
+            continue
+        if i + 1 >= len(argv):
+            raise UsageError("%s needs a value" % a)
+        v = argv[i + 1]
+        if key in ints:
+            try:
+                opts[key] = int(v)
+            except ValueError:
+                raise UsageError("%s wants an integer, got %r" % (a, v))
+        elif key == "faults":
+            opts["faults"] = parse_faults(v)
+        elif key == "reads":
+            if v not in ("index", "lease", "local"):
+                raise UsageError("--reads takes index, lease or local, got %r" % v)
+            opts["reads"] = v
+        else:
+            raise UsageError("unknown option %s" % a)
+        i += 2
+    if not 1 <= opts["nodes"] <= 15:
+        raise UsageError("--nodes must be in 1..15")
+    if opts["steps"] < 0:
+        raise UsageError("--steps must be >= 0")
+    return opts
+
+
+class Sim:
+    def __init__(self, opts):
+        self.opts = opts
+        self.rand = Rand(opts["seed"])
+        self.ids = list(range(1, opts["nodes"] + 1))
+        faults = opts["faults"]
+        self.faults = faults
+        self.flash = "powercut" in faults
+        self.net = Network(self.rand.fork(),
+                           drop=50 if "drop" in faults else 0,
+                           dup=30 if "dup" in faults else 0,
+                           reorder=150 if "reorder" in faults else 0)
+        # Optional client workload (tools/simulator/simkv.py): replaces clients() and
+        # gives each node an application state machine.
+        self.workload = None
+        if opts["clients"] > 0:
+            import simkv
+            self.workload = simkv.Workload(self, opts["clients"], opts["reads"],
+                                           self.rand.fork(), None, CLUSTER_ID, KEY)
+            self.workload.client_base = CLIENT_BASE
+        # One clock for the whole cluster; a step is one tick of it.
+        self.clock = SimClock()
+        self.nodes = {}
+        for i in self.ids:
+            self.nodes[i] = SimNode(self, i)
+        self.checker = Checker(self)
+        self.now = 0
+        self.trace = []
+        self.trace_on = opts["trace"]
+        self.proposed = 0
+        self.next_value = 0
+        self.heals = []          # (step, kind, detail) scheduled recoveries
+        self.crashes = 0
+        self.partitions = 0
+        self.decode_errors = 0
+        self.power_cuts = 0
+        self.snapshots_installed = 0
+        self.snap_every = opts["snap_every"]
+        self.snap_keep = opts["snap_keep"]
+        self._fault_rand = self.rand.fork()
+        self._client_rand = self.rand.fork()
+        # Membership (reconfig): forked last and only when used, so runs
+        # without it draw the same numbers as before it existed.
+        self.reconfigs = 0
+        self.reconfig_refused = 0
+        self._conf_rand = self.rand.fork() if "reconfig" in faults else None
+
+    def log(self, s):
+        t = self.trace
+        t.append("%d %s" % (self.now, s))
+        if len(t) > 400:
+            del t[:100]
+
+    # -- running the nodes ----------------------------------------------------
+    def run_node(self, n):
+        """One turn of n's server loop (receive, tick, drive the engine), as
+        a board runs it. A power cut mid-write stops the node."""
+        try:
+            n.server.run_once()
+        except PowerCut:
+            self.power_lost(n)
+
+    def power_lost(self, n):
+        n.up = False
+        self.crashes += 1
+        self.power_cuts += 1
+        self.net.drop_for(n.id)
+        self.log("power cut on %d mid-write" % n.id)
+        self.heals.append((self.now + 5 + self._fault_rand.below(60), "restart", n.id))
+
+    def deliver(self, pkt):
+        _, _, frm, to, payload = pkt
+        if to >= CLIENT_BASE:
+            if self.workload is not None:
+                self.workload.deliver(to - CLIENT_BASE, payload)
+            return
+        n = self.nodes.get(to)
+        if n is None or not n.up or (frm, to) in self.net.blocked:
+            return
+        if self.trace_on and frm < CLIENT_BASE:
+            try:
+                self.log("deliver %r" % M.decode(payload[HEADER:len(payload) - TAG_LEN]))
+            except DecodeError:
+                self.log("deliver junk from %d to %d" % (frm, to))
+        n.deliver(frm, payload)
+
+    # -- faults -------------------------------------------------------------
+    def leader(self):
+        best = None
+        for i in self.ids:
+            n = self.nodes[i]
+            if n.up and n.engine.core.role == LEADER:
+                r = n.engine.core
+                if best is None or r.term > best.engine.core.term:
+                    best = n
+        return best
+
+    def nemesis(self):
+        f = self.faults
+        rnd = self._fault_rand
+        now = self.now
+        h = self.heals
+        if h:
+            keep = []
+            for ev in h:
+                if ev[0] <= now:
+                    self.heal(ev)
+                else:
+                    keep.append(ev)
+            self.heals = keep
+        if self._conf_rand is not None:
+            self.reconfig()
+        down = [i for i in self.ids if not self.nodes[i].up]
+        max_down = (len(self.ids) - 1) // 2
+        if self._conf_rand is not None:
+            # Keep a majority of the current voters up (liveness, not safety).
+            down, max_down = self._voters_down(down)
+        if "crash" in f and len(down) < max_down and rnd.chance(4):
+            victim = self.ids[rnd.below(len(self.ids))]
+            n = self.nodes[victim]
+            if n.up:
+                n.up = False
+                self.crashes += 1
+                self.net.drop_for(victim)
+                self.log("crash %d" % victim)
+                self.heals.append((now + 10 + rnd.below(150), "restart", victim))
+        if "leader" in f and len(down) < max_down and rnd.chance(6):
+            # Figure 8 pressure: crash a leader right after it took new
+            # entries, so terms pile up uncommitted tails on minorities.
+            ld = self.leader()
+            if ld is not None and ld.engine.core.log.last > ld.engine.core.log.committed:
+                ld.up = False
+                self.crashes += 1
+                self.net.drop_for(ld.id)
+                self.log("crash leader %d" % ld.id)
+                self.heals.append((now + 3 + rnd.below(40), "restart", ld.id))
+                down.append(ld.id)
+        if "powercut" in f and not down and rnd.chance(1):
+            # A power outage of the whole cluster (boards often share a
+            # supply): every node loses power within its next few writes.
+            for i in self.ids:
+                v = self.nodes[i]
+                if v.fs is not None and v.fs.budget is None:
+                    v.fs.budget = rnd.below(300)
+            self.log("arm power cut on every node")
+        elif "powercut" in f and len(down) < max_down and rnd.chance(5):
+            # Arm a cut: the victim loses power somewhere in its next writes.
+            victim = self.nodes[self.ids[rnd.below(len(self.ids))]]
+            if victim.up and victim.fs is not None and victim.fs.budget is None:
+                victim.fs.budget = rnd.below(400)
+                self.log("arm power cut on %d" % victim.id)
+        if not self.net.blocked:
+            if "partition" in f and rnd.chance(3):
+                self.partitions += 1
+                ids = self.ids
+                side = [i for i in ids if rnd.chance(400)]
+                oneway = rnd.chance(300)
+                for a in ids:
+                    for b in ids:
+                        if (a in side) != (b in side):
+                            if not oneway or a in side:
+                                self.net.blocked.add((a, b))
+                self.log("partition %r%s" % (side, " one-way" if oneway else ""))
+                self.heals.append((now + 20 + rnd.below(300), "heal", None))
+            elif "leader" in f and rnd.chance(3):
+                ld = self.leader()
+                if ld is not None:
+                    self.partitions += 1
+                    for b in self.ids:
+                        if b != ld.id:
+                            self.net.blocked.add((ld.id, b))
+                            self.net.blocked.add((b, ld.id))
+                    self.log("isolate leader %d" % ld.id)
+                    self.heals.append((now + 20 + rnd.below(200), "heal", None))
+
+    def _voters_down(self, down):
+        voters = self.checker.conf_at(self.checker.commit_count())[0]
+        vd = [i for i in down if i in voters]
+        return vd, (len(voters) - 1) // 2
+
+    def reconfig(self):
+        """Ask the leader for a membership change now and then; sometimes
+        for a second one at once, which it must refuse while the first is
+        pending (thesis 4.1: one change at a time)."""
+        rnd = self._conf_rand
+        if not rnd.chance(8):
+            return
+        ld = self.leader()
+        if ld is None:
+            return
+        self._reconfig_one(ld, rnd)
+        if rnd.chance(300):
+            self._reconfig_one(ld, rnd)
+
+    def _reconfig_one(self, ld, rnd):
+        eng = ld.engine
+        r = eng.core
+        voters, learners = eng.rawnode.conf_state()
+        out = [i for i in self.ids if i not in voters and i not in learners]
+        op = 0
+        nid = 0
+        for lr in learners:
+            pr = r.prs.get(lr)
+            if pr is not None and pr.match >= r.log.committed:
+                op, nid = CC.ADD_VOTER, lr  # caught up: promote (thesis 4.2.1)
+                break
+        if not op:
+            if out and (len(voters) <= 3 or rnd.chance(500)):
+                op, nid = CC.ADD_LEARNER, out[rnd.below(len(out))]
+            elif len(voters) > 3:
+                op, nid = CC.REMOVE, voters[rnd.below(len(voters))]
+            elif learners and rnd.chance(100):
+                op, nid = CC.REMOVE, learners[rnd.below(len(learners))]
+            else:
+                return
+        # The address travels in the change, as raftctl sends it.
+        idx = eng.propose_conf_change(op, nid, b"sim:%d" % nid)
+        if idx == 0:
+            # Refused: thesis 4.1, one change at a time (or no longer leader).
+            self.reconfig_refused += 1
+            if self.trace_on:
+                self.log("conf change %s %d refused by %d" % (_OP_NAMES[op], nid, ld.id))
+            return
+        self.reconfigs += 1
+        self.log("leader %d proposes %s %d at %d" % (ld.id, _OP_NAMES[op], nid, idx))
+
+    def heal(self, ev):
+        if ev[1] == "restart":
+            n = self.nodes[ev[2]]
+            try:
+                n.power_cycle()
+            except RaftError as e:
+                self.checker.fail("node %d cannot boot from its flash: %s" % (n.id, e))
+                return
+            n.boot()
+            self.checker.rebooted(n)
+            self.log("restart %d term=%d" % (n.id, n.engine.core.term))
+        elif ev[1] == "heal":
+            self.net.blocked = set()
+            self.log("heal")
+
+    # -- clients --------------------------------------------------------------
+    def clients(self):
+        rnd = self._client_rand
+        ld = self.leader()
+        if ld is None:
+            return
+        k = rnd.below(4)
+        for _ in range(k):
+            self.next_value += 1
+            # In process, without waiting for a result (the engine's API).
+            if not ld.engine.propose(b"v%d" % self.next_value):
+                break
+            self.proposed += 1
+
+    # -- main loop ----------------------------------------------------------
+    def step(self):
+        self.now += 1
+        self.clock.advance(TICK_MS)
+        self.nemesis()
+        for pkt in self.net.due(self.now):
+            self.deliver(pkt)
+        if self.workload is None:
+            # In-process proposals (the engine's API), driven in this turn.
+            self.clients()
+        for i in self.ids:
+            n = self.nodes[i]
+            if n.up:
+                self.run_node(n)
+        if self.workload is not None:
+            # Datagrams: they reach the nodes from the next step on.
+            self.workload.step()
+        self.checker.check_step()
+
+    def run(self):
+        steps = self.opts["steps"]
+        ck = self.checker
+        while self.now < steps and not ck.violations:
+            self.step()
+            if self.now & 511 == 0:
+                # MicroPython's collector can fail a large allocation in a
+                # fragmented heap before it collects; keep the heap compact.
+                gc.collect()
+        return self.summary()
+
+    def summary(self):
+        ck = self.checker
+        out = {"seed": self.opts["seed"], "nodes": len(self.ids), "steps": self.now,
+                "faults": ",".join(self.faults) or "none", "commits": ck.commit_count(),
+                "elections": ck.elections, "proposed": self.proposed,
+                "crashes": self.crashes, "partitions": self.partitions,
+                "power_cuts": self.power_cuts, "snapshots_installed": self.snapshots_installed,
+                "messages": self.net.sent, "dropped": self.net.dropped,
+                "violations": list(ck.violations), "digest": ck.digest()}
+        if self._conf_rand is not None:
+            v, ln = ck.conf_at(ck.commit_count())
+            out["reconfigs"] = self.reconfigs
+            out["reconfig_refused"] = self.reconfig_refused
+            out["conf_changes_committed"] = ck.conf_changes
+            out["voters"] = list(v)
+            out["learners"] = list(ln)
+        if self.workload is not None:
+            self.workload.summarize(out, self.opts["check_linear"])
+        return out
+
+
+def run(opts):
+    sim = Sim(opts)
+    return sim, sim.run()
+
+
+def shrink(opts, fail_step):
+    """Find a smaller fault set and step count that still fails."""
+    best = dict(opts)
+    best["steps"] = fail_step
+    for f in list(opts["faults"]):
+        trial = dict(best)
+        trial["faults"] = [x for x in best["faults"] if x != f]
+        sim, res = run(trial)
+        if res["violations"]:
+            best = trial
+            best["steps"] = res["steps"]
+    return best
+
+
+def command_line(o):
+    return "tools/simulator/sim.py --nodes %d --seed %d --steps %d --faults %s --ring %d" % (
+        o["nodes"], o["seed"], o["steps"], ",".join(o["faults"]) or "none", o["ring"])
+
+
+def main(argv):
+    try:
+        opts = parse_args(argv)
+    except UsageError as e:
+        if str(e):
+            print("sim.py: %s" % e)
+        print(USAGE)
+        return 2
+    sim, res = run(opts)
+    if res["violations"]:
+        print("VIOLATION at step %d: %s" % (res["steps"], res["violations"][0]))
+        best = opts
+        if opts["shrink"]:
+            best = shrink(opts, res["steps"])
+        t = dict(best)
+        t["trace"] = True
+        sim2, res2 = run(t)
+        print("shortest reproduction found: " + command_line(best))
+        print("trace of that run (last events):")
+        for line in sim2.trace[-60:]:
+            print("  " + line)
+        if res2["violations"]:
+            print("  => " + res2["violations"][0])
+    elif not opts["quiet"]:
+        print("ok: %d commits, %d elections, %d messages (%d dropped), %d crashes, %d partitions"
+              % (res["commits"], res["elections"], res["messages"], res["dropped"],
+                 res["crashes"], res["partitions"]))
+    print(json.dumps(res))
+    if res.get("linearizable") is False:
+        return 1
+    return 1 if res["violations"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
