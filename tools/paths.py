@@ -41,7 +41,8 @@ import sys
 GROUPS = ("simulator", "history", "ops", "board", "bench")
 # host_tests/<name>/ folders holding modules that tests import by name.
 TEST_DIRS = ("helpers", "portable/core", "portable/storage", "portable/kv", "portable/node",
-             "portable/board", "portable/simulator", "portable/history")
+             "portable/board", "portable/simulator", "portable/history",
+             "node", "simulator")
 
 
 def _norm(path):

@@ -3,7 +3,7 @@
 Each case below is a plausible bug, written as a one-line mutation of the
 shipped source (raftio/engine.py, raftio/storage.py), applied in-process,
 and the test or simulator runs that must catch it. The simulator runs the
-engine the boards run (tools/simnode.py), so the seed sweeps catch most of
+engine the boards run (tools/simulator/simnode.py), so the seed sweeps catch most of
 these by themselves; the ones they do not are caught by a focused test.
 A mutation that no longer matches the source fails loudly, so a refactor
 cannot silently turn a case into one that tests nothing.
