@@ -11,6 +11,8 @@ MP     := $(VENV)/bin/micropython
 # heap it ran within ~5% of the edge (a harmless layout change tipped it).
 # Board memory is proven elsewhere (memproof, heap_lock tests), not here.
 MPTEST := $(MP) -X heapsize=8M tools/mptest.py
+# The paper tests also run on the engine backend (pytest parametrizes them).
+PAPER  := $(wildcard host_tests/portable/core/test_paper_*.py)
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 SEEDS  ?= 1000
@@ -32,6 +34,7 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) host_tests --ignore=host_tests/ops/test_netns.py --ignore=host_tests/mp_only
 	$(MPTEST) host_tests/portable
+	$(MPTEST) --backend engine $(PAPER)
 	$(MPTEST) host_tests/mp_only
 
 test-py: $(STAMP)
@@ -44,6 +47,7 @@ test-netns: $(STAMP)
 
 test-mp: $(STAMP)
 	$(MPTEST) host_tests/portable
+	$(MPTEST) --backend engine $(PAPER)
 	$(MPTEST) host_tests/mp_only
 
 sim: $(STAMP)

@@ -1,6 +1,10 @@
 """Run the portable tests under MicroPython (or CPython) without pytest.
 
-Usage: micropython tools/mptest.py [DIR_OR_FILE ...] [-k SUBSTRING]
+Usage: micropython tools/mptest.py [DIR_OR_FILE ...] [-k SUBSTRING] [--backend core|engine]
+
+--backend sets raftnet.BACKEND, the driver of the paper tests' cluster
+harness: "core" (its own Ready loop, the default) or "engine" (the engine
+the boards run).
 
 Each portable test file is a module of plain `test_*` functions that take no
 arguments and use `assert`. The same files run under pytest. A folder is
@@ -46,6 +50,7 @@ def _print_exc(e):
 
 def main(argv):
     pattern = None
+    backend = None
     args = []
     i = 0
     while i < len(argv):
@@ -53,11 +58,23 @@ def main(argv):
             pattern = argv[i + 1]
             i += 2
             continue
+        if argv[i] == "--backend" and i + 1 < len(argv):
+            backend = argv[i + 1]
+            i += 2
+            continue
         args.append(argv[i])
         i += 1
     if not args:
         args = [paths.ROOT + "/host_tests/portable"]
     paths.setup(tests=True)
+    if backend is not None:
+        # The cluster harness's backend (raftnet.BACKENDS) for every Net.
+        import raftnet
+        if backend not in raftnet.BACKENDS:
+            print("mptest: --backend takes one of %s, got %r" % (", ".join(raftnet.BACKENDS),
+                                                                backend))
+            return 2
+        raftnet.BACKEND = backend
     ran = failed = 0
     seen = {}
     for arg in args:
@@ -97,7 +114,8 @@ def main(argv):
                     failed += 1
                     print("FAIL", modname + "." + name)
                     _print_exc(e)
-    print("mptest: %d ran, %d failed" % (ran, failed))
+    print("mptest: %d ran, %d failed%s" % (ran, failed,
+                                           "" if backend is None else " (backend %s)" % backend))
     if ran == 0:
         print("mptest: no tests ran; treating as failure")
         return 1
