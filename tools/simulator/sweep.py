@@ -59,6 +59,8 @@ def main():
             why = res["violations"][0] if res["violations"] else None
             if why is None and a.clients and res.get("linearizable") is not True:
                 why = "history linearizable: %r" % res.get("linearizable")
+            if why is None and a.clients and res.get("exactly_once") is not True:
+                why = "exactly-once: %r" % (res.get("exactly_once_errors"),)
             if why:
                 bad.append(seed)
                 extra = " --clients %d --check-linear" % a.clients if a.clients else ""
