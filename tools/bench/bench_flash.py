@@ -7,24 +7,24 @@
 2. Bytes written per election: a follower campaigns; everything the five
    nodes write until the new leader's no-op is applied everywhere.
 3. Messages to move a 64 KB snapshot to an empty follower with 10% loss.
+All three run the engine the boards run (raftio/engine.py): 1 and 2 in the
+simulator, 3 in the paper tests' cluster harness on its engine backend.
 Prints a line of JSON.
 """
 import json
-import os
 import sys
 
 sys.path.insert(0, __file__[:__file__.rfind("/") + 1] + "..")  # tools/, for paths.py (see there)
 import paths  # noqa: E402
 paths.setup()
 
+import raftnet  # noqa: E402
 import sim  # noqa: E402
 from raft import msg as M  # noqa: E402
 from raft.config import Config  # noqa: E402
 from raft.core import LEADER  # noqa: E402
 from raft.memstorage import MemoryStorage  # noqa: E402
-from raft.rawnode import RawNode  # noqa: E402
 from raft.storage import Snapshot  # noqa: E402
-from simnet import Rand  # noqa: E402
 
 
 def _written(s):
@@ -51,12 +51,12 @@ def wear():
             s.step()
         ld = s.leader()
         f = s.nodes[[i for i in s.ids if i != ld.id][0]]
-        b0, t0 = _written(s), ld.node.raft.term
-        f.node.raft.hup(True)   # campaign now (as a leadership transfer would)
-        s.drive(f)
+        b0, t0 = _written(s), ld.engine.core.term
+        f.engine.core.hup(True)   # campaign now (as a leadership transfer would)
+        f.engine.drive()
         for _ in range(30):
             s.step()
-        assert s.leader() is not None and s.leader().node.raft.term > t0
+        assert s.leader() is not None and s.leader().engine.core.term > t0
         per_election.append(_written(s) - b0)
     return per_entry, sum(per_election) / float(len(per_election))
 
@@ -64,51 +64,21 @@ def wear():
 def snapshot_transfer(size=64 * 1024, loss=100, seed=1):
     ids = [1, 2, 3]
     data = bytes((k * 7) & 0xFF for k in range(size))
-    nodes = {}
-    rnd = Rand(seed)
-    for i in ids:
+    raftnet.BACKEND = "engine"
+    net = raftnet.Net(3, seed=seed, election_tick=10)
+    for i in (1, 2):
         st = MemoryStorage(ids)
-        if i != 3:
-            st.apply_snapshot(Snapshot(100, 1, ids, (), data))
-            st.set_hard_state((1, 0, 100))
-        nodes[i] = RawNode(Config(i, ids, election_tick=10), st, rnd.fork().below)
-    net_rand = Rand(seed + 1)
-    queue = []
-    snap_msgs = [0]
-
-    def drive(i):
-        n = nodes[i]
-        while n.has_ready():
-            rd = n.ready()
-            st = n.raft.log.storage
-            if rd.snapshot is not None:
-                st.apply_snapshot(rd.snapshot)
-            if rd.entries:
-                st.append(rd.entries)
-            if rd.hard_state is not None:
-                st.set_hard_state(rd.hard_state)
-            for m in rd.messages + rd.persisted_messages:
-                if m.type == M.SNAP:
-                    snap_msgs[0] += 1
-                if net_rand.chance(loss):
-                    continue
-                queue.append(M.encode(m))
-            n.advance(rd)
-
-    nodes[1].campaign()
-    drive(1)
+        st.apply_snapshot(Snapshot(100, 1, ids, (), data))
+        st.set_hard_state((1, 0, 100))
+        net.storages[i] = st
+        net._boot(i)
+    net.drop = loss
+    net.nodes[1].campaign()
+    net.drive(1)
     for step in range(20000):
-        batch = queue[:]
-        del queue[:]
-        for b in batch:
-            m = M.decode(b)
-            nodes[m.to].step(m)
-            drive(m.to)
-        for i in ids:
-            nodes[i].tick()
-            drive(i)
-        if nodes[3].raft.log.committed >= 100 and nodes[1].raft.role == LEADER:
-            return snap_msgs[0], step
+        net.step()
+        if net.raft(3).log.committed >= 100 and net.raft(1).role == LEADER:
+            return net.sent_by_type[M.SNAP], step
     raise SystemExit("snapshot transfer did not finish")
 
 
