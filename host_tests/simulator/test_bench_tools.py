@@ -1,0 +1,27 @@
+"""The simulator benchmarks run the engine and keep running (make bench-flash,
+make bench-core): a smoke run of each, with their figures sanity-checked."""
+import json
+import subprocess
+import sys
+
+from paths import ROOT
+
+
+def _last_json(args):
+    p = subprocess.run([sys.executable] + args, cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def test_bench_flash_runs_on_the_engine():
+    out = _last_json(["tools/bench/bench_flash.py"])
+    # The engine writes a commit-only hard state every 64 entries, so an
+    # entry costs little more than its own log slot on each node.
+    assert 0 < out["flash_bytes_per_committed_entry_per_node"] < 60, out
+    assert out["snapshot_64k_messages_10pct_loss"] >= out["snapshot_64k_chunks"], out
+
+
+def test_bench_core_runs_on_the_engine():
+    out = _last_json(["tools/bench/bench_core.py", "--steps", "200"])
+    assert out["commits"] > 1000 and out["violations"] == [], out
