@@ -7,8 +7,9 @@ resumes it. A missing or bad config prints one line and returns (no crash
 loop). Safe mode: a file /SAFE skips autostart.
 
 REPL: status(), peers(), log(n), events(n), level(name), campaign(), stop(),
-run(turns). The node has no observer hook, so events are found by comparing its state
-after every loop turn, kept in a ring of 32 (ms, level, text); levels
+run(turns). The engine's observer (raftio/engine.py) reports persists and
+applies, not role or term changes, so events are found by comparing the
+node's state after every loop turn, kept in a ring of 32 (ms, level, text); levels
 essential < info < debug < trace. Lean on purpose: the whole esp32 firmware
 must fit in 48 KB of .mpy.
 """

@@ -53,7 +53,6 @@ class Server:
         engine.reply = self._reply
         self._rx_msg = M.Message()
         self._resp = bytearray(MAX_PAYLOAD)
-        self.stopped = False
 
     def run_once(self):
         eng = self.engine
