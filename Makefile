@@ -13,6 +13,8 @@ MP     := $(VENV)/bin/micropython
 MPTEST := $(MP) -X heapsize=8M tools/mptest.py
 # The paper tests also run on the engine backend (pytest parametrizes them).
 PAPER  := $(wildcard host_tests/portable/core/test_paper_*.py)
+# So do the cluster scenarios (host_tests/helpers/clusterfix.py backends).
+SCENARIOS := host_tests/portable/simulator/test_cluster_scenarios.py
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 SEEDS  ?= 1000
@@ -34,7 +36,7 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) host_tests --ignore=host_tests/ops/test_netns.py --ignore=host_tests/mp_only
 	$(MPTEST) host_tests/portable
-	$(MPTEST) --backend engine $(PAPER)
+	$(MPTEST) --backend engine $(PAPER) $(SCENARIOS)
 	$(MPTEST) host_tests/mp_only
 
 test-py: $(STAMP)
@@ -47,7 +49,7 @@ test-netns: $(STAMP)
 
 test-mp: $(STAMP)
 	$(MPTEST) host_tests/portable
-	$(MPTEST) --backend engine $(PAPER)
+	$(MPTEST) --backend engine $(PAPER) $(SCENARIOS)
 	$(MPTEST) host_tests/mp_only
 
 sim: $(STAMP)

@@ -9,23 +9,33 @@ import paths  # noqa: E402
 paths.setup(tests=True)
 
 
-# The paper tests run once per cluster backend (tools/simulator/raftnet.py):
-# the harness's own Ready loop over the core, and the engine that ships.
+# The paper tests and the cluster scenarios run once per cluster backend
+# (tools/simulator/raftnet.py): the harness's own Ready loop over the core,
+# and the engine that ships. The scenarios' slow subset on real processes
+# (host_tests/ops/test_cluster_scenarios_processes.py) counts as backend
+# "processes". The summary prints the count per suite and backend.
 import pytest  # noqa: E402
 
 _PAPER = "test_paper_"
+_SCENARIOS = "test_cluster_scenarios"
+_PROCESSES = "test_cluster_scenarios_processes"
 _counts = {}
 
 
+def _per_backend(modname):
+    """Is this test module run once per raftnet backend?"""
+    return modname.startswith(_PAPER) or modname == _SCENARIOS
+
+
 def pytest_generate_tests(metafunc):
-    if "backend" in metafunc.fixturenames and metafunc.module.__name__.startswith(_PAPER):
+    if "backend" in metafunc.fixturenames and _per_backend(metafunc.module.__name__):
         import raftnet
         metafunc.parametrize("backend", raftnet.BACKENDS, indirect=True)
 
 
 @pytest.fixture(autouse=True)
 def backend(request):
-    """The paper tests' backend; "core" for every other test."""
+    """The paper tests' and cluster scenarios' backend; "core" for every other test."""
     import raftnet
     name = getattr(request, "param", "core")
     raftnet.BACKEND = name
@@ -33,16 +43,31 @@ def backend(request):
     raftnet.BACKEND = "core"
 
 
+def _suite(nodeid):
+    """(suite, backend) of a test counted per backend, else None."""
+    mod = nodeid.split("::")[0].rsplit("/", 1)[-1]
+    if mod.endswith(".py"):
+        mod = mod[:-3]
+    if mod == _PROCESSES:
+        return "cluster scenarios", "processes"
+    if not _per_backend(mod) or "[" not in nodeid:
+        return None
+    b = nodeid.rsplit("[", 1)[-1].rstrip("]")
+    return ("paper tests" if mod.startswith(_PAPER) else "cluster scenarios"), b
+
+
 def pytest_runtest_logreport(report):
-    if report.when == "call" and report.nodeid.split("::")[0].rsplit("/", 1)[-1].startswith(_PAPER):
-        b = report.nodeid.rsplit("[", 1)[-1].rstrip("]")
-        k = (b, report.outcome)
+    if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
+        return
+    s = _suite(report.nodeid)
+    if s is not None:
+        k = (s[0], s[1], report.outcome)
         _counts[k] = _counts.get(k, 0) + 1
 
 
 def pytest_terminal_summary(terminalreporter):
     if not _counts:
         return
-    for b in sorted(set(k[0] for k in _counts)):
-        terminalreporter.write_line("paper tests on backend %s: %s" % (b, ", ".join(
-            "%d %s" % (_counts[k], k[1]) for k in sorted(_counts) if k[0] == b)))
+    for suite, b in sorted(set(k[:2] for k in _counts)):
+        terminalreporter.write_line("%s on backend %s: %s" % (suite, b, ", ".join(
+            "%d %s" % (_counts[k], k[2]) for k in sorted(_counts) if k[:2] == (suite, b))))
