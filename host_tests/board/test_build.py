@@ -423,3 +423,36 @@ def test_debug_dir_maps_a_board_traceback_to_source_and_names(tmp_path):
     line = int(tb[0].split("line ")[1].split(",")[0])
     src = (debug / "mpraft.py").read_text().splitlines()
     assert "raise ValueError(x)" in src[line - 1], (line, src[line - 1])
+
+
+def test_merged_firmware_folds_public_consts_away():
+    """A public const costs the merged firmware a global and a RAM-interned
+    name; once everything is one module nothing imports it, so it becomes
+    private (folded into the bytecode, stored nowhere). Another object's
+    attribute of the same name and strings are left alone."""
+    import build
+    src = ("from micropython import const\n"
+           "OK = const(0)\nLIMIT = const(1 << 4)\n_LIMIT = 1\nNAME = 'x'\n"
+           "def f(o):\n    return OK + LIMIT + o.OK + len('OK')\n")
+    out, rename = build.fold_public_consts(src)
+    assert rename == {"OK": "_OK", "LIMIT": "_LIMIT_"}
+    assert "_OK = const(0)" in out and "_LIMIT_ = const(1 << 4)" in out
+    assert "return _OK + _LIMIT_ + o.OK + len('OK')" in out
+    assert "NAME = 'x'" in out and "_LIMIT = 1" in out
+
+
+def test_firmware_stores_no_public_const():
+    # The real merged firmware: no `NAME = const(` left at top level.
+    import ast
+    import glob
+    import tempfile
+    out = tempfile.mkdtemp()
+    r = run_build("unix", "--out", out, "--no-budget")
+    assert r.returncode == 0, r.stdout + r.stderr
+    src = open(out.rstrip("/") + ".debug/mpraft.py").read()
+    public = [n.targets[0].id for n in ast.parse(src).body
+              if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
+              and getattr(n.value.func, "id", "") == "const"
+              and not n.targets[0].id.startswith("_")]
+    assert public == [], public
+    assert glob.glob(os.path.join(out, "*.mpy"))

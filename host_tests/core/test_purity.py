@@ -72,3 +72,9 @@ def test_engine_purity_check_catches_a_clock_import(tmp_path):
     p.write_text("from raftio import clock\nimport raftkv.kv\n")
     mods = [m for m, _ in _full_imports(str(p))]
     assert "raftio.clock" in mods and "raftkv.kv" in mods
+
+
+def test_harness_knows_the_engine_commit_lag():
+    import raftnet
+    src = open(os.path.join(ROOT, "lib", "raftio", "engine.py")).read()
+    assert "_HS_COMMIT_LAG = const(%d)" % raftnet.ENGINE_COMMIT_LAG in src

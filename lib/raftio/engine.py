@@ -35,7 +35,7 @@ Each call of drive() runs the Ready contract (raft/rawnode.py), in order:
 
 Hard state: written whenever the Ready says it must be durable
 (rd.sync_hard_state: term or vote changed, or a membership change was
-applied); a commit index alone only every HS_COMMIT_LAG entries (it is
+applied); a commit index alone only every _HS_COMMIT_LAG entries (it is
 volatile state in the paper; a restarted node relearns it), which saves one
 flash write per commit.
 
@@ -63,21 +63,13 @@ except ImportError:
         return x
 
 _MAX_READY = const(16)    # Ready rounds per drive()
-HS_COMMIT_LAG = const(64)  # public: tests read it
+_HS_COMMIT_LAG = const(64)
 _BOOK = b"RNA\x01"
 # Snapshot data: _BOOK (address book, version 1), the book's length as
 # u16 little-endian, the book b"id=host:port id=host:port ...", then the
 # state machine image. A snapshot from before the book is the plain image
 # and still restores. The length keeps a bad book from shifting the image:
 # a bad record costs a counted drop, not the snapshot.
-
-
-def role_name(r):
-    """follower, candidate (pre-candidates too), leader or learner."""
-    if r.id in r.learners:
-        return "learner"
-    n = ROLE_NAMES[r.role]
-    return "candidate" if n == "pre-candidate" else n
 
 
 class Engine:
@@ -131,29 +123,27 @@ class Engine:
             self._restore(snap)
 
     # -- time -----------------------------------------------------------------
-    def wait_ms(self):
-        """How long the caller may wait for input before calling tick_if_due()."""
-        if self.rawnode.has_ready() or self._read_batch:
-            return 0
-        w = self.clock.ticks_diff(self._next_tick, self.clock.ticks_ms())
-        return w if w > 0 else 0
-
-    def tick_if_due(self):
+    def tick(self):
         """Tick the core if a tick is due by the clock (the core counts ticks;
-        time is read here and nowhere in the core)."""
+        time is read here and nowhere in the core). Returns how long the
+        caller may wait for input before calling again: 0 while the core
+        has work, else the time to the next tick."""
         clk = self.clock
         now = clk.ticks_ms()
         late = clk.ticks_diff(now, self._next_tick)
-        if late < 0:
-            return
-        self.rawnode.tick()
-        if late > 4 * self.tick_ms:
-            # The loop stalled (GC, a snapshot write): do not replay a burst
-            # of ticks that could fire an election all at once.
-            self._next_tick = clk.ticks_add(now, self.tick_ms)
-        else:
-            self._next_tick = clk.ticks_add(self._next_tick, self.tick_ms)
-        self._expire_reads()
+        if late >= 0:
+            self.rawnode.tick()
+            if late > 4 * self.tick_ms:
+                # The loop stalled (GC, a snapshot write): do not replay a
+                # burst of ticks that could fire an election all at once.
+                self._next_tick = clk.ticks_add(now, self.tick_ms)
+            else:
+                self._next_tick = clk.ticks_add(self._next_tick, self.tick_ms)
+            self._expire_reads()
+        if self.rawnode.has_ready() or self._read_batch:
+            return 0
+        w = clk.ticks_diff(self._next_tick, now)
+        return w if w > 0 else 0
 
     # -- input ----------------------------------------------------------------
     def step(self, m):
@@ -246,9 +236,9 @@ class Engine:
             del self._reads[ctx]
             self._answer_all(batch, NOT_LEADER)
 
-    def _answer_all(self, batch, code):
+    def _answer_all(self, reads, code):
         lead = self.core.lead
-        for token, _ in batch:
+        for token, _ in reads:
             self.reply(token, code, lead, b"")
 
     def _expire_reads(self):
@@ -305,9 +295,6 @@ class Engine:
         self._out = m
         self.transport.send(m.to, self._write_msg)
 
-    def has_work(self):
-        return self.rawnode.has_ready() or bool(self._read_batch)
-
     def drive(self):
         """Run the Ready contract until the core has nothing more (bounded)."""
         if self._read_batch:
@@ -337,8 +324,8 @@ class Engine:
             hs = rd.hard_state
             # A hard state whose only news is the commit index (volatile in
             # the paper; a restarted node relearns it) is written every
-            # HS_COMMIT_LAG entries: one flash write fewer per commit.
-            if hs is not None and (rd.sync_hard_state or hs[2] - self._hs[2] >= HS_COMMIT_LAG):
+            # _HS_COMMIT_LAG entries: one flash write fewer per commit.
+            if hs is not None and (rd.sync_hard_state or hs[2] - self._hs[2] >= _HS_COMMIT_LAG):
                 st.set_hard_state(hs)
                 self._hs = hs
             if obs is not None:
@@ -459,7 +446,13 @@ class Engine:
     def status(self):
         r = self.core
         log = r.log
-        st = {"id": self.id, "role": role_name(r), "term": r.term, "vote": r.vote,
+        if r.id in r.learners:
+            role = "learner"
+        else:
+            role = ROLE_NAMES[r.role]
+            if role == "pre-candidate":
+                role = "candidate"
+        st = {"id": self.id, "role": role, "term": r.term, "vote": r.vote,
               "leader": r.lead, "commit": log.committed, "applied": log.applied,
               "first": log.snap_index + 1, "last": log.last,
               "snapshot": self.storage.snapshot().index,

@@ -13,12 +13,12 @@ by its type byte it is
 Anything that does not decode is a counted drop, never an exception.
 
 Each turn of run_once:
-  1. wait on the transport until a datagram arrives or the next tick is
-     due (engine.wait_ms), never while work is pending;
-  2. drain every waiting datagram (bounded): all proposals of one turn share
-     one Ready, one storage append and one append message per peer;
-  3. tick the core if a tick is due (engine.tick_if_due);
-  4. drive the Ready contract (engine.drive).
+  1. tick the core if a tick is due (engine.tick), which says how long we
+     may wait: until the next tick, or not at all while work is pending;
+  2. wait on the transport that long for a datagram, then drain every
+     waiting one (bounded): all proposals of one turn share one Ready, one
+     storage append and one append message per peer;
+  3. drive the Ready contract (engine.drive).
 """
 import json
 
@@ -57,7 +57,7 @@ class Server:
     def run_once(self):
         eng = self.engine
         t = self.transport
-        if t.poll(eng.wait_ms()):
+        if t.poll(eng.tick()):
             k = 0
             while k < _MAX_DRAIN:
                 got = t.recv()
@@ -65,7 +65,6 @@ class Server:
                     break
                 self.on_datagram(got[0], got[1], got[2], got[3])
                 k += 1
-        eng.tick_if_due()
         eng.drive()
 
     # -- input ----------------------------------------------------------------

@@ -231,6 +231,52 @@ def minify_private(texts):
     return out, rename
 
 
+_PUBLIC_CONST = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def fold_public_consts(text):
+    """In the merged firmware, make every public constant (`NAME = const(n)`)
+    private (`_NAME`). MicroPython keeps a public const as a module global,
+    which costs a name (a qstr, interned in RAM at import) and a dict slot on
+    the board, so that other modules can import it; once everything is one
+    module nothing imports it, and a private const folds into the bytecode
+    and is stored nowhere (80-odd names, a few KB of heap: enough to keep
+    the qstr pool from growing a pool). NAME tokens after a dot (another
+    object's attribute) and in strings are left alone.
+    Returns (source, {old: new})."""
+    tree = ast.parse(text)
+    consts = []
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+                and isinstance(node.value, ast.Call)
+                and isinstance(node.value.func, ast.Name) and node.value.func.id == "const"
+                and _PUBLIC_CONST.match(node.targets[0].id)):
+            consts.append(node.targets[0].id)
+    toks = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    used = set(tk.string for tk in toks if tk.type == tokenize.NAME)
+    rename = {}
+    for n in consts:
+        new = "_" + n
+        while new in used:
+            new += "_"
+        used.add(new)
+        rename[n] = new
+    lines = text.splitlines(True)
+    edits = []
+    prev = None
+    for tk in toks:
+        if (tk.type == tokenize.NAME and tk.string in rename
+                and not (prev is not None and prev.type == tokenize.OP and prev.string == ".")):
+            edits.append((tk.start[0], tk.start[1], tk.end[1], rename[tk.string]))
+        if tk.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT):
+            prev = tk
+    for row, c0, c1, new in reversed(edits):
+        ln = lines[row - 1]
+        lines[row - 1] = ln[:c0] + new + ln[c1:]
+    return "".join(lines), rename
+
+
 def write_debug(out, texts, rename):
     """Beside the build (never inside it, which is what gets flashed): each
     transformed source exactly as compiled, so a board's traceback (`--lines`
@@ -515,6 +561,8 @@ def main(argv=None):
         err, todo, texts = merge_firmware(todo, texts)
         if not err and len(texts) == 1:
             merged = set(texts)
+            for dest in merged:
+                texts[dest] = fold_public_consts(texts[dest])[0]
         if err:
             print("cannot merge the firmware: %s (--no-merge builds one .mpy per module)" % err,
                   file=sys.stderr)

@@ -168,7 +168,7 @@ def test_commit_index_recovered_from_hard_state():
     assert net.data_applied(f) == [b"c"]
     # paper Figure 2 (commitIndex is volatile in the paper; persisted here so
     # a restarted node can apply without waiting for a leader: at every
-    # change by the core harness, every HS_COMMIT_LAG entries by the engine)
+    # change by the core harness, every _HS_COMMIT_LAG entries by the engine)
 
 
 def test_term_never_decreases_across_restarts():
