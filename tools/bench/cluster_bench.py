@@ -20,7 +20,6 @@ replicated dict, callers inside the node processes) at 64 and 1,000 in
 flight, and the ratio (--pysyncobj none skips it).
 """
 import json
-import os
 import random
 import sys
 import tempfile
