@@ -1,5 +1,4 @@
 """The "engine" backend of the cluster fixture (clusterfix.py)."""
-from raft.errors import DecodeError
 from raft.roles import LEADER as _LEADER
 
 from clusterfix import Cluster, Unavailable, _s
@@ -17,13 +16,11 @@ class _SimClient:
     SimNode reads max_sessions when it boots a node."""
 
     def __init__(self, sim, pid):
-        from raftio.frame import Framer, MAX_DATAGRAM
-        from simnode import CLUSTER_ID, KEY
+        from simnode import SimClientPort
         self.sim = sim
         self.pid = pid
         self.max_sessions = 16   # what SimNode gives nodes when there is no workload
-        self.framer = Framer(CLUSTER_ID, KEY)
-        self.tx = bytearray(MAX_DATAGRAM)
+        self.port = SimClientPort(sim)
         self.waiting = 0   # the request id we wait for
         self.reply = None  # (code, leader, body) for it
 
@@ -38,31 +35,15 @@ class _SimClient:
         pass
 
     def deliver(self, pid, datagram):
-        from raftio import wire
-        from raftio.frame import HEADER
-        if pid != self.pid:
-            return
-        n = self.framer.check(datagram, len(datagram))
-        if n < 0:
-            return
-        try:
-            _, rid, code, leader, body = wire.decode_reply(datagram, HEADER, n)
-        except DecodeError:
-            return
-        if rid == self.waiting and self.reply is None:
-            self.reply = (code, leader, bytes(body))
+        got = self.port.open(datagram) if pid == self.pid else None
+        if got is not None and got[0] == self.waiting and self.reply is None:
+            self.reply = (got[1], got[2], bytes(got[3]))
 
     # -- requests --------------------------------------------------------------------
     def send(self, to, rid, cmd):
-        from raftio import wire
-        from raftio.frame import HEADER
-        from simnode import CLIENT_BASE
-        sim = self.sim
-        n = wire.encode_request_into(self.tx, HEADER, rid, cmd)
-        n = self.framer.seal(self.tx, n)
         self.waiting = rid
         self.reply = None
-        sim.net.send(sim.now, CLIENT_BASE + self.pid, to, bytes(self.tx[:n]))
+        self.port.send(self.pid, to, rid, cmd)
 
 
 class EngineCluster(Cluster):

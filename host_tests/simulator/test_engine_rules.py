@@ -130,3 +130,19 @@ def test_a_lost_proposal_is_not_reported_done():
     # A command with a result took the second index: still not ours.
     assert ("second", wire.RETRY, b"") in replies, replies
     assert [r for r in replies if r[1] == wire.OK] == [], replies
+
+
+def test_a_membership_change_too_large_is_a_bad_request():
+    """EntryTooLarge is a kind of ProposalDropped: it must be told apart
+    (BAD_REQUEST: do not retry), not answered BUSY (retry later)."""
+    from raft import confchange as CC
+    s = _sim(3)
+    _until(s, lambda: s.leader() is not None, "first leader")
+    for _ in range(30):   # its no-op applied: no change is pending
+        s.step()
+    ld = s.leader()
+    replies = []
+    ld.engine.reply = lambda token, code, lead, res: replies.append((token, code))
+    # 64 bytes of ctx (the most confchange takes) + 4 of header > max_entry_bytes 64.
+    assert ld.engine.propose_conf_change(CC.ADD_LEARNER, 9, b"x" * 64, "big") == 0
+    assert replies == [("big", wire.BAD_REQUEST)], replies

@@ -161,8 +161,6 @@ class Engine:
             return self._refuse(token, BUSY, "busy")
         try:
             idx = self.rawnode.propose(data)
-        except NotLeader:
-            return self._refuse(token, NOT_LEADER, "not_leader")
         except EntryTooLarge:
             return self._refuse(token, BAD_REQUEST, "bad_request")
         except ProposalDropped:
@@ -191,12 +189,11 @@ class Engine:
             return self._refuse(token, NOT_LEADER, None)
         try:
             idx = self.rawnode.propose_conf_change(op, nid, ctx)
-        except NotLeader:
-            return self._refuse(token, NOT_LEADER, None)
+        except (ConfigError, EntryTooLarge):
+            # Before ProposalDropped, of which EntryTooLarge is a kind.
+            return self._refuse(token, BAD_REQUEST, None)
         except ProposalDropped:
             return self._refuse(token, BUSY, None)  # another change is still pending
-        except (ConfigError, EntryTooLarge):
-            return self._refuse(token, BAD_REQUEST, None)
         if token is not None:
             self._pending[idx] = (r.term, token)
         return idx

@@ -17,9 +17,10 @@ the codec, and a delivered message never aliases the sender's objects.
 Delivery is FIFO; partitions are checked both when a message is sent and
 when it is delivered. All randomness comes from one seed.
 
-The network checks two safety properties as it goes and raises
-AssertionError on the spot: at most one leader per term (paper 5.2), and
-no two nodes apply different entries at the same index (paper 5.4.3).
+The network checks three safety properties as it goes and raises
+AssertionError on the spot: at most one leader per term (paper 5.2), no two
+nodes apply different entries at the same index (paper 5.4.3), and no vote
+grant or append ack leaves before what it promises is on storage.
 """
 from raft import msg as M
 from raft.config import Config
@@ -272,7 +273,25 @@ class Net:
                 self.drive(i)
 
     # -- the network -------------------------------------------------------
+    def _check_persisted(self, m):
+        """Persist before you send what depends on it (rawnode.py step 3):
+        a vote grant leaves only once the vote is on the sender's storage,
+        an append ack only once the entries it acknowledges are."""
+        if m.flags & M.FLAG_REJECT:
+            return
+        st = self.storages.get(m.frm)
+        if m.type == M.VOTE_RESP:
+            hs = st.hard_state
+            assert hs[0] > m.term or (hs[0] == m.term and hs[1] == m.to), (
+                "node %d granted its vote to %d in term %d before it was durable (hard state %r)"
+                % (m.frm, m.to, m.term, hs))
+        elif m.type == M.APP_RESP:
+            assert st.last_index() >= m.index, (
+                "node %d acknowledged index %d with only %d on storage"
+                % (m.frm, m.index, st.last_index()))
+
     def send(self, m):
+        self._check_persisted(m)
         self.sent += 1
         self.sent_by_type[m.type] += 1
         if ((m.frm, m.to) in self.blocked or not self.up.get(m.to, False)

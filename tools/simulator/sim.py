@@ -26,7 +26,7 @@ from raftio.fakeflash import PowerCut
 from raftio.frame import HEADER, TAG_LEN
 from simcheck import Checker
 from simnet import Network, Rand
-from simnode import CLIENT_BASE, CLUSTER_ID, KEY, TICK_MS, SimClock, SimNode
+from simnode import CLIENT_BASE, TICK_MS, SimClock, SimNode
 
 FAULTS = ("drop", "dup", "reorder", "partition", "crash", "leader", "powercut")
 # Opt-in faults: not part of "all", so existing seeds keep their digests.
@@ -135,8 +135,7 @@ class Sim:
         if opts["clients"] > 0:
             import simkv
             self.workload = simkv.Workload(self, opts["clients"], opts["reads"],
-                                           self.rand.fork(), None, CLUSTER_ID, KEY)
-            self.workload.client_base = CLIENT_BASE
+                                           self.rand.fork())
         # One clock for the whole cluster; a step is one tick of it.
         self.clock = SimClock()
         self.nodes = {}

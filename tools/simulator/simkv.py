@@ -48,8 +48,8 @@ import struct
 
 from raft.errors import DecodeError
 from raftio import wire
-from raftio.frame import HEADER, MAX_DATAGRAM, Framer
 from raftkv import codec
+from simnode import SimClientPort
 from raftkv.codec import OK, NOT_FOUND, CAS_FAILED, SESSION_EXPIRED, STALE_SEQ
 
 _IDLE = 0
@@ -298,7 +298,7 @@ class Client:
 
 
 class Workload:
-    def __init__(self, sim, nclients, reads, rand, max_sessions=None, cluster_id=0, key=b"k"):
+    def __init__(self, sim, nclients, reads, rand, max_sessions=None):
         if nclients > 255:
             raise ValueError("simkv: at most 255 clients")
         self.sim = sim
@@ -325,10 +325,8 @@ class Workload:
             except MemoryError:
                 pass
         self.next_rid = 0
-        # One framer for every client: same cluster id and key as the nodes.
-        self.framer = Framer(cluster_id, key)
-        self._tx = bytearray(MAX_DATAGRAM)
-        self.client_base = 0   # set by the simulator: client pid's address
+        # Every client's end of the wire (one is enough: a client is a pid).
+        self.port = SimClientPort(sim)
         # cid -> Ledger: per seq, the log index where a state machine
         # executed (cid, seq) (0: never) and what the client was told (_S_*).
         self.sessions = {}
@@ -371,13 +369,10 @@ class Workload:
         if not 0 <= pid < len(self.clients):
             return
         c = self.clients[pid]
-        n = self.framer.check(datagram, len(datagram))
-        if n < 0:
+        got = self.port.open(datagram)
+        if got is None:
             return
-        try:
-            _, rid, code, leader, body = wire.decode_reply(datagram, HEADER, n)
-        except Exception:
-            return
+        rid, code, leader, body = got
         if c.state == _IDLE or c.node == 0 or rid != c.rid:
             self.c["stale_replies"] += 1
             return
@@ -592,10 +587,7 @@ class Workload:
             self.c["registers"] += 1
         self.next_rid = (self.next_rid + 1) & 0xFFFFFFFF
         c.rid = self.next_rid
-        tx = self._tx
-        n = wire.encode_request_into(tx, HEADER, c.rid, c.data)
-        n = self.framer.seal(tx, n)
-        sim.net.send(sim.now, self.client_base + c.pid, c.target, bytes(tx[:n]))
+        self.port.send(c.pid, c.target, c.rid, c.data)
         c.node = c.target
         c.deadline = sim.now + _TIMEOUT
 

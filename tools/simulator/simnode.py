@@ -18,7 +18,9 @@ import binascii
 import struct
 
 from raft.config import READ_LEASE, READ_SAFE, Config
+from raft.errors import DecodeError
 from raft.memstorage import MemoryStorage
+from raftio import wire
 from raftio.engine import Engine
 from raftio.fakeflash import FakeFlash
 from raftio.frame import HEADER, MAX_DATAGRAM, SEND_ERROR, Framer
@@ -120,6 +122,32 @@ class SimTransport:
 
     def close(self):
         pass
+
+
+class SimClientPort:
+    """A simulated client's end of the wire: requests in the client protocol
+    (raftio/wire.py), sealed like every datagram, onto the simulator's
+    network from client address CLIENT_BASE + pid; replies opened back."""
+
+    def __init__(self, sim):
+        self.sim = sim
+        self.framer = Framer(CLUSTER_ID, KEY)
+        self.tx = bytearray(MAX_DATAGRAM)
+
+    def send(self, pid, to, rid, cmd):
+        n = self.framer.seal(self.tx, wire.encode_request_into(self.tx, HEADER, rid, cmd))
+        sim = self.sim
+        sim.net.send(sim.now, CLIENT_BASE + pid, to, bytes(self.tx[:n]))
+
+    def open(self, datagram):
+        """(rid, code, leader, body) of a reply, or None if it is not one."""
+        n = self.framer.check(datagram, len(datagram))
+        if n < 0:
+            return None
+        try:
+            return wire.decode_reply(datagram, HEADER, n)[1:]
+        except DecodeError:
+            return None
 
 
 class ChainMachine:
