@@ -62,8 +62,13 @@ class ClusterError(Exception):
 
 
 def micropython():
-    p = os.path.join(ROOT, ".venv", "bin", "micropython")
-    return p if os.path.exists(p) else "micropython"
+    """The unix port: the checkout's .venv, else beside this Python (a pip
+    install with the [micropython] extra), else PATH."""
+    for p in (os.path.join(ROOT, ".venv", "bin", "micropython"),
+              os.path.join(os.path.dirname(sys.executable), "micropython")):
+        if os.path.exists(p):
+            return p
+    return "micropython"
 
 
 def free_ports(n):
