@@ -190,3 +190,46 @@ def test_a_pending_change_is_named_and_an_unreachable_cluster_exits_3(tmp_path, 
     out, err = capsys.readouterr()
     assert (rc, out) == (3, "") and err == ("raftctl: cluster unavailable: no leader answered "
                                             "within 300 ms\n")
+
+
+def test_add_node_then_the_printed_add_learner_brings_it_in(tmp_path, capsys):
+    d = str(tmp_path / "cl")
+    cluster.up(d, 3, "micropython", timeout_s=20)
+    try:
+        assert cluster.main(["add-node", "--id", "4", "--dir", d]) == 0
+        out = capsys.readouterr()[0].splitlines()
+        addr = "%s:%d" % [(n["host"], n["port"]) for n in cluster.load(d)["nodes"]
+                          if n["id"] == 4][0]
+        assert out[0].startswith("node 4 added to %s/cluster.json at %s" % (d, addr)), out
+        want = "then: raftctl --cluster %s/cluster.json add-learner 4 %s" % (d, addr)
+        assert out[-1] == want, out
+        # The first membership is pinned: node 4 boots as an outsider.
+        assert cluster.load(d)["voters"] == [1, 2, 3]
+        with open(os.path.join(d, "node4.json")) as f:
+            assert json.load(f)["voters"] == [1, 2, 3]
+        cluster.start(d, 4)
+        cmd = want.split("raftctl ", 1)[1].split()
+        assert raftctl.main(cmd, env={}) == 0
+        assert capsys.readouterr()[0] == "add-learner 4: applied\n"
+        assert raftctl.main(["--cluster", d, "put", "k", "v"], env={}) == 0
+        lead = cluster.wait_leader(d, 10)
+        for _ in range(100):
+            st = dict(cluster.statuses(d))
+            if st.get(4) and st[4]["applied"] >= st[lead]["commit"]:
+                break
+            import time
+            time.sleep(0.05)
+        assert st[4]["role"] == "learner" and st[4]["applied"] >= st[lead]["commit"]
+        # Bad input: one line, exit 2.
+        for args, line in ((["--id", "4"], "cluster: add-node: node 4 is already in %s/"
+                                           "cluster.json" % d),
+                           (["--id", "0"], "cluster: add-node: node id 0 is out of range "
+                                           "1..65535"),
+                           (["--id", "x"], "cluster: add-node wants numbers for --id and --port"),
+                           (["--id", "5", "--port", addr.split(":")[1]],
+                            "cluster: add-node: node 4 already listens on %s" % addr)):
+            capsys.readouterr()
+            assert cluster.main(["add-node", "--dir", d] + args) == 2
+            assert capsys.readouterr()[0] == line + "\n"
+    finally:
+        cluster.down(d)
