@@ -233,3 +233,20 @@ def test_add_node_then_the_printed_add_learner_brings_it_in(tmp_path, capsys):
             assert capsys.readouterr()[0] == line + "\n"
     finally:
         cluster.down(d)
+
+
+def test_the_client_refuses_a_command_over_one_datagram_in_one_line():
+    # It grew its buffer past the datagram and leaked "BufferError: Existing
+    # exports of data" (issue 12); nothing is sent, no node is needed.
+    from raftio.client import Client
+    c = Client(1, "00" * 32, [(1, "127.0.0.1", 9)], timeout_ms=100)
+    try:
+        for call in (lambda: c.put("k", "v" * 2000), lambda: c.cas("k", "o" * 700, "n" * 700),
+                     lambda: c.get("k" * 1400)):
+            with pytest.raises(ValueError) as e:
+                call()
+            assert str(e.value).startswith("client: a command of ") and str(e.value).endswith(
+                " bytes does not fit in a datagram (1372)")
+        assert c.sends == 0 and c.cid == 0
+    finally:
+        c.close()
