@@ -1,0 +1,98 @@
+# mpraft: optional
+"""Run a node as an asyncio task, beside the application's own tasks.
+
+    import asyncio
+    from raftio import aio
+
+    async def main(node):                      # node: a raftio.app.AppNode
+        asyncio.create_task(aio.serve(node))
+        print(await node.propose(b"..."))      # a Call is awaitable
+        print(await node.read(b"..."))
+
+The node is served by two cooperative parts: a receiver that sleeps until
+the socket is readable and then handles every waiting datagram, and a
+ticker that sleeps until the next tick is due (or yields at once while
+the engine has work). Neither busy-waits, so a sensor task beside them
+keeps its period. How the receiver waits:
+  - MicroPython: asyncio has no UDP API, so it parks on the I/O queue that
+    asyncio's own streams use (asyncio.core._io_queue.queue_read);
+  - CPython: the event loop's add_reader.
+Both run in the loop's one thread, so the node is never entered twice at
+once; awaiting a Call parks the caller until the engine answers it (or the
+ticker times it out).
+"""
+try:
+    import asyncio
+except ImportError:   # firmware before 1.21
+    import uasyncio as asyncio
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+_MP = hasattr(asyncio, "sleep_ms")
+
+
+def _sleep_ms(ms):
+    if _MP:
+        return asyncio.sleep_ms(ms)
+    return asyncio.sleep(ms / 1000)
+
+
+def _readable(sock):
+    # MicroPython awaits a generator; this one parks the task on the I/O
+    # queue until sock is readable (what asyncio.StreamReader.read does).
+    yield asyncio.core._io_queue.queue_read(sock)
+
+
+def _on_readable(node):
+    node.server.drain()
+    node.engine.drive()
+
+
+async def _receiver(node, sock):
+    while not node.stopped:
+        await _readable(sock)
+        _on_readable(node)
+
+
+async def serve(node):
+    """Serve node (a raftio.app.AppNode) until node.stop(); run it with
+    asyncio.create_task."""
+    sock = node.transport.socket()
+    rx = None
+    loop = None
+    if _MP:
+        rx = asyncio.create_task(_receiver(node, sock))
+    else:
+        loop = asyncio.get_running_loop()
+        loop.add_reader(sock.fileno(), _on_readable, node)
+    eng = node.engine
+    try:
+        while not node.stopped:
+            wait = eng.tick()
+            node.calls.expire()   # an AppNode (raftio/app.py)
+            if wait > 0:
+                await _sleep_ms(wait)
+            else:
+                # Work pending (a Ready, a read batch): do it, then let the
+                # other tasks run before the next round.
+                eng.drive()
+                await _sleep_ms(0)
+    finally:
+        if rx is not None:
+            rx.cancel()
+        if loop is not None:
+            loop.remove_reader(sock.fileno())
+
+
+async def submit(node, cmd, timeout_ms=None, forward=False):
+    """Propose cmd; the machine's result bytes, or raises CallError."""
+    return await node.propose(cmd, timeout_ms, forward)
+
+
+async def read(node, query, timeout_ms=None, forward=False):
+    """A linearizable read; the result bytes, or raises CallError."""
+    return await node.read(query, timeout_ms, forward)
