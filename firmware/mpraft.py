@@ -44,6 +44,18 @@ def _bad(what):
 
 def main():
     """Boot: one line and return on any problem, else run the node."""
+    if boot():
+        print("mpraft: node", node.id, "serving")
+        run(reset=True)
+
+
+def boot(machine=None, app=False):
+    """Make the node from /node.json and /board.json (joining Wi-Fi on
+    wifi_sta boards, its flash log in raft/) without running it; the node,
+    or None after one line saying why. machine: the replicated state
+    machine (default the KV store); app=True: a raftio.app.AppNode, whose
+    own code proposes and reads (an optional module: build --with-optional).
+    /SAFE skips it."""
     global node, _why
     try:
         open("SAFE")
@@ -78,15 +90,16 @@ def main():
         from raftio.fs import RealFS
         from raftio.node import Node, initial_voters, slot_size
         from raftio.storage import FlashStorage
+        if app:
+            from raftio.app import AppNode as Node
         node = Node(c, b, FlashStorage(RealFS("raft"), initial_voters(c), (), b["flash_log_slots"],
-                                       slot_size(b)))
+                                       slot_size(b)), machine=machine)
     except Exception as e:
         # KeyError names the missing field; ValueError says what is wrong.
         _why = "%s %s" % (type(e).__name__, e)
         print("mpraft:", _why)
-        return
-    print("mpraft: node", c["node_id"], "serving")
-    run(reset=True)
+        return None
+    return node
 
 
 def run(turns=-1, reset=False):
