@@ -90,9 +90,11 @@ def boot(machine=None, app=False):
         from raftio.fs import RealFS
         from raftio.node import Node, initial_voters, slot_size
         from raftio.storage import FlashStorage
+        make = Node
         if app:
-            from raftio.app import AppNode as Node
-        node = Node(c, b, FlashStorage(RealFS("raft"), initial_voters(c), (), b["flash_log_slots"],
+            from raftio.app import AppNode
+            make = AppNode
+        node = make(c, b, FlashStorage(RealFS("raft"), initial_voters(c), (), b["flash_log_slots"],
                                        slot_size(b)), machine=machine)
     except Exception as e:
         # KeyError names the missing field; ValueError says what is wrong.
