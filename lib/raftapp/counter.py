@@ -83,6 +83,8 @@ def machine(max_sessions=16):
 # -- client side -------------------------------------------------------------
 
 def encode_add(cid, seq, n):
+    if not -0x80000000 <= n <= 0x7FFFFFFF:
+        raise ValueError("counter: ADD takes a signed 32-bit n, got %d" % n)
     buf = bytearray(HEADER + 4)
     encode_header_into(buf, ADD, cid, seq)
     struct.pack_into("<i", buf, HEADER, n)
