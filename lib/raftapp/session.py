@@ -280,7 +280,7 @@ class SessionMachine:
             stream.write(snap[parts[i]:parts[i + 1]])
         return len(snap)
 
-    def digest(self):  # mpraft: host-only
+    def digest(self):
         """16 hex digits of sha256 over the snapshot."""
         return binascii.hexlify(hashlib.sha256(self.snapshot()).digest()[:8]).decode()
 

@@ -23,7 +23,7 @@ Image in the session snapshot (little-endian)::
 import struct
 
 from raft.errors import ConfigError, DecodeError
-from raftapp.session import SessionMachine
+from raftapp.session import SessionMachine, encode_result
 from raftkv import codec
 from raftkv.codec import CAS, DELETE, GET, PUT, OK, CAS_FAILED
 
@@ -86,7 +86,7 @@ class KVStore:
             cur = store.get(key)
             if cur is None:
                 return _R_NOT_FOUND
-            return codec.encode_result(OK, cur)
+            return encode_result(OK, cur)
         if op == DELETE:
             if key not in store:
                 return _R_NOT_FOUND
@@ -95,7 +95,7 @@ class KVStore:
         # CAS (decode_command admits no other op)
         cur = store.get(key)
         if cur != old:
-            return codec.encode_result(CAS_FAILED, cur)
+            return encode_result(CAS_FAILED, cur)
         if cur is None and len(store) >= self.max_keys:
             return _R_FULL
         store[key] = value
@@ -111,7 +111,7 @@ class KVStore:
         v = self.store.get(bytes(key))
         if v is None:
             return _R_NOT_FOUND
-        return codec.encode_result(OK, v)
+        return encode_result(OK, v)
 
     def snapshot_size(self):
         n = 4
