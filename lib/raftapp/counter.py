@@ -12,14 +12,23 @@ Image in the session snapshot: ``value:q``.
 """
 import struct
 
-from raft.errors import DecodeError
-from raftapp.session import HEADER, OK, encode_header_into, encode_result
+try:
+    from raft.errors import DecodeError
+    from raftapp.session import SessionMachine, decode_result, encode_result
+except ImportError:
+    # On a board the firmware is one merged module (tools/board/build.py):
+    # this optional module, copied beside it, finds the session layer there.
+    from mpraft import DecodeError, SessionMachine, decode_result, encode_result
 
 try:
     from micropython import const
 except ImportError:
     def const(x):
         return x
+
+# The session layer's (raftapp.session), which a merged firmware folds away.
+HEADER = const(9)
+OK = const(0)
 
 ADD = const(2)
 GET = const(3)
@@ -76,30 +85,36 @@ class Counter:
 
 def machine(max_sessions=16):
     """The counter under exactly-once sessions: the engine's state machine."""
-    from raftapp.session import SessionMachine
     return SessionMachine(Counter(), max_sessions)
 
 
 # -- client side -------------------------------------------------------------
 
+def _header_into(buf, op, cid, seq):
+    """The session header (raftapp.session) of a command; returns HEADER."""
+    if not 0 <= cid <= 0xFFFFFFFF or not 0 <= seq <= 0xFFFFFFFF:
+        raise ValueError("counter: client id and seq must fit in u32")
+    struct.pack_into("<BII", buf, 0, op, cid, seq)
+    return HEADER
+
+
 def encode_add(cid, seq, n):
     if not -0x80000000 <= n <= 0x7FFFFFFF:
         raise ValueError("counter: ADD takes a signed 32-bit n, got %d" % n)
     buf = bytearray(HEADER + 4)
-    encode_header_into(buf, ADD, cid, seq)
+    _header_into(buf, ADD, cid, seq)
     struct.pack_into("<i", buf, HEADER, n)
     return bytes(buf)
 
 
 def encode_get(cid=0):
     buf = bytearray(HEADER)
-    encode_header_into(buf, GET, cid, 0)
+    _header_into(buf, GET, cid, 0)
     return bytes(buf)
 
 
 def decode_value(result):
     """The counter value in an OK result; DecodeError for anything else."""
-    from raftapp.session import decode_result
     st, v = decode_result(result)
     if st != OK or v is None or len(v) != 8:
         raise DecodeError("counter: not a value result (status %d)" % st)

@@ -38,14 +38,23 @@ Image in the session snapshot::
 """
 import struct
 
-from raft.errors import ConfigError, DecodeError
-from raftapp.session import HEADER, OK, TOO_LARGE, encode_header_into, encode_result
+try:
+    from raft.errors import ConfigError, DecodeError
+    from raftapp.session import SessionMachine, decode_result, encode_result
+except ImportError:
+    # On a board the firmware is one merged module (tools/board/build.py):
+    # this optional module, copied beside it, finds the session layer there.
+    from mpraft import ConfigError, DecodeError, SessionMachine, decode_result, encode_result
 
 try:
     from micropython import const
 except ImportError:
     def const(x):
         return x
+
+# The session layer's (raftapp.session), which a merged firmware folds away.
+HEADER = const(9)
+OK = const(0)
 
 ACQUIRE = const(2)
 RENEW = const(3)
@@ -258,16 +267,23 @@ class LockTable:
 
 def machine(max_sessions=16, max_locks=16, max_name=32):
     """The lock table under exactly-once sessions: the engine's state machine."""
-    from raftapp.session import SessionMachine
     return SessionMachine(LockTable(max_locks, max_name), max_sessions)
 
 
 # -- client side -------------------------------------------------------------
 
+def _header_into(buf, op, cid, seq):
+    """The session header (raftapp.session) of a command; returns HEADER."""
+    if not 0 <= cid <= 0xFFFFFFFF or not 0 <= seq <= 0xFFFFFFFF:
+        raise ValueError("lock: client id and seq must fit in u32")
+    struct.pack_into("<BII", buf, 0, op, cid, seq)
+    return HEADER
+
+
 def _encode(op, cid, seq, fields, vals, name):
     w = struct.calcsize(fields) if fields else 0
     buf = bytearray(HEADER + w + (0 if name is None else 1 + len(name)))
-    encode_header_into(buf, op, cid, seq)
+    _header_into(buf, op, cid, seq)
     if fields:
         struct.pack_into(fields, buf, HEADER, *vals)
     if name is not None:
@@ -304,7 +320,6 @@ def encode_advance(ticks):
 
 def decode_grant(result):
     """(status, token, expiry) of an ACQUIRE/RENEW/CHECK result (0, 0 without a grant)."""
-    from raftapp.session import decode_result
     st, v = decode_result(result)
     if v is not None and len(v) == 8:
         t, e = struct.unpack("<II", v)
@@ -314,7 +329,6 @@ def decode_grant(result):
 
 def decode_query(result):
     """(holder, token, expiry, now) of a QUERY result; DecodeError otherwise."""
-    from raftapp.session import decode_result
     st, v = decode_result(result)
     if st != OK or v is None or len(v) != 16:
         raise DecodeError("lock: not a QUERY result (status %d)" % st)

@@ -120,14 +120,6 @@ def decode_result(buf, off=0, n=None):
     return (b & ~_HAS_VALUE, bytes(buf[off + 3:off + n]))
 
 
-def encode_header_into(buf, op, cid, seq, off=0):  # mpraft: client-side
-    """The session header of an application command; returns HEADER."""
-    if not 1 < op < 256 or not 0 <= cid <= 0xFFFFFFFF or not 0 <= seq <= 0xFFFFFFFF:
-        raise ValueError("raftapp: op must be 2..255, client id and seq u32")
-    struct.pack_into("<BII", buf, off, op, cid, seq)
-    return HEADER
-
-
 class SessionMachine:
     def __init__(self, app, max_sessions=64):
         if max_sessions < 1:
