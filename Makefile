@@ -20,7 +20,7 @@ JOBS   ?= 2
 SEEDS  ?= 1000
 BOARD  ?= unix
 
-.PHONY: all venv test test-py test-mp test-netns sim sim-sweep sim-sweep-kv sim-soak bench-core bench-flash bench demo demo-sim cluster chaos build memproof mem32 clean
+.PHONY: all venv test test-py test-mp test-netns sim sim-sweep sim-sweep-kv sim-sweep-lock sim-soak bench-core bench-flash bench demo demo-sim cluster chaos build memproof mem32 clean
 
 all: test
 
@@ -63,6 +63,11 @@ sim-sweep: $(STAMP)
 # Issue 4 acceptance: the same sweep with 5 KV clients, histories checked by lincheck.
 sim-sweep-kv: $(STAMP)
 	$(PY) tools/simulator/sweep.py --seeds 200 --steps 20000 --faults all --clients 5 --jobs $(JOBS)
+
+# Issue 11 acceptance: the lock service (lib/raftapp/lock.py) with 5 contending
+# clients under every fault; tools/simulator/lockcheck.py checks every entry.
+sim-sweep-lock: $(STAMP)
+	$(PY) tools/simulator/sweep.py --seeds 50 --steps 20000 --faults all --machine lock --clients 5 --jobs $(JOBS)
 
 # Long soak: SEEDS seeds (default 1,000) starting after the acceptance range.
 sim-soak: $(STAMP)
