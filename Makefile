@@ -129,6 +129,7 @@ memproof: $(STAMP)
 
 # --- issue 6: flash a board (real or virtual) with mpremote -----------------
 # make flash BOARD=esp32 PORT=/dev/ttyUSB0 NODE=1 CLUSTER=DIR/cluster.json [SSID=lab WIFI_PASSWORD=pw]
+#   [EXAMPLE=counter|sensorlog: an app beside the node, examples/README.md]
 #   builds build/$(BOARD), writes node NODE's /node.json from CLUSTER (validated
 #   against the board), copies everything in one mpremote session (one line per
 #   file, main.py last), removes stale .py that would shadow an .mpy, resets.
@@ -144,12 +145,14 @@ FLASH   ?=
 LINK    ?=
 FW      ?=
 HEAP    ?=
+EXAMPLE ?=
 
 flash: $(STAMP)
 	@if [ -z "$(PORT)" ] || [ -z "$(NODE)" ] || [ -z "$(CLUSTER)" ]; then \
 	  echo "usage: make flash BOARD=$(BOARD) PORT=/dev/ttyUSB0 NODE=n CLUSTER=DIR/cluster.json [SSID=s WIFI_PASSWORD=p] [ROMFS=1]"; exit 2; fi
-	$(PY) tools/board/build.py $(BOARD)
-	$(PY) tools/board/vboard.py flash --build build/$(BOARD) --port $(PORT) --node $(NODE) \
+	$(PY) tools/board/build.py $(BOARD) $(if $(EXAMPLE),--with-optional --no-budget --out build/$(BOARD)-$(EXAMPLE))
+	$(if $(EXAMPLE),cp examples/$(EXAMPLE)/main.py build/$(BOARD)-$(EXAMPLE)/main.py)
+	$(PY) tools/board/vboard.py flash --build build/$(BOARD)$(if $(EXAMPLE),-$(EXAMPLE)) --port $(PORT) --node $(NODE) \
 	  --cluster $(CLUSTER) $(if $(SSID),--ssid "$(SSID)" --password "$(WIFI_PASSWORD)") \
 	  $(if $(ROMFS),--romfs)
 

@@ -32,6 +32,9 @@ except ImportError:
     def const(x):
         return x
 
+from raftio.call import CallError
+from raftio.wire import BAD_REQUEST
+
 _MP = hasattr(asyncio, "sleep_ms")
 
 
@@ -88,9 +91,20 @@ async def serve(node):
             loop.remove_reader(sock.fileno())
 
 
-async def submit(node, cmd, timeout_ms=None, forward=False):
-    """Propose cmd; the machine's result bytes, or raises CallError."""
-    return await node.propose(cmd, timeout_ms, forward)
+async def submit(node, cmd, timeout_ms=None, forward=False, retries=0, pause_ms=100):
+    """Propose cmd; the machine's result bytes, or raises CallError. With
+    retries > 0, a call that ended NOT_LEADER, BUSY, RETRY or TIMEOUT is
+    sent again (the same bytes: a session command keeps its sequence number,
+    so the machine applies it once) after pause_ms, up to retries times."""
+    while True:
+        c = node.propose(cmd, timeout_ms, forward)
+        try:
+            return await c
+        except CallError:
+            if retries <= 0 or c.code == BAD_REQUEST:
+                raise
+            retries -= 1
+        await _sleep_ms(pause_ms)
 
 
 async def read(node, query, timeout_ms=None, forward=False):

@@ -11,6 +11,7 @@ Every call has a timeout (2 s unless given). A follower answers NOT_LEADER
 with the leader's id; forward=True sends the call to that leader over the
 client protocol instead, from this node's own authenticated socket.
 """
+from raft.errors import DecodeError
 from raftio.call import Calls
 from raftio.node import Node
 
@@ -21,6 +22,9 @@ except ImportError:
         return x
 
 _CALL_TIMEOUT_MS = const(2000)
+
+# raftapp.session's REGISTER command: opens a session whose id is its index.
+REGISTER = b"\x01"
 
 
 class AppNode(Node):
@@ -61,4 +65,27 @@ class AppNode(Node):
         while not call.done():
             self.run_once()
         return call.value()
+
+
+class Session:
+    """This board's own client session (raftapp.session, exactly-once): a
+    client id and the next sequence number. Open one with the result of
+    proposing REGISTER:
+
+        s = Session(await node.submit(REGISTER, forward=True))
+        cmd = counter.encode_add(s.cid, s.next(), 1)
+
+    Resend a command that ended in RETRY or TIMEOUT with the same sequence
+    number (aio.submit(retries=...) does): the machine applies it once."""
+
+    def __init__(self, result):
+        # OK|0x80, u16 length 4, u32 client id (raftapp.session).
+        if len(result) != 7 or result[0] != 0x80 or result[1] != 4 or result[2]:
+            raise DecodeError("session: %r is no REGISTER result" % (result,))
+        self.cid = int.from_bytes(result[3:7], "little")
+        self.seq = 0
+
+    def next(self):
+        self.seq += 1
+        return self.seq
 
