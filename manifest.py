@@ -7,6 +7,7 @@ package('raft', files=(
     'config.py',
     'core.py',
     'errors.py',
+    'events.py',
     'log.py',
     'membership.py',
     'msg.py',
@@ -19,9 +20,18 @@ package('raft', files=(
     'snapshot.py',
     'storage.py',
 ), base_path='lib')
+package('raftapp', files=(
+    '__init__.py',
+    'counter.py',
+    'lock.py',
+    'session.py',
+), base_path='lib')
 package('raftio', files=(
     '__init__.py',
+    'aio.py',
+    'app.py',
     'auth.py',
+    'call.py',
     'client.py',
     'clock.py',
     'engine.py',
