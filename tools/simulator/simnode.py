@@ -231,6 +231,8 @@ class _Observer:
     def restored(self, snap):
         n = self.n
         n.sim.snapshots_installed += 1
+        if n.sim.rec is not None:
+            n.sim.rec.snap_installed(n, snap.index)
         n.sim.checker.restored(n, snap)
 
 
