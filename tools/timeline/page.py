@@ -13,11 +13,6 @@ import json
 _HERE = __file__[:__file__.rfind("/") + 1]
 
 
-def _read(name):
-    with open(_HERE + name) as f:
-        return f.read()
-
-
 def _json_safe(s):
     # Inside <script>, "</script" or "<!--" in a string would end or confuse
     # the element: every "<" (found only inside JSON strings) becomes the
@@ -25,23 +20,75 @@ def _json_safe(s):
     return s.replace("<", "\\u003c")
 
 
+def _dump(f, obj):
+    """json.dumps(obj) written in pieces: a big run's data is megabytes,
+    more than a MicroPython heap holds as one string."""
+    if isinstance(obj, dict):
+        f.write("{")
+        first = True
+        for k in sorted(obj):  # sorted: the same page on every interpreter
+            if not first:
+                f.write(",")
+            first = False
+            f.write(_json_safe(json.dumps(str(k))))
+            f.write(":")
+            _dump(f, obj[k])
+        f.write("}")
+    elif isinstance(obj, (list, tuple)) and len(obj) > 32:
+        f.write("[")
+        for i in range(len(obj)):
+            if i:
+                f.write(",")
+            _dump(f, obj[i])
+        f.write("]")
+    else:
+        f.write(_json_safe(json.dumps(obj, separators=(",", ":"))))
+
+
+def _copy(f, name):
+    # In small reads: MicroPython's heap, fragmented by the run just
+    # recorded, may have no room for the whole file as one string.
+    with open(_HERE + name) as src:
+        while True:
+            b = src.read(2048)
+            if not b:
+                return
+            f.write(b)
+
+
+def write_to(f, data):
+    """The page into the text stream f: viewer.html with its markers
+    /*CSS*/, /*JS*/ and /*DATA*/ replaced (viewer.js holds no "</script":
+    host_tests check it)."""
+    with open(_HERE + "viewer.html") as tpl:
+        lines = tpl.read().split("\n")
+    for line in lines:
+        for mark, what in (("/*CSS*/", "viewer.css"), ("/*JS*/", "viewer.js"),
+                           ("/*DATA*/", None)):
+            k = line.find(mark)
+            if k >= 0:
+                f.write(line[:k])
+                if what is None:
+                    _dump(f, data)
+                else:
+                    _copy(f, what)
+                line = line[k + len(mark):]
+                break
+        f.write(line)
+        f.write("\n")
+
+
 def html(data):
     """The page as a string."""
-    body = json.dumps(data, separators=(",", ":"))
-    tpl = _read("viewer.html")
-    # Replaced in this order so a marker inside the data is never touched.
-    tpl = tpl.replace("/*CSS*/", _read("viewer.css"), 1)
-    js = _read("viewer.js")
-    if "</script" in js.lower():
-        raise ValueError("page: viewer.js must not contain </script")
-    tpl = tpl.replace("/*JS*/", js, 1)
-    i = tpl.find("/*DATA*/")
-    return tpl[:i] + _json_safe(body) + tpl[i + 8:]
+    import io
+    f = io.StringIO()
+    write_to(f, data)
+    return f.getvalue()
 
 
 def write(path, data):
     """Write the page; returns its size in bytes."""
-    s = html(data)
     with open(path, "w") as f:
-        f.write(s)
-    return len(s)
+        write_to(f, data)
+    import os
+    return os.stat(path)[6]

@@ -73,13 +73,16 @@
     document.getElementById("meta").innerHTML = h.join(" ");
     var lg = [["r-leader", "leader"], ["r-candidate", "candidate"],
               ["r-pre-candidate", "pre-candidate"], ["r-follower", "follower"],
-              ["r-learner", "learner"], ["r-down", "down"], ["commit", "commit (line)"],
+              ["r-learner", "learner"], ["r-down", "down"]].concat(
+               roles.indexOf("paused") >= 0 ? [["r-paused", "paused"], ["r-silent", "no answer"]] : []).concat([
+              ["commit", "commit (line)"],
               ["fault", "partition"], ["o-ok", "op ok"], ["o-fail", "op fail"],
-              ["o-info", "op info"], ["unorderable", "unorderable op"]];
+              ["o-info", "op info"], ["unorderable", "unorderable op"]]);
     var colors = {"commit": "#2b8a3e", "fault": "#ffe3e3", "o-ok": "#40c057",
                   "o-fail": "#fab005", "o-info": "#a5a5b5", "unorderable": "#e03131"};
     var pal = {"r-leader": "#2f6fd1", "r-candidate": "#f0a33a", "r-pre-candidate": "#f6d365",
-               "r-follower": "#cfd8e3", "r-learner": "#a8d8d0", "r-down": "#3b3b44"};
+               "r-follower": "#cfd8e3", "r-learner": "#a8d8d0", "r-down": "#3b3b44",
+               "r-paused": "#9775fa", "r-silent": "#868e96"};
     document.getElementById("legend").innerHTML = lg.map(function (e) {
       return '<i style="background:' + (pal[e[0]] || colors[e[0]]) + '"></i>' + e[1];
     }).join("") + " &nbsp; wheel: zoom, drag: pan, double-click: zoom in";
@@ -120,8 +123,8 @@
     out.push('<g class="lane" data-lane="messages"><rect class="lanebg alt" x="0" y="' + Y.dens +
              '" width="' + (LABEL + width + RIGHT) + '" height="' + DENS_H +
              '"></rect><text class="lanelabel" x="6" y="' + (Y.dens + 14) +
-             '">datagrams</text><text class="sublabel" x="6" y="' + (Y.dens + 26) +
-             '">sent / lost</text></g>');
+             '">' + esc(D.density.label || "datagrams") + '</text><text class="sublabel" x="6" y="' +
+             (Y.dens + 26) + '">' + esc(D.density.sublabel || "sent / lost") + "</text></g>");
     if (ops) {
       out.push('<g class="lane" data-lane="clients">');
       ops.procs.forEach(function (p, k) {
@@ -264,7 +267,7 @@
       });
     });
     var known = {crash: 1, kill: 1, powercut: 1, arm: 1, restart: 1, resume: 1, rejoin: 1,
-                 conf: 1, remove: 1, transfer: 1};
+                 conf: 1, remove: 1, transfer: 1, pause: 1};
     D.marks.forEach(function (m, i) {
       if (m[0] < v0 || m[0] > v1) return;
       var x = r1(X(m[0])), r = rowOf[m[2]], cls = "mark " + (known[m[1]] ? m[1] : "other");
@@ -517,6 +520,9 @@
       var den = D.density, B = den.bucket, per = +p[2], s3 = 0, l3 = 0;
       for (var b = i; b < i + per; b++)
         for (var r = 0; r < den.sent.length; r++) { s3 += den.sent[r][b] || 0; l3 += den.lost[r][b] || 0; }
+      if (den.label === "client ops")
+        return fmt(i * B) + " - " + fmt((i + per) * B) + ": " + s3 + " client ops completed ok, " + l3 +
+          " failed or unknown (info)";
       return fmt(i * B) + " - " + fmt((i + per) * B) + ": " + s3 + " datagrams sent, " + l3 + " lost" +
         (s3 ? " (" + Math.round(100 * l3 / s3) + "%)" : "");
     }
