@@ -16,7 +16,8 @@
   var LABEL = 92, RIGHT = 12, AXIS = 24;
   var NODE_H = 46, BAND = 18, FAULT_H = 30, DENS_H = 34, OP_H = 11;
   var unit = D.unit === "ms" ? "ms" : "ticks";
-  var t0 = D.t0, t1 = Math.max(D.t1, D.t0 + 1);
+  // A little room after the last moment, so a violation there shows.
+  var t0 = D.t0, t1 = Math.max(D.t1, D.t0 + 1) + Math.max(1, (D.t1 - D.t0) * 0.01);
   var v0 = t0, v1 = t1;
   var width = 1000, scale = 1;
   var nodes = D.nodes, roles = D.roles;
@@ -362,8 +363,8 @@
       if (v[0] < v0 || v[0] > v1) return;
       var x = r1(X(v[0]));
       out.push('<line class="violation" data-k="x:' + i + '" x1="' + x + '" x2="' + x + '" y1="' + AXIS +
-               '" y2="' + HEIGHT + '"></line><text class="violtext" x="' + (x + 3) + '" y="' +
-               (AXIS + 10) + '">violation</text>');
+               '" y2="' + HEIGHT + '"></line><text class="violtext" text-anchor="end" x="' + (x - 3) +
+               '" y="' + (AXIS + 10) + '">violation</text>');
     });
     out.push("</g>");
   }
