@@ -303,9 +303,13 @@ class Sim:
                                 self.net.blocked.add((a, b))
                 self.log("partition %r%s" % (side, " one-way" if oneway else ""))
                 if self.rec is not None:
-                    self.rec.fault_begin("partition", side, "partition %r | %r%s" % (
-                        side, [i for i in ids if i not in side],
-                        " (one-way: only %r cannot send)" % (side,) if oneway else ""))
+                    other = [i for i in ids if i not in side]
+                    # The page hatches the cut-off side: the smaller one, or
+                    # the one that cannot send.
+                    self.rec.fault_begin(
+                        "partition", side if oneway or len(side) <= len(other) else other,
+                        "partition %r | %r%s" % (side, other, " (one-way: only %r cannot send)"
+                                                 % (side,) if oneway else ""))
                 self.heals.append((now + 20 + rnd.below(300), "heal", None))
             elif "leader" in f and rnd.chance(3):
                 ld = self.leader()
