@@ -104,7 +104,7 @@ def test_spans_from_polls_kills_and_node_events(tmp_path):
     n3 = [(s[0], roles[s[2]], s[3]) for s in d["spans"][2]]
     assert n3 == [(1500, "pre-candidate", 2), (1650, "follower", 3)], n3  # from its events
     assert [1510, 3, 2, 1] in [[round(e[0]), e[1], e[2], e[3]] for e in d["elections"]]
-    assert [[round(v[0]), v[1], v[2], v[3]] for v in d["votes"]] == [[1600, 3, 2, 3]]
+    assert [[round(v[0]), v[1], v[2], v[3], v[4]] for v in d["votes"]] == [[1600, 3, 2, 3, 0]]
     assert [[round(s[0]), s[1], s[2], s[3]] for s in d["snaps"]] == [[4700, 3, 1, 8]]
     assert [(a, b, n, t) for a, b, n, t in d["leaders"]] == [(500, 1000, 1, 2), (1700, 5000, 2, 3)]
     assert ["node event logs", "3"] in d["meta"]

@@ -44,8 +44,14 @@ def test_role_spans_cover_the_run_and_match_the_checkers_leaders(tmp_path):
     assert len(d["elections"]) >= res["elections"]
     # A real election: its leader voted for itself and got votes from others.
     n, t = d["leaders"][0][2], d["leaders"][0][3]
-    voters = set(v[1] for v in d["votes"] if v[2] == n and v[3] == t)
+    voters = set(v[1] for v in d["votes"] if v[2] == n and v[3] == t and not v[4])
     assert n in voters and len(voters) >= 3, (n, t, voters)
+    # Pre-votes leave no state behind: the engines' events report them.
+    pre = [v for v in d["votes"] if v[4]]
+    assert pre and all(v[1] != v[2] and v[2] in d["nodes"] for v in pre)
+    # The pre-vote campaign that preceded that election got grants before it.
+    e = [x for x in d["elections"] if x[1] == n and x[3] == 1 and x[0] <= d["leaders"][0][0]]
+    assert e and [v for v in pre if v[2] == n and e[-1][0] <= v[0] <= d["leaders"][0][0]]
 
 
 def test_datagram_density_adds_up_to_the_network_counters(tmp_path):
@@ -85,6 +91,13 @@ def test_recording_changes_nothing_in_the_run(tmp_path):
     _, plain = run_inproc(**kw)
     _, rec = run_inproc(timeline=str(tmp_path / "x.html"), **kw)
     assert plain == rec
+
+
+def test_lock_service_runs_record_the_cluster_without_ops(tmp_path):
+    kw = dict(seed=2, steps=800, faults=ALL, clients=3, machine="lock")
+    _, plain = run_inproc(**kw)
+    sim, res, d = _data(tmp_path, **kw)
+    assert plain == res and "ops" not in d and d["leaders"]
 
 
 def test_client_ops_pair_the_history_and_mark_what_lincheck_could_not_order(tmp_path):

@@ -40,6 +40,7 @@ USAGE = ("usage: sim.py [--nodes N] [--seed S] [--steps K] [--faults all|none|LI
          "              [--apply-bytes N]  (committed entries per Ready, 0: no limit)\n"
          "              [--election TICKS] [--quiet] [--trace] [--no-shrink]\n"
          "              [--clients N] [--check-linear] [--reads index|lease|local]\n"
+         "              [--machine kv|lock]  (lock: the lock service, --clients N contend)\n"
          "              [--timeline OUT.html]  (the run as a page: tools/timeline/)\n"
          "  LIST is a comma list of: " + ",".join(FAULTS + EXTRA_FAULTS) + "\n"
          "  (all = " + ",".join(FAULTS) + "; e.g. --faults all,reconfig)")
@@ -74,7 +75,8 @@ DEFAULTS = {"nodes": 5, "seed": 1, "steps": 1000, "faults": FAULTS, "ring": 64,
             "quiet": False, "trace": False, "shrink": True,
             "election": 10, "snap_every": 200, "snap_keep": 20,
             "batch_bytes": 1300, "apply_bytes": 256,
-            "clients": 0, "check_linear": False, "reads": "index", "timeline": None}
+            "clients": 0, "check_linear": False, "reads": "index", "machine": "kv",
+            "timeline": None}
 
 
 def parse_args(argv):
@@ -114,6 +116,10 @@ def parse_args(argv):
             if v not in ("index", "lease", "local"):
                 raise UsageError("--reads takes index, lease or local, got %r" % v)
             opts["reads"] = v
+        elif key == "machine":
+            if v not in ("kv", "lock"):
+                raise UsageError("--machine takes kv or lock, got %r" % v)
+            opts["machine"] = v
         else:
             raise UsageError("unknown option %s" % a)
         i += 2
@@ -121,13 +127,15 @@ def parse_args(argv):
         raise UsageError("--nodes must be in 1..15")
     if opts["steps"] < 0:
         raise UsageError("--steps must be >= 0")
+    if opts["machine"] == "lock" and opts["clients"] < 1:
+        raise UsageError("--machine lock needs --clients N (N >= 1)")
     return opts
 
 
 class Sim:
     def __init__(self, opts):
         self.opts = opts
-        self.rec = None  # set at the end of __init__ with --timeline
+        self.rec = None  # a simrec.SimRecorder with --timeline
         self.rand = Rand(opts["seed"])
         self.ids = list(range(1, opts["nodes"] + 1))
         faults = opts["faults"]
@@ -141,16 +149,25 @@ class Sim:
         # gives each node an application state machine.
         self.workload = None
         if opts["clients"] > 0:
-            import simkv
-            self.workload = simkv.Workload(self, opts["clients"], opts["reads"],
-                                           self.rand.fork())
+            if opts.get("machine") == "lock":
+                import simlock as wmod
+            else:
+                import simkv as wmod
+            self.workload = wmod.Workload(self, opts["clients"], opts["reads"],
+                                          self.rand.fork())
         # One clock for the whole cluster; a step is one tick of it.
         self.clock = SimClock()
+        self.now = 0
+        # Structured recording for the timeline page (tools/timeline/simrec.py),
+        # before the nodes, which report their events to it: it only
+        # observes, so the run (and its digest) is the same without it.
+        if opts.get("timeline"):
+            import simrec
+            self.rec = simrec.SimRecorder(self)
         self.nodes = {}
         for i in self.ids:
             self.nodes[i] = SimNode(self, i)
         self.checker = Checker(self)
-        self.now = 0
         self.trace = []
         self.trace_on = opts["trace"]
         self.proposed = 0
@@ -170,11 +187,6 @@ class Sim:
         self.reconfigs = 0
         self.reconfig_refused = 0
         self._conf_rand = self.rand.fork() if "reconfig" in faults else None
-        # Structured recording for the timeline page (tools/timeline/simrec.py):
-        # it only observes, so the run (and its digest) is the same without it.
-        if opts.get("timeline"):
-            import simrec
-            self.rec = simrec.SimRecorder(self)
 
     def log(self, s):
         t = self.trace
@@ -485,15 +497,20 @@ def shrink(opts, fail_step):
 
 
 def command_line(o):
-    return "tools/simulator/sim.py --nodes %d --seed %d --steps %d --faults %s --ring %d" % (
+    s = "tools/simulator/sim.py --nodes %d --seed %d --steps %d --faults %s --ring %d" % (
         o["nodes"], o["seed"], o["steps"], ",".join(o["faults"]) or "none", o["ring"])
+    if o.get("clients"):
+        s += " --clients %d" % o["clients"]
+    if o.get("machine", "kv") != "kv":
+        s += " --machine " + o["machine"]
+    return s
 
 
 def _page_command(o):
     """The command that makes this run, for the page's header."""
     c = "python3 " + command_line(o)
     if o["clients"]:
-        c += " --clients %d --reads %s" % (o["clients"], o["reads"])
+        c += " --reads %s" % o["reads"]
         if o["check_linear"]:
             c += " --check-linear"
     for k in ("election", "snap_every", "snap_keep", "batch_bytes", "apply_bytes"):

@@ -269,7 +269,7 @@ def _event(e, nid, obs, elections, votes, snaps, index):
         pre = e.get("pre", e.get("pre_vote"))
         elections.append([t, nid, term, 1 if pre else 0])
     elif ev == "vote":
-        votes.append([t, nid, e.get("candidate", 0), term])
+        votes.append([t, nid, e.get("candidate", 0), term, 1 if e.get("pre") else 0])
     elif ev == "commit" and "commit" in e:
         index.append([t, e["commit"], index[-1][2] if index else 0])
     elif ev in ("snap_taken", "snap_installed"):

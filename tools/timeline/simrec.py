@@ -27,6 +27,7 @@ try:
 except ImportError:  # pragma: no cover - both interpreters have it
     array = None
 
+from raft import events as EV
 from raft.roles import CANDIDATE, LEADER, PRE_CANDIDATE
 
 # Role codes of a span; the first four are raft.roles' numbers.
@@ -62,6 +63,9 @@ def _u32(b, o):
 
 
 class SimRecorder:
+    # The engines report events up to this level to event() (pre-votes are DEBUG).
+    EVENT_LEVEL = EV.DEBUG
+
     def __init__(self, sim):
         self.sim = sim
         steps = sim.opts.get("steps", 0)
@@ -149,6 +153,14 @@ class SimRecorder:
             self.faults.append(f)
             self._open_fault = None
 
+    def event(self, node, ev):
+        """An engine's event (raft/events.py): what polling cannot see. A
+        pre-vote leaves no trace in the node's state, so only its event
+        tells who granted one; real votes, roles and snapshots are read
+        from the state after each step."""
+        if ev[0] == EV.VOTE and ev[3]:
+            self.votes.append([self.sim.now, node.id, ev[2], ev[1], 1])
+
     def snap_installed(self, node, index):
         self.snaps.append([self.sim.now, node.id, SNAP_INSTALLED, index, 0])
 
@@ -173,7 +185,7 @@ class SimRecorder:
             self._role(k, now, role, term)
             if r.vote and self.last_vote[k] != (term, r.vote):
                 self.last_vote[k] = (term, r.vote)
-                self.votes.append([now, i, r.vote, term])
+                self.votes.append([now, i, r.vote, term, 0])
             log = r.log
             pts = self.index[k]
             c = log.committed
@@ -194,7 +206,7 @@ class SimRecorder:
             c = ck.confs[-1]
             self.confs.append([now, c[0], list(c[1]), list(c[2])])
         wl = sim.workload
-        if wl is not None:
+        if wl is not None and hasattr(wl, "history"):  # the lock clients keep none
             h = wl.history
             st = self.op_steps
             while len(st) < len(h):
@@ -230,7 +242,7 @@ class SimRecorder:
         out = {"version": 1, "source": "sim", "unit": "tick", "t0": 0, "t1": now,
                "title": "simulator seed %d" % sim.opts["seed"],
                "command": command, "nodes": list(self.ids), "roles": list(ROLES),
-               "spans": self.spans, "elections": self.elections, "votes": self.votes,
+               "spans": self.spans, "elections": self.elections, "votes": sorted(self.votes),
                "leaders": _leaders(self.ids, self.spans),
                "msg_types": list(MSG_TYPES), "msgs": self.msgs,
                "msgs_capped": self.msgs_capped,
@@ -248,7 +260,7 @@ class SimRecorder:
                 tr.append([int(line[:sp]), line[sp + 1:]])
             out["trace"] = tr
         wl = sim.workload
-        if wl is not None:
+        if wl is not None and hasattr(wl, "history"):
             out["ops"] = _ops(wl, self.op_steps, now, summary)
         return out
 

@@ -167,7 +167,7 @@
     });
     D.votes.forEach(function (v, i) {
       if (v[0] < v0 || v[0] > v1 || v[1] === v[2]) return;
-      out.push('<circle class="vote" data-k="v:' + i + '" cx="' + r1(X(v[0])) + '" cy="' +
+      out.push('<circle class="vote' + (v[4] ? " pre" : "") + '" data-k="v:' + i + '" cx="' + r1(X(v[0])) + '" cy="' +
                (Y.nodes[rowOf[v[1]]] + BAND + 4) + '" r="2.5"></circle>');
     });
     out.push("</g>");
@@ -485,7 +485,8 @@
     }
     if (c === "v") {
       var v = D.votes[i];
-      return "node " + v[1] + " votes for node " + v[2] + " in term " + v[3] + " at " + fmt(v[0]);
+      return "node " + v[1] + (v[4] ? " grants a pre-vote to node " + v[2] + " (its own term " + v[3] + ")"
+                               : " votes for node " + v[2] + " in term " + v[3]) + " at " + fmt(v[0]);
     }
     if (c === "m") {
       var m = D.msgs[i];
