@@ -93,6 +93,24 @@ def test_recording_changes_nothing_in_the_run(tmp_path):
     assert plain == rec
 
 
+def test_out_of_memory_stops_recording_not_the_run(tmp_path, monkeypatch):
+    kw = dict(seed=6, steps=1000, faults=ALL, clients=2)
+    _, plain = run_inproc(**kw)
+    real = simrec.SimRecorder._end_step
+
+    def starved(self):
+        if self.sim.now >= 400:
+            raise MemoryError("simulated")
+        real(self)
+    monkeypatch.setattr(simrec.SimRecorder, "_end_step", starved)
+    sim, res, d = _data(tmp_path, **kw)
+    assert res == plain
+    assert ["recording", "stopped at step 400: out of memory"] in d["meta"]
+    assert max(s[1] for sp in d["spans"] for s in sp) == 400
+    html = page.html(d)
+    assert "stopped at step 400" in html
+
+
 def test_lock_service_runs_record_the_cluster_without_ops(tmp_path):
     kw = dict(seed=2, steps=800, faults=ALL, clients=3, machine="lock")
     _, plain = run_inproc(**kw)

@@ -527,7 +527,12 @@ def write_timeline(sim, res, path):
         _makedirs(path[:i])
     o = dict(sim.opts)
     o["steps"] = res["steps"]
-    page.write(path, sim.rec.data(res, _page_command(o)))
+    try:
+        page.write(path, sim.rec.data(res, _page_command(o), flat=False))
+    except MemoryError:
+        return "%s not written: out of memory (a shorter run, or CPython)" % path
+    except OSError as e:
+        return "%s not written: %s" % (path, e)
     return path
 
 

@@ -34,12 +34,16 @@ def _dump(f, obj):
             f.write(":")
             _dump(f, obj[k])
         f.write("}")
-    elif isinstance(obj, (list, tuple)) and len(obj) > 32:
+    elif hasattr(obj, "chunks") or (isinstance(obj, (list, tuple)) and (
+            len(obj) > 32 or [x for x in obj if hasattr(x, "chunks")])):
+        # Long lists, and simrec.Rows (kept in chunks), item by item.
         f.write("[")
-        for i in range(len(obj)):
-            if i:
+        first = True
+        for x in obj:
+            if not first:
                 f.write(",")
-            _dump(f, obj[i])
+            first = False
+            _dump(f, x)
         f.write("]")
     else:
         f.write(_json_safe(json.dumps(obj, separators=(",", ":"))))
