@@ -20,7 +20,7 @@ JOBS   ?= 2
 SEEDS  ?= 1000
 BOARD  ?= unix
 
-.PHONY: all venv test test-py test-mp test-netns sim sim-sweep sim-sweep-kv sim-sweep-lock sim-soak bench-core bench-flash bench demo demo-sim cluster chaos build memproof mem32 clean
+.PHONY: all venv test test-py test-mp test-netns test-browser timeline sim sim-sweep sim-sweep-kv sim-sweep-lock sim-soak bench-core bench-flash bench demo demo-sim cluster chaos build memproof mem32 clean
 
 all: test
 
@@ -34,13 +34,26 @@ venv: $(STAMP)
 # pytest exits 5 when it collects nothing; that is a failure here, as is any
 # other non-zero status, so CI can never pass by running no tests.
 test: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) host_tests --ignore=host_tests/ops/test_netns.py --ignore=host_tests/mp_only
+	$(PY) -m pytest -n $(JOBS) host_tests --ignore=host_tests/ops/test_netns.py --ignore=host_tests/mp_only --ignore=host_tests/browser
 	$(MPTEST) host_tests/portable
 	$(MPTEST) --backend engine $(PAPER) $(SCENARIOS)
 	$(MPTEST) host_tests/mp_only
 
 test-py: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) host_tests --ignore=host_tests/ops/test_netns.py --ignore=host_tests/mp_only
+	$(PY) -m pytest -n $(JOBS) host_tests --ignore=host_tests/ops/test_netns.py --ignore=host_tests/mp_only --ignore=host_tests/browser
+
+# Timeline pages in headless Chromium (Debian's; installed here when missing):
+# no script errors, lanes, leader spans, unorderable ops, a chaos run, and
+# the 20,000-step run's size and render time. Screenshots in build/timeline/.
+test-browser: $(STAMP)
+	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+	$(PY) -m pytest -q -s host_tests/browser
+
+# A simulator run as a page: make timeline [SEED=7] [STEPS=2000] -> build/timeline/seedN.html
+timeline: $(STAMP)
+	mkdir -p build/timeline
+	$(PY) tools/simulator/sim.py --seed $(or $(SEED),7) --steps $(or $(STEPS),2000) --clients 5 \
+	  --check-linear --timeline build/timeline/seed$(or $(SEED),7).html
 
 # Needs root and nftables (apt-get install -y nftables): five nodes in their
 # own network namespaces on a bridge; link cuts and nftables packet loss.
