@@ -16,7 +16,9 @@ file, its key from a mounted secret; then it runs tools/ops/node_main.py.
 Peers are listed by name: a container restarted by podman or Kubernetes
 may come back at another address; the CPython runtime re-resolves the
 names now and then (tools/cloud/noderuntime.py). Before the node starts,
-its own name must resolve (bounded wait), as it binds that address.
+every peer's name must resolve (the node binds its own and resolves the
+others once at start): the entrypoint waits up to MPRAFT_RESOLVE_WAIT
+seconds (default 120), then exits 2 and the container restarts.
 A missing or bad setting is one line on stderr and exit 2.
 """
 import json
@@ -120,8 +122,9 @@ def main():
     e = os.environ
     try:
         cfg = config(e)
-        me = [p for p in cfg["peers"] if p["id"] == cfg["node_id"]][0]
-        wait_resolves(me["host"], int(e.get("MPRAFT_RESOLVE_WAIT", "120")))
+        end = time.monotonic() + int(e.get("MPRAFT_RESOLVE_WAIT", "120"))
+        for p in cfg["peers"]:
+            wait_resolves(p["host"], max(0, end - time.monotonic()))
         data = e.get("MPRAFT_DATA", "/data")
         os.makedirs(data, exist_ok=True)
         path = os.path.join(data, "node.json")

@@ -8,6 +8,7 @@ Boots five CPython nodes on loopback, each serving /metrics
 Debian package) with a 1 s scrape interval on both jobs; waits for two
 scrapes of every target; then asks its HTTP API:
   1. sum(mpraft_has_leader{job="nodes"}) == 5, and the same through the exporter;
+     every panel of deploy/grafana/mpraft-overview.json returns data;
   2. after the leader is SIGKILLed, mpraft_leader_changes_seen_total of every
      surviving node rises, and the exporter marks the dead node mpraft_up 0.
 Stops everything it started, pass or fail; exit 0 only if every check
@@ -155,6 +156,15 @@ def _run(d, prom_bin, procs):
     wait(lambda: prom.scalar('sum(mpraft_has_leader{job="exporter"})') == 5, 10,
          'sum(mpraft_has_leader{job="exporter"}) == 5')
     print("prom_check: sum(mpraft_has_leader{job=\"exporter\"}) == 5: ok")
+    # Every panel of the Grafana dashboard gets data from this Prometheus.
+    with open(os.path.join(paths.ROOT, "deploy", "grafana", "mpraft-overview.json")) as f:
+        panels = json.load(f)["panels"]
+    time.sleep(3)  # rate() over [1m] wants a few samples
+    empty = [p["title"] for p in panels
+             if not any(prom.query(t["expr"]) for t in p["targets"])]
+    if empty:
+        raise SystemExit("prom_check: FAILED: dashboard panels without data: %s" % empty)
+    print("prom_check: all %d dashboard panels have data" % len(panels))
     survivors = [n for n in nodes if n != lead]
     q = 'mpraft_leader_changes_seen_total{job="nodes",node="%d"}'
     before = {n: prom.scalar(q % n) for n in survivors}
