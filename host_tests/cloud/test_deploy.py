@@ -88,6 +88,8 @@ def test_replicas_peers_pdb_and_service_agree(objs):
     n = sts["spec"]["replicas"]
     cm = objs["ConfigMap"]["mpraft-config"]["data"]
     assert int(cm["MPRAFT_REPLICAS"]) == n
+    # The first membership is every pod of the base (scaling up keeps it).
+    assert int(cm["MPRAFT_VOTERS"]) == n
     # A majority stays through voluntary disruptions, and no more is demanded
     # (or a drain could never proceed).
     pdb = objs["PodDisruptionBudget"]["mpraft"]
@@ -163,6 +165,7 @@ def test_the_placeholder_key_is_refused(objs, tmp_path):
     key.write_text("12" * 32)
     cfg = entrypoint.config(env)
     assert cfg["node_id"] == 1 and cfg["key"] == "12" * 32
+    assert cfg["voters"] == [1, 2, 3, 4, 5]
 
 
 def test_entrypoint_settings_errors_are_one_line(tmp_path):

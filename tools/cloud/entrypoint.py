@@ -8,6 +8,8 @@ file, its key from a mounted secret; then it runs tools/ops/node_main.py.
     MPRAFT_SERVICE=mpraft [MPRAFT_PORT=7000]   (StatefulSet: peer i is
                                                mpraft-(i-1).mpraft)
     MPRAFT_CLUSTER_ID=1234
+    MPRAFT_VOTERS=5                            optional: the first membership is
+                                               nodes 1..5 (default: every peer)
     MPRAFT_KEY_FILE=/run/secrets/mpraft-key    64 hex digits (32-byte key)
     MPRAFT_DATA=/data  MPRAFT_BOARD=/etc/mpraft/board.json (default: the unix board)
     MPRAFT_METRICS_PORT=9101 (0: none)  MPRAFT_LOG_JSON=1
@@ -75,6 +77,10 @@ def config(e):
     else:
         cfg = {"node_id": node_id(e), "cluster_id": int(env(e, "MPRAFT_CLUSTER_ID")),
                "peers": peers(e)}
+    if e.get("MPRAFT_VOTERS"):
+        # The first membership only (a node's storage keeps the current one):
+        # nodes added later by scaling up start outside it.
+        cfg["voters"] = list(range(1, int(e["MPRAFT_VOTERS"]) + 1))
     if e.get("MPRAFT_KEY_FILE"):
         with open(e["MPRAFT_KEY_FILE"]) as f:
             cfg["key"] = f.read().strip()

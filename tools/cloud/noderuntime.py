@@ -40,7 +40,6 @@ try:
 except ImportError:  # the events API not there: derived from state below
     _events = None
 
-LEVEL_NAMES = ("off", "essential", "info", "debug", "trace")
 
 
 class TimedFile:
@@ -190,8 +189,7 @@ class Runtime:
     def event(self, ev):
         """The engine's observer hook (raft.events tuples)."""
         d = _events.to_dict(ev)
-        lv = _events.LEVELS[ev[0]] if ev[0] < len(_events.LEVELS) else 2
-        self.emit(d, LEVEL_NAMES[lv] if lv < len(LEVEL_NAMES) else str(lv))
+        self.emit(d, d.pop("level", "info"))
 
     def watch(self):
         """Role, leader and term changes derived from the core after a turn
