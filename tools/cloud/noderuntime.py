@@ -9,10 +9,10 @@ it:
     that makes it durable are timed: mpraft_flash_write_seconds;
   - the transport is wrapped so a heartbeat sent to a peer and the peer's
     response time a round trip: mpraft_peer_round_trip_seconds{peer};
-  - events (raft.events, in the shape of events.to_dict) feed the counting
-    observer (metrics.Counting) and the JSON log; where the engine does not
-    report events, they are derived from the core's role, leader and term
-    after each turn of the loop (the same kinds and fields);
+  - the node's events (raft/events.py, Node.on_event, level INFO) feed the
+    counting observer (metrics.Counting) and the JSON log, as
+    events.to_dict; where a node has no events API, role, leader and
+    election events are derived from the core after each turn (same shape);
   - an HTTP server (httpd.py) polled once per turn without blocking.
 
 The loop: server.run_once() (waits at most until the next tick), then
@@ -171,6 +171,13 @@ class Runtime:
                                                          socket.SOCK_DGRAM)[0][-1]
             except OSError:
                 pass
+        # The node's events (raft/events.py) at INFO: roles, leaders,
+        # elections, membership, snapshots, failed proposals; not every
+        # commit (DEBUG) or apply (TRACE). Without the events API, watch().
+        self.events = _events is not None and hasattr(node, "on_event")
+        if self.events:
+            node.on_event(self.event)
+            node.set_event_level(_events.INFO)
         t = RoundTripTransport(node.transport, counting)
         node.engine.transport = t
         node.server.transport = t
@@ -206,7 +213,7 @@ class Runtime:
                       "essential")
             if name in ("candidate", "pre-candidate"):
                 self.emit({"event": "election", "term": r.term,
-                           "pre_vote": name == "pre-candidate"}, "info")
+                           "pre": 1 if name == "pre-candidate" else 0}, "info")
         elif st[1] != old[1]:
             self.emit({"event": "leader", "term": r.term, "lead": r.lead}, "essential")
 
@@ -267,7 +274,7 @@ class Runtime:
         self.node.run_once()
         now = time.monotonic()
         self.last_turn = now
-        if _events is None or not hasattr(self.engine, "set_event_level"):
+        if not self.events:
             self.watch()
         if self.http is not None:
             self.http.poll(0)
