@@ -216,3 +216,20 @@ def test_the_dashboard_uses_only_metrics_that_exist():
     for want in ("mpraft_is_leader", "mpraft_term", "mpraft_proposals_committed_total",
                  "mpraft_flash_write_seconds_bucket", "mpraft_datagrams_dropped_total"):
         assert want in used, want
+
+
+def test_a_mounted_node_file_with_the_key_from_a_secret(tmp_path):
+    node = {"node_id": 2, "cluster_id": 77, "peers": [{"id": 1, "host": "a", "port": 7000},
+                                                      {"id": 2, "host": "b", "port": 7000}]}
+    (tmp_path / "node.json").write_text(json.dumps(node))
+    (tmp_path / "key").write_text("cd" * 32 + "\n")
+    cfg = entrypoint.config({"MPRAFT_CONFIG": str(tmp_path / "node.json"),
+                             "MPRAFT_KEY_FILE": str(tmp_path / "key")})
+    assert cfg == dict(node, key="cd" * 32)
+    # The command the container runs: CPython with the endpoints and JSON logs,
+    # or the MicroPython port without them.
+    cmd = entrypoint.argv({"MPRAFT_DATA": "/data"}, "/data/node.json")
+    assert cmd[-5:] == ["--metrics-host", "0.0.0.0", "--metrics-port", "9101", "--log-json"]
+    assert "--metrics-port" in cmd and "--log-json" in cmd
+    mp = entrypoint.argv({"MPRAFT_RUNTIME": "micropython"}, "/data/node.json")
+    assert mp[1:3] == ["-m", "micropython_unix"] and "--metrics-port" not in mp
