@@ -20,7 +20,7 @@ JOBS   ?= 2
 SEEDS  ?= 1000
 BOARD  ?= unix
 
-.PHONY: all venv test test-py test-mp test-netns test-browser timeline sim sim-sweep sim-sweep-kv sim-sweep-lock sim-soak bench-core bench-flash bench demo demo-sim cluster chaos build memproof mem32 clean
+.PHONY: all venv test test-py test-mp test-netns test-browser timeline cloud-deps image cloud-demo test-prometheus exporter sim sim-sweep sim-sweep-kv sim-sweep-lock sim-soak bench-core bench-flash bench demo demo-sim cluster chaos build memproof mem32 clean
 
 all: test
 
@@ -184,3 +184,27 @@ firmware: $(STAMP)
 
 clean:
 	rm -rf build .pytest_cache .hypothesis
+
+# --- issue 15: containers, Kubernetes, Prometheus (docs/cloud.md) -----------
+# Root. Each installs what it needs from Debian (podman, mmdebstrap, runc;
+# prometheus) and pulls no image. make image: ~2 min the first time (the
+# Debian base), ~5 s after. make cloud-demo: ~15 s after the image.
+# make test-prometheus: ~12 s. make exporter CLUSTER=DIR/cluster.json [PORT=9100].
+cloud-deps:
+	@command -v podman >/dev/null && command -v mmdebstrap >/dev/null && command -v runc >/dev/null || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman mmdebstrap runc)
+
+image: $(STAMP) cloud-deps
+	deploy/container/build.sh $(or $(IMAGE),mpraft:latest)
+
+cloud-demo: image
+	$(PY) tools/cloud/cloud_demo.py --image $(or $(IMAGE),mpraft:latest)
+
+test-prometheus: $(STAMP)
+	@command -v prometheus >/dev/null || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus)
+	$(PY) tools/cloud/prom_check.py --prometheus $$(command -v prometheus)
+
+exporter: $(STAMP)
+	@if [ -z "$(CLUSTER)" ]; then echo "usage: make exporter CLUSTER=DIR/cluster.json [PORT=9100]"; exit 2; fi
+	$(PY) tools/cloud/exporter.py --cluster $(CLUSTER) --port $(or $(PORT),9100)

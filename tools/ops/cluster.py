@@ -227,8 +227,10 @@ def alive(pid):
         return True
 
 
-def start(d, nid, runtime="micropython", config=None, data=None, heap="16M", flush="on"):
+def start(d, nid, runtime="micropython", config=None, data=None, heap="16M", flush="on",
+          extra=()):
     """Start node nid (or a custom node file/data folder); returns its pid.
+    extra: more node_main.py arguments (e.g. --metrics-port, CPython only).
 
     flush="off" is for measurements only: log writes are not flushed (on the
     MicroPython unix port flush is fsync), so they would not survive a power cut.
@@ -247,7 +249,7 @@ def start(d, nid, runtime="micropython", config=None, data=None, heap="16M", flu
     if not os.path.exists(board):
         board = BOARD
     p = subprocess.Popen(interp + [os.path.join(TOOLS, "node_main.py"), "--config", config,
-                                   "--data", data, "--board", board, "--flush", flush],
+                                   "--data", data, "--board", board, "--flush", flush] + list(extra),
                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                          cwd=ROOT, start_new_session=True)
     log.close()
