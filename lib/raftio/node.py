@@ -6,6 +6,11 @@ same code the simulator runs with a simulated network, clock and flash.
 """
 import gc
 
+try:
+    from micropython import mem_total
+except ImportError:
+    mem_total = None
+
 from raft import msg as M
 from raft.config import Config
 from raftio import clock
@@ -98,6 +103,17 @@ class Node:
 
     def status(self):
         st = self.engine.status()
+        # Work counters, so a benchmark divides them by the puts applied.
+        t = self.transport
+        st["dgrams_in"] = t.received
+        st["dgrams_out"] = t.sent
+        st["macs"] = t.framer.macs
+        fl = getattr(self.storage, "flushes", None)
+        if fl is not None:
+            st["flushes"] = fl()
+        if mem_total is not None:
+            # Bytes allocated since boot (MicroPython built with mem stats).
+            st["alloc_bytes"] = mem_total()
         ma = getattr(gc, "mem_alloc", None)
         if ma is not None:
             # Live heap, not live + garbage: comparable between samples.
