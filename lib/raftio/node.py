@@ -14,6 +14,7 @@ except ImportError:
 from raft import msg as M
 from raft.config import Config
 from raftio import clock
+from raftio.batch import BatchMachine
 from raftio.engine import Engine
 from raftio.frame import MAX_PAYLOAD
 from raftio.server import Server
@@ -74,7 +75,8 @@ class Node:
         self.storage = storage
         if snapshot_keep is None:
             snapshot_keep = min(board["ring_capacity"] * 2, board["snapshot_entries"])
-        self.engine = Engine(cfg, storage, self.transport, self.machine, clock.Clock(),
+        # Client batches (raftio/batch.py) are unwrapped around the KV store.
+        self.engine = Engine(cfg, storage, self.transport, BatchMachine(self.machine), clock.Clock(),
                              _Rand(seed).below, board["tick_ms"], board["snapshot_entries"],
                              snapshot_keep, 4 * board["ring_capacity"])
         self.server = Server(self.engine, self.transport, self.status)

@@ -17,8 +17,8 @@ _TCK = os.sysconf("SC_CLK_TCK")
 COUNTERS = ("dgrams_in", "dgrams_out", "macs", "flushes", "alloc_bytes")
 
 
-def cpu_s(pid):
-    """User + system CPU seconds of process pid, or None if it is gone."""
+def cpu_split(pid):
+    """(user, system) CPU seconds of process pid, or None if it is gone."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             s = f.read()
@@ -26,7 +26,13 @@ def cpu_s(pid):
         return None
     # Fields after the command name (which may hold spaces) start at state.
     p = s[s.rfind(")") + 2:].split()
-    return (int(p[11]) + int(p[12])) / _TCK
+    return int(p[11]) / _TCK, int(p[12]) / _TCK
+
+
+def cpu_s(pid):
+    """User + system CPU seconds of process pid, or None if it is gone."""
+    u = cpu_split(pid)
+    return u[0] + u[1] if u is not None else None
 
 
 def sample(pids):
@@ -73,17 +79,17 @@ def fmt(x, spec="%6.1f", width=6):
     return spec % x if x is not None else "-".rjust(width)
 
 
-HEADER = ("%-10s %5s %8s %7s | %7s %7s %7s %7s | %6s %6s %5s %6s %7s"
-          % ("system", "infl", "puts/s", "p50 ms", "leader", "follow", "all", "client",
+HEADER = ("%-10s %5s %5s %8s %7s | %7s %7s %7s %7s | %6s %6s %5s %6s %7s"
+          % ("system", "batch", "infl", "puts/s", "p50 ms", "leader", "follow", "all", "client",
              "dg_in", "dg_out", "macs", "flush", "alloc B"))
-RULE = ("%-10s %5s %8s %7s | %31s | %s"
-        % ("", "", "", "", "CPU us per committed put", "leader, per put"))
+RULE = ("%-10s %5s %5s %8s %7s | %31s | %s"
+        % ("", "", "", "", "", "CPU us per committed put", "leader, per put"))
 
 
 def row_line(name, r):
     w = r.get("work", {})
-    return ("%-10s %5d %8.0f %7.2f | %7s %7s %7s %7s | %6s %6s %5s %6s %7s" % (
-        name, r["inflight"], r["puts_per_s"], r["p50_ms"],
+    return ("%-10s %5d %5d %8.0f %7.2f | %7s %7s %7s %7s | %6s %6s %5s %6s %7s" % (
+        name, r.get("batch", 1), r["inflight"], r["puts_per_s"], r["p50_ms"],
         fmt(r.get("leader_us"), "%7.1f", 7), fmt(r.get("follower_us"), "%7.1f", 7),
         fmt(r.get("all_us"), "%7.1f", 7), fmt(r.get("client_us"), "%7.1f", 7),
         fmt(w.get("dgrams_in"), "%6.2f"), fmt(w.get("dgrams_out"), "%6.2f"),
@@ -103,11 +109,11 @@ def merge_rounds(rows):
     """One row per in-flight level: the median of every figure over the rounds."""
     by = {}
     for r in rows:
-        by.setdefault(r["inflight"], []).append(r)
+        by.setdefault((r.get("batch", 1), r["inflight"]), []).append(r)
     out = []
-    for n in sorted(by):
-        rs = by[n]
-        m = {"inflight": n, "rounds": len(rs)}
+    for key in sorted(by):
+        rs = by[key]
+        m = {"batch": key[0], "inflight": key[1], "rounds": len(rs)}
         for k in ("puts_per_s", "p50_ms", "p99_ms", "leader_us", "follower_us", "all_us",
                   "client_us"):
             m[k] = median([r.get(k) for r in rs])
@@ -118,14 +124,15 @@ def merge_rounds(rows):
 
 
 def ratios(new, old):
-    """new / old per level for the CPU figures and throughput."""
-    o = dict((r["inflight"], r) for r in old)
+    """new / old per level (new at every batch size, old unbatched) for the
+    CPU figures and throughput."""
+    o = dict((r["inflight"], r) for r in old if r.get("batch", 1) == 1)
     out = []
     for r in new:
         b = o.get(r["inflight"])
         if b is None:
             continue
-        q = {"inflight": r["inflight"]}
+        q = {"inflight": r["inflight"], "batch": r.get("batch", 1)}
         for k in ("leader_us", "follower_us", "all_us", "puts_per_s", "p50_ms"):
             q[k] = r[k] / b[k] if r.get(k) and b.get(k) else None
         out.append(q)
