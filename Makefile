@@ -20,7 +20,7 @@ JOBS   ?= 2
 SEEDS  ?= 1000
 BOARD  ?= unix
 
-.PHONY: all venv test test-py test-mp test-netns sim sim-sweep sim-sweep-kv sim-soak bench-core bench-flash bench demo demo-sim cluster chaos build memproof mem32 clean
+.PHONY: all venv test test-py test-mp test-netns sim sim-sweep sim-sweep-kv sim-soak bench-core bench-flash bench profile demo demo-sim cluster chaos build memproof mem32 clean
 
 all: test
 
@@ -94,10 +94,21 @@ cluster: $(STAMP)
 chaos: $(STAMP)
 	$(PY) tools/ops/chaos.py --seconds $(or $(SECONDS),120) --seed $(or $(SEED),1)
 
-# The real-cluster benchmark (not part of make test): puts/s and latency at
-# 1/16/64 in flight, failover, heap at 10 s and 60 s, PySyncObj comparison.
+# The real-cluster benchmark (not part of make test): puts/s, latency and CPU
+# per committed put at 1/16/64/256 in flight (unbatched and in client batches
+# of 16), failover, heap at 10 s and 60 s, PySyncObj comparison.
+# BASELINE=DIR (another checkout, e.g. git worktree add --detach DIR COMMIT):
+# the same load on its nodes in the same run, interleaved ROUNDS times (2).
 bench: $(STAMP)
-	mkdir -p build && $(PY) tools/bench/cluster_bench.py --json build/bench.json
+	mkdir -p build && $(PY) tools/bench/cluster_bench.py --json build/bench.json \
+	  $(if $(BASELINE),--baseline-tree $(BASELINE) --rounds $(or $(ROUNDS),2))
+
+# Where a put's CPU goes, stage by stage (docs/profile.md): the path in one
+# MicroPython process, unbatched and in batches of 16, then a live leader.
+profile: $(STAMP)
+	$(MP) -X heapsize=512M tools/bench/profile_path.py --rounds 100 --gc off --batch 32
+	$(MP) -X heapsize=512M tools/bench/profile_path.py --rounds 100 --gc off --batch 32 --group 16
+	$(PY) tools/bench/profile_leader.py --seconds 10
 
 build: $(STAMP)
 	$(PY) tools/board/build.py $(BOARD)

@@ -13,12 +13,14 @@ Format (little-endian), strict: anything else is malformed::
 
 A command byte 0x00 is invalid for every machine here (raftkv, raftapp
 sessions: op 0 never decodes), so a batch cannot be mistaken for one.
-A batch holding a read (reads never go through the log) or a command that
-does not decode is refused whole by is_read, so the proposer answers
-BAD_REQUEST. Per command in a result, len is the machine's result, or:
-  REFUSED (0): not executed: REGISTER (its session id is the entry index,
-    which one entry cannot give twice), checked again at apply because the
-    in-process API proposes without is_read;
+A malformed batch, or one holding a REGISTER (its session id is the entry
+index, which one entry cannot give twice), is refused whole by is_read, so
+the proposer answers BAD_REQUEST. The commands inside are not decoded
+there: a command the machine cannot decode gets its MALFORMED result, and
+a read goes through the log like a write (linearizable, just slower than
+ReadIndex). Per command in a result, len is the machine's result, or:
+  REFUSED (0): a REGISTER, not executed (checked again at apply because the
+    in-process API proposes without is_read);
   UNSENT (0xFFFF): executed, but the result did not fit in one reply; the
     client sends that command again alone (same session and seq) and gets
     its cached result (exactly-once is per session, as without batches).
@@ -192,19 +194,16 @@ class BatchMachine:
         self.machine.skip(index)
 
     def is_read(self, data):
-        """False for a batch of writes; DecodeError for a malformed batch or
-        one that holds a read or a REGISTER (the client gets BAD_REQUEST)."""
+        """False for a batch; DecodeError for a malformed one or one that holds
+        a REGISTER (the client gets BAD_REQUEST)."""
         if not is_batch(data):
             return self.machine.is_read(data)
         count = check(data)
-        mv = memoryview(data)
         p = _HDR
         for _ in range(count):
-            ln = data[p] | data[p + 1] << 8
-            cmd = mv[p + 2:p + 2 + ln]
-            if cmd[0] == _REGISTER or self.machine.is_read(cmd):
-                raise DecodeError("batch: a read or REGISTER cannot be batched")
-            p += 2 + ln
+            if data[p + 2] == _REGISTER:
+                raise DecodeError("batch: a REGISTER cannot be batched")
+            p += 2 + (data[p] | data[p + 1] << 8)
         return False
 
     def query(self, data):

@@ -36,8 +36,8 @@ def cpu_s(pid):
 
 
 def sample(pids):
-    """{node id: CPU seconds} for {node id: pid}."""
-    return dict((nid, cpu_s(pid)) for nid, pid in pids.items())
+    """{node id: (user, system) CPU seconds} for {node id: pid}."""
+    return dict((nid, cpu_split(pid)) for nid, pid in pids.items())
 
 
 def leader_of(st):
@@ -50,16 +50,23 @@ def leader_of(st):
 
 
 def per_put(cpu0, cpu1, puts, lead):
-    """CPU microseconds per put: leader, mean follower, all nodes together."""
+    """CPU microseconds per put: leader, mean follower, all nodes together;
+    and the leader's and mean follower's system share."""
     if not puts:
         return {"leader_us": None, "follower_us": None, "all_us": None}
     us = {}
+    sys_us = {}
     for nid in cpu0:
-        if cpu0[nid] is not None and cpu1.get(nid) is not None:
-            us[nid] = (cpu1[nid] - cpu0[nid]) * 1e6 / puts
-    fol = [v for k, v in us.items() if k != lead]
-    return {"leader_us": us.get(lead), "follower_us": sum(fol) / len(fol) if fol else None,
-            "all_us": sum(us.values()), "node_us": dict((str(k), v) for k, v in us.items())}
+        a, b = cpu0[nid], cpu1.get(nid)
+        if a is not None and b is not None:
+            us[nid] = (b[0] + b[1] - a[0] - a[1]) * 1e6 / puts
+            sys_us[nid] = (b[1] - a[1]) * 1e6 / puts
+    fol = [k for k in us if k != lead]
+    return {"leader_us": us.get(lead),
+            "follower_us": sum(us[k] for k in fol) / len(fol) if fol else None,
+            "all_us": sum(us.values()), "leader_sys_us": sys_us.get(lead),
+            "follower_sys_us": sum(sys_us[k] for k in fol) / len(fol) if fol else None,
+            "node_us": dict((str(k), v) for k, v in us.items())}
 
 
 def work_per_put(st0, st1):
@@ -115,7 +122,7 @@ def merge_rounds(rows):
         rs = by[key]
         m = {"batch": key[0], "inflight": key[1], "rounds": len(rs)}
         for k in ("puts_per_s", "p50_ms", "p99_ms", "leader_us", "follower_us", "all_us",
-                  "client_us"):
+                  "client_us", "leader_sys_us", "follower_sys_us"):
             m[k] = median([r.get(k) for r in rs])
         m["work"] = dict((k, median([r.get("work", {}).get(k) for r in rs]))
                          for k in COUNTERS)

@@ -10,12 +10,17 @@
     raftctl.py --cluster DIR/cluster.json add-learner NODE [HOST:PORT]
     raftctl.py --cluster DIR/cluster.json add-voter NODE [HOST:PORT]   (or promote a learner)
     raftctl.py --cluster DIR/cluster.json remove NODE
+    raftctl.py --cluster DIR/cluster.json bulk-load FILE   (KEY VALUE per line; - reads stdin)
 
 Membership changes go one at a time and are answered once applied; a
 change refused as invalid (already a member, the last voter) exits 2.
 
 `cas KEY OLD NEW` swaps only if KEY holds OLD; give --absent instead of OLD
 (`cas KEY --absent NEW`) to require that KEY does not exist.
+
+`bulk-load` writes every line's pair with client batches (Client.put_many:
+16 sessions, their puts in one datagram and one log entry), each put
+exactly-once; blank lines and lines starting with # are skipped.
 
 Exit status: 0 ok, 1 key not found or cas failed, 2 usage, 3 cluster
 unavailable. Errors are one line on stderr. --timeout MS bounds each command
@@ -32,7 +37,8 @@ paths.setup()
 
 USAGE = ("usage: raftctl.py --cluster FILE [--timeout MS] put K V | get K | delete K | "
          "cas K OLD|--absent NEW | status [--json] | watch [--interval S] [--count N] | "
-         "transfer NODE | add-learner NODE [HOST:PORT] | add-voter NODE [HOST:PORT] | remove NODE")
+         "transfer NODE | add-learner NODE [HOST:PORT] | add-voter NODE [HOST:PORT] | remove NODE | "
+         "bulk-load FILE")
 
 COLUMNS = ("id", "reachable", "role", "term", "leader", "commit", "applied", "last",
            "snapshot", "drops")
@@ -128,7 +134,7 @@ def parse(argv):
     if not pos:
         raise Usage("no command given")
     want = {"put": 3, "get": 2, "delete": 2, "cas": 4, "status": 1, "watch": 1, "transfer": 2,
-            "add-learner": 2, "add-voter": 2, "remove": 2}
+            "add-learner": 2, "add-voter": 2, "remove": 2, "bulk-load": 2}
     if pos[0] not in want:
         raise Usage("unknown command %r" % (pos[0],))
     if pos[0] in ("add-learner", "add-voter") and len(pos) == 3:
@@ -193,6 +199,39 @@ def member(c, nodes, cmd, args):
     return 0
 
 
+def bulk_load(c, path, sessions=16, chunk=512):
+    """Put every `KEY VALUE` line of path (- for stdin) in client batches."""
+    f = sys.stdin if path == "-" else None
+    if f is None:
+        try:
+            f = open(path)
+        except OSError as e:
+            raise Usage("bulk-load: cannot read %s: %s" % (path, e.strerror))
+    t = time.monotonic()
+    n = 0
+    pairs = []
+    try:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            kv = line.split(None, 1)
+            if len(kv) != 2:
+                raise Usage("bulk-load: %s line %d: want KEY VALUE, got %r" % (path, lineno, line))
+            pairs.append(kv)
+            if len(pairs) >= chunk:
+                n += c.put_many(pairs, sessions)
+                pairs = []
+        if pairs:
+            n += c.put_many(pairs, sessions)
+    finally:
+        if f is not sys.stdin:
+            f.close()
+    dt = time.monotonic() - t
+    print("loaded %d keys in %.2f s (%.0f puts/s)" % (n, dt, n / dt if dt > 0 else 0))
+    return 0
+
+
 def run(opts, pos):
     from raftio.client import Client, ClientError, ClusterUnavailable, RequestRejected
     cid, key, nodes = load_cluster(opts["cluster"])
@@ -227,6 +266,8 @@ def run(opts, pos):
                                                   else repr(cur.decode("utf-8", "replace"))))
                 return 1
             return 0
+        if cmd == "bulk-load":
+            return bulk_load(c, pos[1])
         ids = [n[0] for n in nodes]
         if cmd == "transfer":
             return transfer(c, ids, pos[1], opts["timeout"])
