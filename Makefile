@@ -97,11 +97,13 @@ chaos: $(STAMP)
 # The real-cluster benchmark (not part of make test): puts/s, latency and CPU
 # per committed put at 1/16/64/256 in flight (unbatched and in client batches
 # of 16), failover, heap at 10 s and 60 s, PySyncObj comparison.
-# BASELINE=DIR (another checkout, e.g. git worktree add --detach DIR COMMIT):
+# BASE=COMMIT (exported to build/base) or BASELINE=DIR (another checkout):
 # the same load on its nodes in the same run, interleaved ROUNDS times (2).
 bench: $(STAMP)
-	mkdir -p build && $(PY) tools/bench/cluster_bench.py --json build/bench.json \
-	  $(if $(BASELINE),--baseline-tree $(BASELINE) --rounds $(or $(ROUNDS),2))
+	mkdir -p build
+	$(if $(BASE),rm -rf build/base && mkdir -p build/base && git archive $(BASE) | tar -x -C build/base)
+	$(PY) tools/bench/cluster_bench.py --json build/bench.json \
+	  $(if $(or $(BASE),$(BASELINE)),--baseline-tree $(or $(BASELINE),build/base) --rounds $(or $(ROUNDS),2))
 
 # Where a put's CPU goes, stage by stage (docs/profile.md): the path in one
 # MicroPython process, unbatched and in batches of 16, then a live leader.

@@ -264,9 +264,11 @@ class Client:
 
     def put_many(self, pairs, sessions=16, max_bytes=560):
         """Write every (key, value) of pairs; returns how many. Up to `sessions`
-        puts per batch (one session each, registered on first use), at most
-        max_bytes per batch command: keep it under the boards' max_entry_bytes
-        (640 on esp32). Exactly-once per pair; raises like put()."""
+        puts per batch (one session each, registered on first use and kept
+        by this client: a board keeps 32 sessions, the least active go
+        first), at most max_bytes per batch command: keep it under the
+        boards' max_entry_bytes (640 on esp32). Exactly-once per pair;
+        raises like put()."""
         pool = self._pool
         while len(pool) < sessions:
             n = codec.encode_register_into(self._cmd)
