@@ -131,12 +131,12 @@ def merge_rounds(rows):
 
 
 def ratios(new, old):
-    """new / old per level (new at every batch size, old unbatched) for the
-    CPU figures and throughput."""
-    o = dict((r["inflight"], r) for r in old if r.get("batch", 1) == 1)
+    """new / old per level for the CPU figures and throughput: at the same
+    batch size where old ran it, else against old unbatched."""
+    o = dict(((r.get("batch", 1), r["inflight"]), r) for r in old)
     out = []
     for r in new:
-        b = o.get(r["inflight"])
+        b = o.get((r.get("batch", 1), r["inflight"])) or o.get((1, r["inflight"]))
         if b is None:
             continue
         q = {"inflight": r["inflight"], "batch": r.get("batch", 1)}

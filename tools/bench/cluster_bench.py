@@ -3,7 +3,7 @@
     python3 tools/bench/cluster_bench.py [--runtime micropython|cpython] [--seconds 10]
         [--inflight 1,16,64,256] [--failover 10] [--heap-seconds 60] [--json FILE]
         [--dir DIR] [--flush on|off] [--pysyncobj 64,1000|none]
-        [--baseline-tree DIR] [--rounds N] [--batch 1,16]
+        [--baseline-tree DIR] [--rounds N] [--batch 1,16] [--baseline-batch 1]
 
 --flush off runs the nodes without flushing log writes (fsync on the
 MicroPython unix port): NOT durable, only to show what the flush costs.
@@ -289,7 +289,8 @@ def heap_and_failover(d, opts, res):
 def main(argv):
     opts = {"runtime": "micropython", "seconds": "10", "inflight": "1,16,64,256",
             "failover": "10", "json": None, "dir": None, "flush": "on", "heap_seconds": "60",
-            "pysyncobj": "64,1000", "baseline_tree": None, "rounds": "1", "batch": "1,16"}
+            "pysyncobj": "64,1000", "baseline_tree": None, "rounds": "1", "batch": "1,16",
+            "baseline_batch": "1"}
     i = 0
     while i < len(argv):
         k = argv[i][2:].replace("-", "_")
@@ -317,8 +318,9 @@ def main(argv):
                  else tempfile.mkdtemp(prefix="mpraft-bench-"))
             try:
                 cluster.up(d, 5, opts["runtime"], timeout_s=20, flush=opts["flush"], tree=tree)
-                # The baseline predates batches: it runs unbatched only.
-                for b in (batches if tree is None else [1]):
+                # A baseline from before batches runs unbatched only (the default).
+                for b in (batches if tree is None else
+                          [int(x) for x in opts["baseline_batch"].split(",")]):
                     for n in levels:
                         if b > 1 and n < b:
                             continue
