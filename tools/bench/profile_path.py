@@ -197,6 +197,17 @@ def deliver(nodes, net, ids):
             return
 
 
+def _rmtree(path):
+    """Remove path and everything under it (MicroPython has no shutil)."""
+    for name in os.listdir(path):
+        p = path + "/" + name
+        if os.stat(p)[0] & 0x4000:
+            _rmtree(p)
+        else:
+            os.remove(p)
+    os.rmdir(path)
+
+
 def main(argv):
     opts = {"batch": "28", "rounds": "200", "nodes": "5", "dir": "/tmp/mpraft-profile-path",
             "gc": "on", "group": "1"}
@@ -209,13 +220,20 @@ def main(argv):
         return 2
     batch, rounds, n = int(opts["batch"]), int(opts["rounds"]), int(opts["nodes"])
     group = int(opts["group"])
-    bcmd = bytearray(MAX_PAYLOAD)
     root = opts["dir"] + "/%d" % _now()
     try:
         os.mkdir(opts["dir"])
     except OSError:
         pass
     os.mkdir(root)
+    try:
+        return _run(batch, rounds, n, group, root, opts)
+    finally:
+        _rmtree(root)
+
+
+def _run(batch, rounds, n, group, root, opts):
+    bcmd = bytearray(MAX_PAYLOAD)
     ids = list(range(1, n + 1))
     net = {}
     nodes = {}
