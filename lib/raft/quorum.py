@@ -40,7 +40,8 @@ def committed_index(voters, acked, scratch):
     return scratch[n - majority_size(n)]
 
 
-def joint_committed_index(incoming, outgoing, acked, scratch):  # mpraft: host-only
+def joint_committed_index(incoming, outgoing, acked, scratch):
+    # Thesis 4.3: in a joint conf an entry commits on majorities of both.
     a = committed_index(incoming, acked, scratch)
     b = committed_index(outgoing, acked, scratch)
     return a if a < b else b
@@ -68,7 +69,7 @@ def vote_result(voters, votes):
     return VOTE_LOST
 
 
-def joint_vote_result(incoming, outgoing, votes):  # mpraft: host-only
+def joint_vote_result(incoming, outgoing, votes):
     a = vote_result(incoming, votes)
     b = vote_result(outgoing, votes)
     if a == b:

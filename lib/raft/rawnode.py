@@ -13,14 +13,17 @@ The driver loop, in this order, every time has_ready() is true:
   4. Apply rd.snapshot (restore) and then rd.committed_entries, in order, to
      the state machine; serve rd.read_states once applied >= their index.
      rd.conf_changes lists the committed membership changes among them as
-     (index, op, node_id, ctx) (raft/confchange.py): the runtime learns
-     new peers' addresses from ctx here. The core then relies on their
+     (index, op, node_id, ctx), or (index, JOINT, (transition, steps), ctx)
+     for a joint one (raft/confchange.py): the runtime learns new peers'
+     addresses from ctx here. The core then relies on their
      commit being durable, so such a Ready carries the hard state with
      sync_hard_state set.
   5. node.advance(rd). This applies rd.conf_changes to the core, in order;
-     conf_state() then returns the new membership.
-  6. Optionally snapshot: storage.create_snapshot(applied, *conf_state(),
-     data) -- after advance(), so the membership matches the applied index.
+     conf() then returns the new membership. A leader in a joint conf
+     entered with auto-leave proposes leaving it here, once applied.
+  6. Optionally snapshot: storage.create_snapshot(applied, voters,
+     learners, data, voters_out, auto_leave) from conf() -- after
+     advance(), so the membership matches the applied index.
 
 Never call ready() twice without advance() in between.
 """
@@ -58,10 +61,19 @@ class RawNode:
         REMOVE); returns the entry's index. See Raft.propose_conf_change."""
         return self.raft.propose_conf_change(op, node_id, ctx)
 
+    def propose_conf_change_v2(self, transition, steps, ctx=b""):
+        """Several changes at once through a joint conf (etcd ConfChangeV2;
+        see Raft.propose_conf_change_v2); returns the entry's index."""
+        return self.raft.propose_conf_change_v2(transition, steps, ctx)
+
     def conf_state(self):
         """(voters, learners) as of the applied index."""
         r = self.raft
         return r.voters, r.learners
+
+    def conf(self):
+        """(voters, voters_out, learners, auto_leave) as of the applied index."""
+        return self.raft.conf()
 
     def read_index(self, ctx):
         self.raft.read_index(ctx)
@@ -133,6 +145,8 @@ class RawNode:
             me = r.prs.get(r.id)
             if me is not None and me.maybe_update(log.stable):
                 r.maybe_commit()
+            if r.voters_out:
+                r._maybe_auto_leave()
 
     def compacted(self, index, term):
         """The driver snapshotted and compacted storage through index."""

@@ -98,5 +98,6 @@ class SnapshotTransfer:
             return False
         log.restore(snap)
         if snap.voters:
-            self._switch_config(tuple(sorted(snap.voters)), tuple(sorted(snap.learners)))
+            self._switch_config((tuple(sorted(snap.voters)), tuple(sorted(snap.voters_out)),
+                                 tuple(sorted(snap.learners)), snap.auto_leave))
         return True

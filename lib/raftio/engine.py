@@ -418,7 +418,7 @@ class Engine:
         applied = machine.applied_index
         snap = st.snapshot()
         if applied - snap.index >= (1 if force else self.snapshot_entries):
-            voters, learners = self.rawnode.conf_state()
+            cf = self.rawnode.conf()
             b = b" ".join(sorted(self._book.values()))
             # One buffer, filled in place: a board's heap holds the image
             # once while it is made, not three times.
@@ -426,7 +426,7 @@ class Engine:
             d = bytearray(n + machine.snapshot_size())
             d[:n] = _BOOK + len(b).to_bytes(2, "little") + b
             machine.snapshot_into(memoryview(d)[n:])
-            snap = st.create_snapshot(applied, voters, learners, d)
+            snap = st.create_snapshot(applied, cf[0], cf[2], d, cf[1], cf[3])
             d = None
             self.stats["snapshots"] += 1
             # The image was the largest block this node allocates: give it
