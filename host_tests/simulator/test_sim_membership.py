@@ -69,7 +69,7 @@ def test_checker_flags_a_node_with_the_wrong_membership():
     # A node that believes in a configuration the log never had.
     n = s.nodes[s.ids[0]]
     v, ln = n.engine.rawnode.conf_state()
-    n.engine.core._switch_config(tuple(s.ids), ())
+    n.engine.core._switch_config((tuple(s.ids), (), (), False))
     assert (v, ln) != n.engine.rawnode.conf_state()
     s.step()
     assert any("membership" in x for x in s.checker.violations), s.checker.violations

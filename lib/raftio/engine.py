@@ -183,12 +183,17 @@ class Engine:
 
     def propose_conf_change(self, op, nid, ctx, token=None):
         """A membership change (raft/confchange.py); answered once applied,
-        like a command. ctx b"host:port" teaches every member the address."""
+        like a command. ctx b"host:port" teaches every member the address.
+        op JOINT: nid is (transition, steps) and ctx b"id=host:port ...",
+        a joint change (etcd ConfChangeV2)."""
         r = self.core
         if r.role != LEADER:
             return self._refuse(token, NOT_LEADER, None)
         try:
-            idx = self.rawnode.propose_conf_change(op, nid, ctx)
+            if op == CC.JOINT:
+                idx = self.rawnode.propose_conf_change_v2(nid[0], nid[1], ctx)
+            else:
+                idx = self.rawnode.propose_conf_change(op, nid, ctx)
         except (ConfigError, EntryTooLarge):
             # Before ProposalDropped, of which EntryTooLarge is a kind.
             return self._refuse(token, BAD_REQUEST, None)
@@ -350,7 +355,20 @@ class Engine:
         # ctx is "host:port" from raftctl: how every node learns where a
         # joining node listens. Booked for self too: others learn it from
         # our snapshots.
-        if op == CC.REMOVE:
+        if op == CC.JOINT:
+            # Addresses as "id=host:port" words; a node removed is kept
+            # while the joint conf still has it as a voter.
+            for w in ctx.split():
+                try:
+                    k, a = w.split(b"=", 1)
+                    self._on_conf_change(CC.ADD_LEARNER, int(k), a)
+                except ValueError:
+                    self.counters.slots[DROP_MALFORMED] += 1
+            peers = self.core.peers
+            for k in sorted(self._book):
+                if k not in peers:
+                    del self._book[k]
+        elif op == CC.REMOVE:
             self._book.pop(nid, None)
         elif ctx:
             try:
