@@ -173,6 +173,10 @@ def test_joint_election_needs_both_majorities():
     net.nodes[2].campaign()
     _settle(net, 3)
     assert net.nodes[2].raft.role != LEADER
+    # And the other way round: 4 with 5 have a majority of NEW, none of OLD.
+    net.nodes[4].campaign()
+    _settle(net, 3)
+    assert net.nodes[4].raft.role != LEADER
     # With 4 too: 2 of OLD (2, 3) but 1 of NEW (4, and 1 is down): still no.
     net.recover()
     net.partition((2, 3, 4), (5,))
