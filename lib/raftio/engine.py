@@ -473,6 +473,7 @@ class Engine:
               "snapshot": self.storage.snapshot().index,
               "drops": self.counters.as_dict(),
               "voters": list(r.voters), "learners": list(r.learners),
+              "voters_out": list(r.voters_out),
               "uptime_ms": self.clock.ticks_diff(self.clock.ticks_ms(), self.started)}
         try:
             st["keys"] = len(self.machine)

@@ -22,6 +22,7 @@ Each turn of run_once:
 """
 import json
 
+from raft import confchange as CC
 from raft import msg as M
 from raft.core import LEADER
 from raft.errors import DecodeError
@@ -140,6 +141,16 @@ class Server:
                 self._reply((addr, rid), wire.BAD_REQUEST, 0, b"")
             return
         # Membership: answered OK once applied, like a put.
+        if op == wire.A_JOINT:
+            try:
+                op, nid, ctx = CC.decode(ctx)
+            except DecodeError:
+                op = 0
+            if op != CC.JOINT:
+                self._reply((addr, rid), wire.BAD_REQUEST, 0, b"")
+                return
+            eng.propose_conf_change(op, nid, ctx, (addr, rid))
+            return
         eng.propose_conf_change(op - 1, nid, ctx, (addr, rid))
 
     def _reply(self, token, code, leader, result):

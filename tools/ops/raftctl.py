@@ -10,6 +10,8 @@
     raftctl.py --cluster DIR/cluster.json add-learner NODE [HOST:PORT]
     raftctl.py --cluster DIR/cluster.json add-voter NODE [HOST:PORT]   (or promote a learner)
     raftctl.py --cluster DIR/cluster.json remove NODE
+    raftctl.py --cluster DIR/cluster.json member list|add|promote|remove|replace ...
+                                          (etcdctl style; see raftctl_member.py)
 
 Membership changes go one at a time and are answered once applied; a
 change refused as invalid (already a member, the last voter) exits 2.
@@ -30,9 +32,12 @@ sys.path.insert(0, __file__[:__file__.rfind("/") + 1] + "..")  # tools/, for pat
 import paths  # noqa: E402
 paths.setup()
 
+import raftctl_member  # noqa: E402
+
 USAGE = ("usage: raftctl.py --cluster FILE [--timeout MS] put K V | get K | delete K | "
          "cas K OLD|--absent NEW | status [--json] | watch [--interval S] [--count N] | "
-         "transfer NODE | add-learner NODE [HOST:PORT] | add-voter NODE [HOST:PORT] | remove NODE")
+         "transfer NODE | add-learner NODE [HOST:PORT] | add-voter NODE [HOST:PORT] | remove NODE | "
+         + raftctl_member.USAGE)
 
 COLUMNS = ("id", "reachable", "role", "term", "leader", "commit", "applied", "last",
            "snapshot", "drops")
@@ -101,6 +106,8 @@ def parse(argv):
             raise Usage("")
         if a == "--json":
             opts["json"] = True
+        elif a == "--learner":
+            pos.append(a)   # member add NODE --learner
         elif a == "--absent":
             opts["absent"] = True
             pos.append(None)
@@ -128,10 +135,12 @@ def parse(argv):
     if not pos:
         raise Usage("no command given")
     want = {"put": 3, "get": 2, "delete": 2, "cas": 4, "status": 1, "watch": 1, "transfer": 2,
-            "add-learner": 2, "add-voter": 2, "remove": 2}
+            "add-learner": 2, "add-voter": 2, "remove": 2, "member": 0}
     if pos[0] not in want:
         raise Usage("unknown command %r" % (pos[0],))
-    if pos[0] in ("add-learner", "add-voter") and len(pos) == 3:
+    if pos[0] == "member":
+        pass  # raftctl_member checks its own arguments
+    elif pos[0] in ("add-learner", "add-voter") and len(pos) == 3:
         pass  # NODE HOST:PORT
     elif len(pos) != want[pos[0]]:
         raise Usage("%s takes %d argument(s)" % (pos[0], want[pos[0]] - 1))
@@ -232,6 +241,16 @@ def run(opts, pos):
             return transfer(c, ids, pos[1], opts["timeout"])
         if cmd in ("add-learner", "add-voter", "remove"):
             return member(c, nodes, cmd, pos[1:])
+        if cmd == "member":
+            try:
+                rc = raftctl_member.run(c, nodes, pos[1:], opts)
+            except raftctl_member.Refused as e:
+                _err(str(e))
+                return 2
+            if rc is None:
+                _err("cluster unavailable: no leader answered within %d ms" % opts["timeout"])
+                return 3
+            return rc
         if cmd == "status":
             rows = status_rows(c, ids)
             if opts["json"]:
