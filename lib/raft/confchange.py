@@ -115,20 +115,31 @@ def apply(voters, learners, op, node_id):
     """-> (voters, learners) after the change, sorted tuples; voters and
     learners must be sorted tuples and op valid (decode checked it). Raises
     ConfigError for a change that does nothing or removes the last voter."""
-    v = [x for x in voters if x != node_id]
-    ln = [x for x in learners if x != node_id]
-    if op == ADD_VOTER:
-        v.append(node_id)
-    elif op == ADD_LEARNER:
-        ln.append(node_id)
+    return _apply(voters, learners, ((op, node_id),))
+
+
+def _apply(voters, learners, steps):
+    v = list(voters)
+    ln = list(learners)
+    for op, nid in steps:
+        if nid in v:
+            v.remove(nid)
+        if nid in ln:
+            ln.remove(nid)
+        if op == ADD_VOTER:
+            v.append(nid)
+        elif op == ADD_LEARNER:
+            # In a joint conf, a voter of the outgoing half stays one until
+            # the conf is left (etcd LearnersNext), then it is a plain learner.
+            ln.append(nid)
     v.sort()
     ln.sort()
     v = tuple(v)
     ln = tuple(ln)
     if v == voters and ln == learners:
-        raise ConfigError("conf change: no-op for node %d" % node_id)
+        raise ConfigError("conf change: no-op for node %d" % nid)
     if not v:
-        raise ConfigError("conf change: node %d is the last voter" % node_id)
+        raise ConfigError("conf change: node %d is the last voter" % nid)
     return v, ln
 
 
@@ -139,39 +150,20 @@ def apply_conf(conf, op, arg):
     not joint; leaving needs one that is. Raises ConfigError otherwise, for
     a change that does nothing, or one that leaves no voter."""
     voters, out, learners, _ = conf
-    if op != JOINT:
-        if out:
-            raise ConfigError("conf change: joint configuration, leave it first")
-        v, ln = apply(voters, learners, op, arg)
-        return v, (), ln, False
-    tr, steps = arg
-    if not steps:
-        if not out:
-            raise ConfigError("conf change: not in a joint configuration")
-        return voters, (), learners, False
-    if tr == AUTO and len(steps) == 1:
-        return apply_conf(conf, steps[0][0], steps[0][1])
+    if op == JOINT:
+        tr, steps = arg
+        if not steps:
+            if not out:
+                raise ConfigError("conf change: not joint, nothing to leave")
+            return voters, (), learners, False
+        if tr != AUTO or len(steps) > 1:
+            if out:
+                raise ConfigError("conf change: joint, leave it first")
+            v, ln = _apply(voters, learners, steps)
+            return v, voters, ln, tr != EXPLICIT
+    else:
+        steps = ((op, arg),)
     if out:
-        raise ConfigError("conf change: already joint, leave it first")
-    v = list(voters)
-    ln = list(learners)
-    for sop, nid in steps:
-        if nid in v:
-            v.remove(nid)
-        if nid in ln:
-            ln.remove(nid)
-        if sop == ADD_VOTER:
-            v.append(nid)
-        elif sop == ADD_LEARNER:
-            # A voter of the outgoing half stays one until the joint conf is
-            # left (etcd LearnersNext), then it is a plain learner.
-            ln.append(nid)
-    v.sort()
-    ln.sort()
-    v = tuple(v)
-    ln = tuple(ln)
-    if not v:
-        raise ConfigError("conf change: removes every voter")
-    if v == voters and ln == learners:
-        raise ConfigError("conf change: no-op")
-    return v, voters, ln, tr != EXPLICIT
+        raise ConfigError("conf change: joint, leave it first")
+    v, ln = _apply(voters, learners, steps)
+    return v, (), ln, False
