@@ -40,7 +40,21 @@ def test_reconfig_digest_identical_on_micropython():
     assert rc1 == 0 and rc2 == 0, (a, b)
     assert a["digest"] == b["digest"], (a, b)
     assert a["conf_changes_committed"] == b["conf_changes_committed"] >= 5
+    # Joint changes too, entered and left alike on both interpreters.
+    assert a["joint_entered"] == b["joint_entered"] >= 1
+    assert a["joint_left"] == b["joint_left"]
     assert a["voters"] == b["voters"]
+
+
+@pytest.mark.parametrize("seed", [1, 6])
+def test_reconfig_makes_joint_changes_and_leaves_them(seed):
+    s, res = run_inproc(seed=seed, steps=3000, faults=ALL_RECONFIG, shrink=False)
+    assert res["violations"] == [], res
+    assert res["joint_entered"] >= 1, res
+    # Each one is left (by the leader, or when the simulator asks), unless
+    # the run ends inside the last one.
+    assert res["joint_entered"] - res["joint_left"] in (0, 1), res
+    assert res["joint_entered"] == res["joint_left"] or res["voters_out"], res
 
 
 def test_all_means_the_classic_faults_and_reconfig_is_opt_in():
