@@ -42,6 +42,7 @@ USAGE = ("usage: sim.py [--nodes N] [--seed S] [--steps K] [--faults all|none|LI
          "              [--apply-bytes N]  (committed entries per Ready, 0: no limit)\n"
          "              [--election TICKS] [--quiet] [--trace] [--no-shrink]\n"
          "              [--clients N] [--check-linear] [--reads index|lease|local]\n"
+         "              [--machine kv|lock]  (lock: the lock service, --clients N contend)\n"
          "  LIST is a comma list of: " + ",".join(FAULTS + EXTRA_FAULTS) + "\n"
          "  (all = " + ",".join(FAULTS) + "; e.g. --faults all,reconfig)")
 
@@ -76,7 +77,7 @@ def parse_args(argv):
             "quiet": False, "trace": False, "shrink": True,
             "election": 10, "snap_every": 200, "snap_keep": 20,
             "batch_bytes": 1300, "apply_bytes": 256,
-            "clients": 0, "check_linear": False, "reads": "index"}
+            "clients": 0, "check_linear": False, "reads": "index", "machine": "kv"}
     ints = ("nodes", "seed", "steps", "ring", "election",
             "snap_every", "snap_keep", "batch_bytes", "apply_bytes", "clients")
     i = 0
@@ -109,6 +110,10 @@ def parse_args(argv):
             if v not in ("index", "lease", "local"):
                 raise UsageError("--reads takes index, lease or local, got %r" % v)
             opts["reads"] = v
+        elif key == "machine":
+            if v not in ("kv", "lock"):
+                raise UsageError("--machine takes kv or lock, got %r" % v)
+            opts["machine"] = v
         else:
             raise UsageError("unknown option %s" % a)
         i += 2
@@ -116,6 +121,8 @@ def parse_args(argv):
         raise UsageError("--nodes must be in 1..15")
     if opts["steps"] < 0:
         raise UsageError("--steps must be >= 0")
+    if opts["machine"] == "lock" and opts["clients"] < 1:
+        raise UsageError("--machine lock needs --clients N (N >= 1)")
     return opts
 
 
@@ -135,9 +142,12 @@ class Sim:
         # gives each node an application state machine.
         self.workload = None
         if opts["clients"] > 0:
-            import simkv
-            self.workload = simkv.Workload(self, opts["clients"], opts["reads"],
-                                           self.rand.fork())
+            if opts.get("machine") == "lock":
+                import simlock as wmod
+            else:
+                import simkv as wmod
+            self.workload = wmod.Workload(self, opts["clients"], opts["reads"],
+                                          self.rand.fork())
         # One clock for the whole cluster; a step is one tick of it.
         self.clock = SimClock()
         self.nodes = {}
@@ -497,8 +507,13 @@ def shrink(opts, fail_step):
 
 
 def command_line(o):
-    return "tools/simulator/sim.py --nodes %d --seed %d --steps %d --faults %s --ring %d" % (
+    s = "tools/simulator/sim.py --nodes %d --seed %d --steps %d --faults %s --ring %d" % (
         o["nodes"], o["seed"], o["steps"], ",".join(o["faults"]) or "none", o["ring"])
+    if o.get("clients"):
+        s += " --clients %d" % o["clients"]
+    if o.get("machine", "kv") != "kv":
+        s += " --machine " + o["machine"]
+    return s
 
 
 def main(argv):

@@ -7,6 +7,7 @@ Plain assert functions; run under pytest and `micropython tools/mptest.py`.
 import gc
 
 from raft import confchange as CC
+from raft import events as EV
 from raft import msg as M
 from raft.config import Config
 from raft.core import FOLLOWER, LEADER
@@ -219,6 +220,7 @@ def test_node_only_in_the_old_half_can_lead_the_joint_conf():
 def test_leader_leaves_the_joint_conf_by_itself():
     _fresh_heap()
     net = _net(seed=24)
+    net.set_event_level(EV.ESSENTIAL)
     assert net.elect(1) == LEADER
     seen = []
     net.on_ready = lambda i, rd: i == 1 and seen.extend(c[1:3] for c in rd.conf_changes)
@@ -231,6 +233,10 @@ def test_leader_leaves_the_joint_conf_by_itself():
         assert _conf(net, i) == ((1, 2, 4), (), (), False), (i, _conf(net, i))
         assert net.nodes[i].raft.log.committed > enter
     assert 3 not in net.nodes[1].raft.prs
+    # Events: each step when entering, then the leave.
+    confs = [ev[2:4] for ev in net.events[2] if ev[0] == EV.CONF]
+    assert confs == [(CC.REMOVE, 3), (CC.ADD_VOTER, 4), (CC.JOINT, 0)], confs
+    assert EV.to_dict((EV.CONF, 1, CC.JOINT, 0))["op"] == "leave-joint"
     # etcd raft.go (AutoLeave: the leader proposes an empty ConfChangeV2)
 
 
