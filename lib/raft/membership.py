@@ -25,26 +25,19 @@ from raft.storage import ENTRY_CONF
 
 
 class Membership:
-    def propose_conf_change(self, op, node_id, ctx=b""):
-        """Append an ENTRY_CONF entry (confchange.encode); returns its index.
-        It takes effect when applied (RawNode.advance). Raises NotLeader,
-        ProposalDropped (change pending, transfer) or ConfigError (no-op,
-        last voter, bad op/id/ctx, joint conf)."""
-        return self._propose_conf(op, node_id, ctx)
-
-    def propose_conf_change_v2(self, transition, steps, ctx=b""):
-        """etcd ConfChangeV2: steps ((op, node_id), ...) at once, through a
-        joint conf unless it is one AUTO step; no steps leaves the joint
-        conf (the EXPLICIT transition waits for that). Same answers as
-        propose_conf_change."""
-        return self._propose_conf(CC.JOINT, (transition, tuple(steps)), ctx)
-
-    def _propose_conf(self, op, arg, ctx):
+    def propose_conf_change(self, op, arg, ctx=b""):
+        """Append an ENTRY_CONF entry; returns its index. op ADD_VOTER,
+        ADD_LEARNER or REMOVE with arg a node id (confchange.encode), or
+        JOINT with arg (transition, steps) (confchange.encode_v2, etcd
+        ConfChangeV2). It takes effect when applied (RawNode.advance).
+        Raises NotLeader, ProposalDropped (change pending, transfer) or
+        ConfigError (no-op, last voter, bad op/id/ctx, joint conf)."""
         if self.role != LEADER:
             raise NotLeader(self.lead)
         if self._pending_conf > self.log.applied:
             raise ProposalDropped("conf change %d not applied yet" % self._pending_conf)
         if op == CC.JOINT:
+            arg = (arg[0], tuple(arg[1]))
             data = CC.encode_v2(arg[0], arg[1], ctx)
         else:
             data = CC.encode(op, arg, ctx)
@@ -53,6 +46,13 @@ class Membership:
         i = self.propose(data, ENTRY_CONF)
         self._pending_conf = i
         return i
+
+    def propose_conf_change_v2(self, transition, steps, ctx=b""):  # mpraft: host-only
+        """etcd ConfChangeV2: steps ((op, node_id), ...) at once, through a
+        joint conf unless it is one AUTO step; no steps leaves the joint
+        conf (the EXPLICIT transition waits for that). A board calls
+        propose_conf_change(JOINT, (transition, steps), ctx)."""
+        return self.propose_conf_change(CC.JOINT, (transition, steps), ctx)
 
     def conf(self):
         """(voters, voters_out, learners, auto_leave) as of the applied index."""
@@ -65,7 +65,7 @@ class Membership:
         if (self.auto_leave and self.voters_out and self.role == LEADER
                 and self.log.applied >= self._pending_conf):
             try:
-                self.propose_conf_change_v2(CC.AUTO, ())
+                self.propose_conf_change(CC.JOINT, (CC.AUTO, ()))
             except ProposalDropped:
                 pass
 

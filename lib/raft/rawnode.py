@@ -63,13 +63,14 @@ class RawNode:
 
     def propose_conf_change(self, op, node_id, ctx=b""):
         """Propose a membership change (confchange.ADD_VOTER, ADD_LEARNER,
-        REMOVE); returns the entry's index. See Raft.propose_conf_change."""
+        REMOVE with a node id; JOINT with (transition, steps)); returns the
+        entry's index. See Raft.propose_conf_change."""
         return self.raft.propose_conf_change(op, node_id, ctx)
 
-    def propose_conf_change_v2(self, transition, steps, ctx=b""):
+    def propose_conf_change_v2(self, transition, steps, ctx=b""):  # mpraft: host-only
         """Several changes at once through a joint conf (etcd ConfChangeV2;
         see Raft.propose_conf_change_v2); returns the entry's index."""
-        return self.raft.propose_conf_change_v2(transition, steps, ctx)
+        return self.raft.propose_conf_change(JOINT, (transition, steps), ctx)
 
     def conf_state(self):
         """(voters, learners) as of the applied index."""

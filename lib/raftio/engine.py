@@ -215,10 +215,7 @@ class Engine:
         if r.role != LEADER:
             return self._refuse(token, NOT_LEADER, None)
         try:
-            if op == CC.JOINT:
-                idx = self.rawnode.propose_conf_change_v2(nid[0], nid[1], ctx)
-            else:
-                idx = self.rawnode.propose_conf_change(op, nid, ctx)
+            idx = self.rawnode.propose_conf_change(op, nid, ctx)
         except (ConfigError, EntryTooLarge):
             # Before ProposalDropped, of which EntryTooLarge is a kind.
             return self._refuse(token, BAD_REQUEST, None)
@@ -471,7 +468,7 @@ class Engine:
         applied = machine.applied_index
         snap = st.snapshot()
         if applied - snap.index >= (1 if force else self.snapshot_entries):
-            cf = self.rawnode.conf()
+            cf = self.core.conf()
             b = b" ".join(sorted(self._book.values()))
             # One buffer, filled in place: a board's heap holds the image
             # once while it is made, not three times.
