@@ -82,6 +82,10 @@ def main():
         from raftio.storage import FlashStorage
         node = Node(c, b, FlashStorage(RealFS("raft"), initial_voters(c), (), b["flash_log_slots"],
                                        slot_size(b)))
+        if w and b["network"] == "wifi_sta":
+            from raftio.clock import Clock
+            from raftio.station import Station
+            node.station = Station(n, w["ssid"], w["password"], Clock())
     except Exception as e:
         # KeyError names the missing field; ValueError says what is wrong.
         print("mpraft:", type(e).__name__, e)

@@ -74,6 +74,8 @@ class Node:
                              snapshot_keep, 4 * board["ring_capacity"])
         self.server = Server(self.engine, self.transport, self.status)
         self.stopped = False
+        # raftio.station.Station on a wifi_sta board: polled once per turn.
+        self.station = None
 
     def close(self):
         self.transport.close()
@@ -87,11 +89,15 @@ class Node:
         server = self.server
         while not self.stopped:
             server.run_once()
+            if self.station is not None:
+                self.station.poll()
             if duration_ms >= 0 and clock.ticks_diff(clock.ticks_ms(), start) >= duration_ms:
                 break
 
     def run_once(self):
         self.server.run_once()
+        if self.station is not None:
+            self.station.poll()
 
     def stop(self):
         self.stopped = True
@@ -104,6 +110,10 @@ class Node:
             gc.collect()
             st["heap_used"] = ma()
             st["heap_free"] = gc.mem_free()
+        s = self.station
+        if s is not None:
+            st["wifi"] = {"up": s.up, "drops": s.drops, "attempts": s.attempts,
+                          "rejoins": s.rejoins}
         return st
 
 

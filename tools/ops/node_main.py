@@ -17,7 +17,12 @@ from raft.errors import RaftError
 from raftio.board import load_board, load_node_config
 
 USAGE = ("usage: node_main.py --config NODE.json --data DIR [--board BOARD.json] [--seconds N]\n"
-         "                    [--flush on|off]   (off: measurement only, NOT durable)")
+         "                    [--flush on|off]   (off: measurement only, NOT durable)\n"
+         "                    [--net-profile rp2|esp32|...] [--wifi-off FILE] [--clock-start MS]\n"
+         "  --net-profile: a stock board's UDP stack (tools/board/netprofile.py)\n"
+         "  --wifi-off: emulated Wi-Fi station; its access point is gone while FILE exists\n"
+         "              ({id} in FILE: this node's id)\n"
+         "  --clock-start: a board's 2**30 ms tick clock, starting at MS (e.g. near the wrap)")
 
 
 class _NoFlushFile:
@@ -49,7 +54,8 @@ class _NoFlushFS:
 
 def parse(argv):
     opts = {"config": None, "data": None, "board": paths.ROOT + "/boards/unix/board.json",
-            "seconds": "-1", "flush": "on"}
+            "seconds": "-1", "flush": "on", "net-profile": None, "wifi-off": None,
+            "clock-start": None}
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -62,6 +68,50 @@ def parse(argv):
     return opts
 
 
+def board_clock(start):
+    """raftio.clock as on a 32-bit board (ticks wrap at 2**30), reading `start` now."""
+    from raftio import clock
+    real = clock.ticks_ms
+    mask = (1 << 30) - 1
+    half = 1 << 29
+    off = start - real()
+
+    def ticks_ms():
+        return (real() + off) & mask
+
+    def ticks_diff(a, b):
+        return ((a - b + half) & mask) - half
+
+    def ticks_add(a, d):
+        return (a + d) & mask
+
+    clock.ticks_ms = ticks_ms
+    clock.ticks_diff = ticks_diff
+    clock.ticks_add = ticks_add
+
+
+def emulate(opts, node_id):
+    """Install the board emulations asked for; returns (the station's wlan, the shim)."""
+    wlan = None
+    if opts["wifi-off"] is not None:
+        import netprofile
+        wlan = netprofile.FakeWLAN(opts["wifi-off"].replace("{id}", str(node_id)))
+    shim = None
+    if opts["net-profile"] is not None or wlan is not None:
+        import netprofile
+        from raftio import udp
+        shim = netprofile.install(opts["net-profile"] or "none", udp, link=wlan)
+    return wlan, shim
+
+
+def _with_shim_stats(status, shim):
+    def st():
+        d = status()
+        d["netprofile"] = shim.stats
+        return d
+    return st
+
+
 def main(argv):
     opts = parse(argv)
     if opts is None:
@@ -69,6 +119,8 @@ def main(argv):
         return 2
     try:
         seconds = int(opts["seconds"])
+        if opts["clock-start"] is not None:
+            board_clock(int(opts["clock-start"]))
     except ValueError:
         print(USAGE)
         return 2
@@ -76,6 +128,11 @@ def main(argv):
         board = load_board(opts["board"])
         cfg = load_node_config(opts["config"], board)
     except RaftError as e:
+        print("node: %s" % e)
+        return 2
+    try:
+        wlan, shim = emulate(opts, cfg["node_id"])
+    except ValueError as e:
         print("node: %s" % e)
         return 2
     from raftio.fs import RealFS
@@ -89,6 +146,12 @@ def main(argv):
         storage = FlashStorage(fs, voters, (), board["flash_log_slots"],
                                slot_size(board))
         node = Node(cfg, board, storage)
+        if wlan is not None:
+            from raftio.clock import Clock
+            from raftio.station import Station
+            node.station = Station(wlan, "emulated", "", Clock())
+        if shim is not None:
+            node.server.status = _with_shim_stats(node.status, shim)
     except (RaftError, OSError) as e:
         print("node %d: cannot start: %s" % (cfg["node_id"], e))
         return 2

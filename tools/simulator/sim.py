@@ -40,6 +40,7 @@ USAGE = ("usage: sim.py [--nodes N] [--seed S] [--steps K] [--faults all|none|LI
          "              [--apply-bytes N]  (committed entries per Ready, 0: no limit)\n"
          "              [--election TICKS] [--quiet] [--trace] [--no-shrink]\n"
          "              [--clients N] [--check-linear] [--reads index|lease|local]\n"
+         "              [--clock-start MS]  (first ticks_ms; default 50 s before the 2**30 wrap)\n"
          "  LIST is a comma list of: " + ",".join(FAULTS + EXTRA_FAULTS) + "\n"
          "  (all = " + ",".join(FAULTS) + "; e.g. --faults all,reconfig)")
 
@@ -74,9 +75,9 @@ def parse_args(argv):
             "quiet": False, "trace": False, "shrink": True,
             "election": 10, "snap_every": 200, "snap_keep": 20,
             "batch_bytes": 1300, "apply_bytes": 256,
-            "clients": 0, "check_linear": False, "reads": "index"}
+            "clients": 0, "check_linear": False, "reads": "index", "clock_start": None}
     ints = ("nodes", "seed", "steps", "ring", "election",
-            "snap_every", "snap_keep", "batch_bytes", "apply_bytes", "clients")
+            "snap_every", "snap_keep", "batch_bytes", "apply_bytes", "clients", "clock_start")
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -137,7 +138,8 @@ class Sim:
             self.workload = simkv.Workload(self, opts["clients"], opts["reads"],
                                            self.rand.fork())
         # One clock for the whole cluster; a step is one tick of it.
-        self.clock = SimClock()
+        # (--clock-start: the first ticks_ms, e.g. a few seconds before the wrap.)
+        self.clock = SimClock() if opts["clock_start"] is None else SimClock(opts["clock_start"])
         self.nodes = {}
         for i in self.ids:
             self.nodes[i] = SimNode(self, i)
