@@ -143,8 +143,10 @@ def main(argv):
         fs = RealFS(opts["data"])
         if opts["flush"] == "off":
             fs = _NoFlushFS(fs)
+        # One log file: the host's POSIX files are rewritten in place, so
+        # littlefs's one-block segments (the boards' default) buy nothing here.
         storage = FlashStorage(fs, voters, (), board["flash_log_slots"],
-                               slot_size(board))
+                               slot_size(board), segment_bytes=0)
         node = Node(cfg, board, storage)
         if wlan is not None:
             from raftio.clock import Clock
