@@ -53,6 +53,13 @@ def main():
         return
     except OSError:
         pass
+    if _crashes() >= 3:
+        # A crash loop (3 fatal resets with no 10,000 good turns between):
+        # stop resetting, keep the flash as it is for inspection.
+        open("SAFE", "w").close()
+        _crashed(-1)
+        print("mpraft: 3 fatal errors in a row; /SAFE written")
+        return
     try:
         c = _load("node.json")
         b = _load("board.json")
@@ -123,6 +130,8 @@ def run(turns=-1, reset=False):
             turns -= 1
             n.run_once()
             _observe(n)
+            if turns == -10001 and reset:
+                _crashed(-1)  # served a while: not a crash loop
     except KeyboardInterrupt:
         print("mpraft: paused; mpraft.run() resumes")
     except Exception as e:
@@ -130,10 +139,32 @@ def run(turns=-1, reset=False):
             raise
         import sys
         sys.print_exception(e)
+        _crashed(_crashes() + 1)
         print("mpraft: fatal; reset in 3 s (Ctrl-C stops it)")
         time.sleep_ms(3000)
         import machine
         machine.reset()
+
+
+def _crashes():
+    try:
+        with open("CRASHES") as f:
+            return int(f.read())
+    except Exception:
+        return 0
+
+
+def _crashed(k):
+    # The count of fatal resets in a row, in /CRASHES; -1 removes it.
+    try:
+        if k < 0:
+            import os
+            os.remove("CRASHES")
+        else:
+            with open("CRASHES", "w") as f:
+                f.write(str(k))
+    except OSError:
+        pass
 
 
 def status():
