@@ -54,7 +54,11 @@ class Node:
                      heartbeat_tick=board["heartbeat_ticks"],
                      ring_capacity=board["ring_capacity"],
                      max_entry_bytes=board["max_entry_bytes"],
-                     max_size_per_msg=MAX_PAYLOAD - M.HEADER_SIZE)
+                     max_size_per_msg=MAX_PAYLOAD - M.HEADER_SIZE,
+                     # Committed entries per Ready: a node rebooting with
+                     # thousands of them on flash must not read them into
+                     # one list (it died of a MemoryError at every boot).
+                     max_apply_bytes=MAX_PAYLOAD)
         if seed is None:
             seed = clock.ticks_ms() ^ (nid << 16)
         if max_keys is None:
