@@ -18,6 +18,7 @@ path (step, the role step functions, _send, _send_append, maybe_commit, tick)
 stays in this class and module. Role constants live in roles.py (the mixins
 need them without importing this module) and are re-exported here.
 """
+from raft import events as EV
 from raft import msg as M
 from raft.roles import CANDIDATE, FOLLOWER, LEADER, PRE_CANDIDATE, ROLE_NAMES  # noqa: F401
 from raft.errors import Compacted, EntryTooLarge, LogFull, NotLeader, ProposalDropped
@@ -91,6 +92,15 @@ class Raft(ReadOnly, Membership, SnapshotTransfer):
         # Counters for status and the simulator.
         self.elections_won = 0
         self.bad_conf_entries = 0
+        # Events since the last Ready (raft/events.py), only kinds whose level
+        # is <= event_level (0: none, nothing is built).
+        self.events = []
+        self.event_level = 0
+        # The leader and term last reported in a LEADER event.
+        self._ev_lead = 0
+        self._ev_lead_term = 0
+        # Leader with lease reads: whether the last tick found the lease valid.
+        self._lease_held = False
         self.become_follower(self.term, 0)
 
     # -- role changes -----------------------------------------------------
@@ -116,13 +126,20 @@ class Raft(ReadOnly, Membership, SnapshotTransfer):
             pr.recent_active = False
             pr.lease_tick = -1
         self._abort_reads()
+        if self._lease_held:
+            self._lease_held = False
+            self._ev(EV.LEASE, 0, 0)
 
     def become_follower(self, term, lead):
+        was = self.role
+        old = self.term
         self._reset(term)
-        self.lead = lead
         self.role = FOLLOWER
         self._step = _step_follower
         self._tick = self._tick_election
+        if was != FOLLOWER or old != term:
+            self._ev(EV.ROLE, FOLLOWER, lead)
+        self._learn_lead(lead)
 
     def become_pre_candidate(self):
         # Pre-vote (thesis 9.6): no term change, so a partitioned node that
@@ -132,6 +149,8 @@ class Raft(ReadOnly, Membership, SnapshotTransfer):
         self.votes = {}
         self.lead = 0
         self.role = PRE_CANDIDATE
+        self._ev(EV.ROLE, PRE_CANDIDATE, 0)
+        self._ev(EV.ELECTION, 1, 0)
 
     def become_candidate(self):
         self._reset(self.term + 1)
@@ -139,14 +158,17 @@ class Raft(ReadOnly, Membership, SnapshotTransfer):
         self._tick = self._tick_election
         self.vote = self.id
         self.role = CANDIDATE
+        self._ev(EV.ROLE, CANDIDATE, 0)
+        self._ev(EV.ELECTION, 0, 0)
 
     def become_leader(self):
         self._reset(self.term)
         self._step = _step_leader
         self._tick = self._tick_heartbeat
-        self.lead = self.id
         self.role = LEADER
         self.elections_won += 1
+        self._ev(EV.ROLE, LEADER, self.id)
+        self._learn_lead(self.id)
         log = self.log
         for p in self.peers:
             pr = self.prs[p]
@@ -164,6 +186,17 @@ class Raft(ReadOnly, Membership, SnapshotTransfer):
         # (the single-server change bug, Ongaro, raft-dev 2015).
         self._pending_conf = log.last
         self._need_bcast = True
+
+    def _ev(self, kind, a, b):
+        if EV.LEVELS[kind] <= self.event_level:
+            self.events.append((kind, self.term, a, b))
+
+    def _learn_lead(self, lead):
+        self.lead = lead
+        if lead and (lead != self._ev_lead or self.term != self._ev_lead_term):
+            self._ev_lead = lead
+            self._ev_lead_term = self.term
+            self._ev(EV.LEADER, lead, 0)
 
     # -- events -------------------------------------------------------------
     def tick(self):
@@ -191,6 +224,11 @@ class Raft(ReadOnly, Membership, SnapshotTransfer):
                         self.prs[p].recent_active = False
             if self.lead_transferee:
                 self.lead_transferee = 0
+        if c.read_only and self.event_level >= EV.INFO:
+            held = self.lease_valid()
+            if held != self._lease_held:
+                self._lease_held = held
+                self._ev(EV.LEASE, 1 if held else 0, 0)
         if self.heartbeat_elapsed >= c.heartbeat_tick:
             self.heartbeat_elapsed = 0
             # Carry the newest pending read round, so a read whose heartbeat
@@ -287,6 +325,7 @@ class Raft(ReadOnly, Membership, SnapshotTransfer):
                 if t == M.VOTE:
                     self.election_elapsed = 0
                     self.vote = m.frm
+                self._ev(EV.VOTE, m.frm, 1 if t == M.PREVOTE else 0)
             else:
                 self._send(M.Message(rt, m.frm, self.id, self.term, flags=M.FLAG_REJECT))
             return
@@ -296,14 +335,18 @@ class Raft(ReadOnly, Membership, SnapshotTransfer):
         """Append data to the log as leader; returns its index. Raises a
         ProposalDropped subclass when it cannot be accepted."""
         if self.role != LEADER:
+            self._ev(EV.DROPPED, EV.DROP_NOT_LEADER, 0)
             raise NotLeader(self.lead)
         if self.lead_transferee:
+            self._ev(EV.DROPPED, EV.DROP_TRANSFER, 0)
             raise ProposalDropped("leadership transfer in progress")
         if len(data) > self.cfg.max_entry_bytes:
+            self._ev(EV.DROPPED, EV.DROP_TOO_LARGE, 0)
             raise EntryTooLarge("entry of %d bytes exceeds max_entry_bytes %d"
                                 % (len(data), self.cfg.max_entry_bytes))
         log = self.log
         if log.last - log.committed >= log.cap - 1:
+            self._ev(EV.DROPPED, EV.DROP_LOG_FULL, 0)
             raise LogFull("log ring full: %d uncommitted entries" % (log.last - log.committed))
         log.append((log.last + 1, self.term, kind, data))
         self._need_bcast = True
@@ -324,6 +367,9 @@ class Raft(ReadOnly, Membership, SnapshotTransfer):
 
     def _send_timeout_now(self, to):
         self._lease_revoked = True
+        if self._lease_held:
+            self._lease_held = False
+            self._ev(EV.LEASE, 0, 0)
         self._send(M.Message(M.TIMEOUT_NOW, to, self.id, self.term))
 
     # -- leader helpers -----------------------------------------------------
@@ -387,6 +433,8 @@ class Raft(ReadOnly, Membership, SnapshotTransfer):
         log = self.log
         if mci > log.committed and self._commit_term_ok(mci):
             log.commit_to(mci)
+            if self.event_level >= EV.DEBUG:
+                self._ev(EV.COMMIT, mci, 0)
             self._need_bcast = True
             self._release_waiting_reads()
             return True
@@ -414,15 +462,18 @@ def _step_follower(r, m):
     t = m.type
     if t == M.APP:
         r.election_elapsed = 0
-        r.lead = m.frm
+        if r.lead != m.frm:
+            r._learn_lead(m.frm)
         _handle_append(r, m)
     elif t == M.HEARTBEAT:
         r.election_elapsed = 0
-        r.lead = m.frm
+        if r.lead != m.frm:
+            r._learn_lead(m.frm)
         _handle_heartbeat(r, m)
     elif t == M.SNAP:
         r.election_elapsed = 0
-        r.lead = m.frm
+        if r.lead != m.frm:
+            r._learn_lead(m.frm)
         r._handle_snap_chunk(m)
     elif t == M.TIMEOUT_NOW:
         r.hup(True)
@@ -570,6 +621,8 @@ def _handle_append(r, m):
         k += 1
         last_new = e[0]
     c = m.commit if m.commit < last_new else last_new
+    if c > log.committed and r.event_level >= EV.DEBUG:
+        r._ev(EV.COMMIT, c, 0)
     log.commit_to(c)
     r._send(M.Message(M.APP_RESP, m.frm, r.id, r.term, index=last_new))
 
@@ -579,4 +632,6 @@ def _handle_heartbeat(r, m):
     if m.commit > log.committed:
         # The leader sends min(match, commit), so this entry is ours and committed.
         log.commit_to(m.commit)
+        if r.event_level >= EV.DEBUG:
+            r._ev(EV.COMMIT, m.commit, 0)
     r._send(M.Message(M.HEARTBEAT_RESP, m.frm, r.id, r.term, ctx=m.ctx, hint=m.hint))

@@ -17,6 +17,9 @@ The driver loop, in this order, every time has_ready() is true:
      new peers' addresses from ctx here. The core then relies on their
      commit being durable, so such a Ready carries the hard state with
      sync_hard_state set.
+  4b. rd.events lists what happened since the last Ready (raft/events.py),
+     only kinds at or below raft.event_level (0, the default, reports
+     nothing); read them before advance (it may add the next Ready's).
   5. node.advance(rd). This applies rd.conf_changes to the core, in order;
      conf_state() then returns the new membership.
   6. Optionally snapshot: storage.create_snapshot(applied, *conf_state(),
@@ -24,13 +27,14 @@ The driver loop, in this order, every time has_ready() is true:
 
 Never call ready() twice without advance() in between.
 """
+from raft import events as EV
 from raft.core import LEADER, Raft
 
 
 class Ready:
     __slots__ = ("hard_state", "entries", "snapshot", "messages", "persisted_messages",
                  "committed_entries", "read_states", "lead", "role", "conf_changes",
-                 "sync_hard_state")
+                 "sync_hard_state", "events")
 
     def __repr__(self):  # mpraft: host-only
         return "Ready(hs=%r ents=%d snap=%r msgs=%d/%d apply=%d reads=%d)" % (
@@ -76,7 +80,7 @@ class RawNode:
     def has_ready(self):
         r = self.raft
         log = r.log
-        return bool(r._need_bcast or r.msgs or r.msgs_after_persist or r.read_states
+        return bool(r._need_bcast or r.msgs or r.msgs_after_persist or r.read_states or r.events
                     or log.pending_snapshot is not None or log.stable < log.last
                     or log.applying < log.committed
                     or (r.term, r.vote, log.committed) != self._prev_hs)
@@ -108,6 +112,11 @@ class RawNode:
         r.read_states = []
         rd.lead = r.lead
         rd.role = r.role
+        # Events: (kind, term, a, b) tuples (raft/events.py), oldest first.
+        ev = r.events
+        if ev:
+            r.events = []
+        rd.events = ev
         return rd
 
     def advance(self, rd):
@@ -125,6 +134,9 @@ class RawNode:
             e = rd.entries[-1]
             log.stable_to(e[0], e[1])
         if rd.committed_entries:
+            if rd.conf_changes and r.event_level:
+                for c in rd.conf_changes:
+                    r._ev(EV.CONF, c[1], c[2])
             r._advance_conf(rd.conf_changes)
             log.applied = rd.committed_entries[-1][0]
         if rd.hard_state is not None:

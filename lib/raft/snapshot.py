@@ -15,6 +15,7 @@ blob carries the configuration, installed by restore(). Fields:
   _rx_snap                follower: [index, term, total, bytes so far] of the
                           snapshot being received, or None (Raft.__init__)
 """
+from raft import events as EV
 from raft import msg as M
 from raft.snapblob import blob_head, decode_blob
 
@@ -25,6 +26,7 @@ class SnapshotTransfer:
         if snap.index == 0:
             return False
         pr.become_snapshot(snap.index)
+        self._ev(EV.SNAP_SENT, to, snap.index)
         self._snap_head = blob_head(snap)
         self._snap_meta = (snap.index, snap.term)
         return self._send_snapshot_chunk(to, pr)
@@ -97,6 +99,7 @@ class SnapshotTransfer:
             log.commit_to(snap.index)
             return False
         log.restore(snap)
+        self._ev(EV.SNAP_INSTALLED, snap.index, 0)
         if snap.voters:
             self._switch_config(tuple(sorted(snap.voters)), tuple(sorted(snap.learners)))
         return True

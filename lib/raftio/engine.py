@@ -17,7 +17,11 @@ it (host_tests check that):
   clock      ticks_ms(), ticks_diff(a, b), ticks_add(a, d) (raftio.clock on a
              board, a simulated clock in the simulator);
   rand       below(n) -> int in [0, n): election jitter;
-  observer   optional: persisted(rd), applied(entry, result), restored(snap);
+  observer   optional, any of: event(ev) for every event (raft/events.py:
+             the core's, from Ready.events, and the engine's own: applied,
+             snapshot taken, proposal failed) at or below event_level
+             (set_event_level; ESSENTIAL by default when the observer has
+             event()); persisted(rd), applied(entry, result), restored(snap);
   reply      reply(token, code, leader, result): how answers leave. Tokens
              are opaque (the UDP server uses (address, request id)).
 
@@ -47,6 +51,7 @@ round.
 import gc
 
 from raft import confchange as CC
+from raft import events as EV
 from raft import msg as M
 from raft.core import LEADER, ROLE_NAMES
 from raft.errors import (ConfigError, DecodeError, EntryTooLarge, NotLeader, ProposalDropped,
@@ -83,6 +88,12 @@ class Engine:
         self.machine = machine
         self.clock = clock
         self.observer = observer
+        # Each hook looked up once; None when the observer lacks it.
+        self._on_event = getattr(observer, "event", None)
+        self._on_persisted = getattr(observer, "persisted", None)
+        self._on_applied = getattr(observer, "applied", None)
+        self._on_restored = getattr(observer, "restored", None)
+        self.event_level = 0
         self.reply = reply if reply is not None else _no_reply
         self.counters = transport.counters
         self.tick_ms = tick_ms
@@ -91,6 +102,8 @@ class Engine:
         self.rawnode = RawNode(config, storage, rand)
         # The pure core. Read it; drive it only through rawnode.
         self.core = self.rawnode.raft
+        if self._on_event is not None:
+            self.set_event_level(EV.ESSENTIAL)
         # Invariant: machine.applied_index == core.log.applied after every
         # advance (0 here; the snapshot restored at the end of __init__ sets it).
         self.snapshot_entries = snapshot_entries
@@ -121,6 +134,18 @@ class Engine:
         snap = storage.snapshot()
         if snap.index > 0:
             self._restore(snap)
+
+    # -- events -----------------------------------------------------------------
+    def set_event_level(self, level):
+        """Report events up to level (raft/events.py; 0 = none). Without an
+        observer.event hook nothing is built whatever the level."""
+        level = EV.level_of(level)
+        self.event_level = level
+        self.core.event_level = level if self._on_event is not None else 0
+
+    def _emit(self, kind, a, b):
+        if EV.LEVELS[kind] <= self.core.event_level:
+            self._on_event((kind, self.core.term, a, b))
 
     # -- time -----------------------------------------------------------------
     def tick(self):
@@ -212,6 +237,7 @@ class Engine:
     def _refuse(self, token, code, stat):
         if stat is not None:
             self.stats[stat] += 1
+        self._emit(EV.PROPOSAL_FAILED, code, 0)
         if token is not None:
             self.reply(token, code, self.core.lead, b"")
         return 0
@@ -298,7 +324,6 @@ class Engine:
             self._start_read()
         node = self.rawnode
         st = self.storage
-        obs = self.observer
         k = 0
         while k < _MAX_READY and node.has_ready():
             k += 1
@@ -325,16 +350,21 @@ class Engine:
             if hs is not None and (rd.sync_hard_state or hs[2] - self._hs[2] >= _HS_COMMIT_LAG):
                 st.set_hard_state(hs)
                 self._hs = hs
-            if obs is not None:
-                obs.persisted(rd)
+            if self._on_persisted is not None:
+                self._on_persisted(rd)
+            if rd.events:
+                # After persist: a role or vote they report is on storage.
+                on = self._on_event
+                for ev in rd.events:
+                    on(ev)
             # 2. send what may leave only once the above is durable
             for m in rd.persisted_messages:
                 self._send(m)
             # 3. apply
             if rd.snapshot is not None:
                 self._restore(rd.snapshot)
-                if obs is not None:
-                    obs.restored(rd.snapshot)
+                if self._on_restored is not None:
+                    self._on_restored(rd.snapshot)
             if rd.committed_entries:
                 self._apply(rd.committed_entries)
             if rd.read_states:
@@ -383,12 +413,14 @@ class Engine:
                 # not ours to know. The client retries with its session.
                 token = pend.pop(i)[1]
                 self.stats["retry"] += 1
+                self._emit(EV.PROPOSAL_FAILED, RETRY, i)
                 self.reply(token, RETRY, 0, b"")
 
     def _apply(self, ents):
         machine = self.machine
         pend = self._pending
-        obs = self.observer
+        on_applied = self._on_applied
+        trace = self.core.event_level >= EV.TRACE
         for e in ents:
             idx = e[0]
             if e[2] == ENTRY_NORMAL and e[3]:
@@ -397,8 +429,10 @@ class Engine:
                 machine.skip(idx)
                 res = b"" if e[2] == ENTRY_CONF else None
             self.stats["applied"] += 1
-            if obs is not None:
-                obs.applied(e, res)
+            if on_applied is not None:
+                on_applied(e, res)
+            if trace:
+                self._emit(EV.APPLIED, idx, 0)
             if pend:
                 p = pend.pop(idx, None)
                 if p is not None:
@@ -407,6 +441,7 @@ class Engine:
                     else:
                         # Another leader's entry took this index: ours is lost.
                         self.stats["retry"] += 1
+                        self._emit(EV.PROPOSAL_FAILED, RETRY, idx)
                         self.reply(p[1], RETRY, 0, b"")
 
     def maybe_snapshot(self, force=False):
@@ -429,6 +464,7 @@ class Engine:
             snap = st.create_snapshot(applied, voters, learners, d)
             d = None
             self.stats["snapshots"] += 1
+            self._emit(EV.SNAP_TAKEN, applied, 0)
             # The image was the largest block this node allocates: give it
             # back before it fragments a board's heap.
             gc.collect()

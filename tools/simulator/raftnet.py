@@ -116,6 +116,9 @@ class _Observer:
     def applied(self, e, res):
         self.net._apply(self.i, e)
 
+    def event(self, ev):
+        self.net.events[self.i].append(ev)
+
     def restored(self, snap):
         self.net.applied[self.i] = []
 
@@ -135,6 +138,10 @@ class Net:
         # State machine per node: the committed entries it applied, in order.
         self.applied = {}
         self.read_states = {}
+        # node id -> the events (raft/events.py) it reported, oldest first,
+        # at event_level (0: none; set_event_level).
+        self.events = {}
+        self.event_level = 0
         self._node_rand = {}
         # In flight: decoded copies, oldest first.
         self.queue = []
@@ -179,14 +186,26 @@ class Net:
                          _Observer(self, i))
             self.engines[i] = eng
             self.nodes[i] = eng.rawnode
+            eng.set_event_level(self.event_level)
         else:
             self.nodes[i] = RawNode(self.config(i), self.storages[i], self._node_rand[i].below)
+            self.nodes[i].raft.event_level = self.event_level
+        self.events.setdefault(i, [])
         self.up[i] = True
         self.applied[i] = []
         self.read_states[i] = []
 
     def raft(self, i):
         return self.nodes[i].raft
+
+    def set_event_level(self, level):
+        """Record every node's events up to level from now on (and after restarts)."""
+        self.event_level = level
+        for i in self.ids:
+            if self.backend == "engine":
+                self.engines[i].set_event_level(level)
+            else:
+                self.nodes[i].raft.event_level = level
 
     def set_log(self, i, terms, term=0, vote=0, commit=0):
         """Replace i's disk with a log whose entry k+1 has term terms[k], then reboot i.
@@ -225,6 +244,7 @@ class Net:
                 st.set_hard_state(rd.hard_state)
             if self.on_ready is not None:
                 self.on_ready(i, rd)
+            self.events[i].extend(rd.events)
             for m in rd.messages:
                 self.send(m)
             for m in rd.persisted_messages:
