@@ -88,7 +88,7 @@ def main():
         from raftio.node import Node, initial_voters, slot_size
         from raftio.storage import FlashStorage
         node = Node(c, b, FlashStorage(RealFS("raft"), initial_voters(c), (), b["flash_log_slots"],
-                                       slot_size(b)))
+                                       slot_size(b), "raft", b.get("log_segment_bytes", 4096)))
         if w and b["network"] == "wifi_sta":
             from raftio.clock import Clock
             from raftio.station import Station

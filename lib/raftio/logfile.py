@@ -122,7 +122,9 @@ class LogFile:
         name = self._seg_name(k)
         tmp = name + ".tmp"
         f = self.fs.open(tmp, "wb")
-        f.write(bytes(self._seg_bytes(k)))
+        z = bytes(self.slot_size)  # one slot at a time: a whole ring may not fit the heap
+        for _ in range(self._seg_bytes(k) // self.slot_size):
+            f.write(z)
         f.flush()
         f.close()
         self.written += self._seg_bytes(k)

@@ -54,7 +54,7 @@ def make_flash(root, entries):
         json.dump(node, f)
     os.makedirs(os.path.join(root, "raft"))
     st = FlashStorage(RealFS(os.path.join(root, "raft")), [1], (), board["flash_log_slots"],
-                      slot_size(board))
+                      slot_size(board), "raft", board["log_segment_bytes"])
     kv = KVStateMachine(board["max_key"], board["max_value"], 4096, board["max_sessions"])
     kv.apply(1, codec.encode_register())
     for i in range(2, SNAP_AT + 1):

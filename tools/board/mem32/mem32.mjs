@@ -86,7 +86,8 @@ py(merged || romArg ? "from mpraft import RealFS, Node, slot_size, FlashStorage"
 const code = live() - base;
 py(`c = json.load(open("node.json")); b = json.load(open("board.json"))
 os.mkdir("raft")
-node = Node(c, b, FlashStorage(RealFS("raft"), [1], (), b["flash_log_slots"], slot_size(b)))
+node = Node(c, b, FlashStorage(RealFS("raft"), [1], (), b["flash_log_slots"], slot_size(b),
+                              "raft", b["log_segment_bytes"]))
 node.transport.poll = lambda ms: False`);
 const built = live() - base;
 py(`t0 = time.ticks_ms()
