@@ -20,7 +20,7 @@ JOBS   ?= 2
 SEEDS  ?= 1000
 BOARD  ?= unix
 
-.PHONY: all venv test test-py test-mp test-netns sim sim-sweep sim-sweep-kv sim-soak bench-core bench-flash bench demo demo-sim cluster chaos build memproof mem32 clean bench-boards bench-boot
+.PHONY: all venv test test-py test-mp test-netns sim sim-sweep sim-sweep-kv sim-sweep-lock sim-soak bench-core bench-flash bench demo demo-sim cluster chaos build memproof mem32 clean bench-boards bench-boot
 
 all: test
 
@@ -63,6 +63,11 @@ sim-sweep: $(STAMP)
 # Issue 4 acceptance: the same sweep with 5 KV clients, histories checked by lincheck.
 sim-sweep-kv: $(STAMP)
 	$(PY) tools/simulator/sweep.py --seeds 200 --steps 20000 --faults all --clients 5 --jobs $(JOBS)
+
+# Issue 11 acceptance: the lock service (lib/raftapp/lock.py) with 5 contending
+# clients under every fault; tools/simulator/lockcheck.py checks every entry.
+sim-sweep-lock: $(STAMP)
+	$(PY) tools/simulator/sweep.py --seeds 50 --steps 20000 --faults all --machine lock --clients 5 --jobs $(JOBS)
 
 # Long soak: SEEDS seeds (default 1,000) starting after the acceptance range.
 sim-soak: $(STAMP)
@@ -134,6 +139,7 @@ memproof: $(STAMP)
 
 # --- issue 6: flash a board (real or virtual) with mpremote -----------------
 # make flash BOARD=esp32 PORT=/dev/ttyUSB0 NODE=1 CLUSTER=DIR/cluster.json [SSID=lab WIFI_PASSWORD=pw]
+#   [EXAMPLE=counter|sensorlog: an app beside the node, examples/README.md]
 #   builds build/$(BOARD), writes node NODE's /node.json from CLUSTER (validated
 #   against the board), copies everything in one mpremote session (one line per
 #   file, main.py last), removes stale .py that would shadow an .mpy, resets.
@@ -149,12 +155,14 @@ FLASH   ?=
 LINK    ?=
 FW      ?=
 HEAP    ?=
+EXAMPLE ?=
 
 flash: $(STAMP)
 	@if [ -z "$(PORT)" ] || [ -z "$(NODE)" ] || [ -z "$(CLUSTER)" ]; then \
 	  echo "usage: make flash BOARD=$(BOARD) PORT=/dev/ttyUSB0 NODE=n CLUSTER=DIR/cluster.json [SSID=s WIFI_PASSWORD=p] [ROMFS=1]"; exit 2; fi
-	$(PY) tools/board/build.py $(BOARD)
-	$(PY) tools/board/vboard.py flash --build build/$(BOARD) --port $(PORT) --node $(NODE) \
+	$(PY) tools/board/build.py $(BOARD) $(if $(EXAMPLE),--with-optional --no-budget --out build/$(BOARD)-$(EXAMPLE))
+	$(if $(EXAMPLE),cp examples/$(EXAMPLE)/main.py build/$(BOARD)-$(EXAMPLE)/main.py)
+	$(PY) tools/board/vboard.py flash --build build/$(BOARD)$(if $(EXAMPLE),-$(EXAMPLE)) --port $(PORT) --node $(NODE) \
 	  --cluster $(CLUSTER) $(if $(SSID),--ssid "$(SSID)" --password "$(WIFI_PASSWORD)") \
 	  $(if $(ROMFS),--romfs)
 

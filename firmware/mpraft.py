@@ -7,29 +7,27 @@ resumes it. A missing or bad config prints one line and returns (no crash
 loop). Safe mode: a file /SAFE skips autostart.
 
 REPL: status(), peers(), log(n), events(n), level(name), campaign(), stop(),
-run(turns). The engine's observer (raftio/engine.py) reports persists and
-applies, not role or term changes, so events are found by comparing the
-node's state after every loop turn, kept in a ring of 32 (ms, level, text); levels
-essential < info < debug < trace. Lean on purpose: the whole esp32 firmware
-must fit in 48 KB of .mpy.
+run(turns). events(n) shows what the core and the engine reported
+(raft/events.py: role and leader changes with the term, elections, leases,
+snapshots, membership changes, refused proposals), the node keeping the
+last 32; level(name) chooses how much: essential < info < debug < trace.
+Lean on purpose: the whole esp32 firmware must fit in 48 KB of .mpy.
 """
 import json
 import time
 
+from raft import events as EV
+
 node = None
-LEVELS = ("essential", "info", "debug", "trace")
-_lvl = 1
-_ev = []
-# Last observed role, term, leader, snapshots, drops, commit, applied.
-_p = [0] * 7
-_LV = b"\0\0\0\1\1\2\3"
+# Why the node is not running (set when boot fails), for status().
+_why = "main() not run"
 
 
 def level(name=None):
-    global _lvl
-    if name:
-        _lvl = LEVELS.index(name)
-    return LEVELS[_lvl]
+    """The event level: "essential" (default), "info", "debug", "trace" or "off"."""
+    if name is not None:
+        node.set_event_level(name)
+    return EV.LEVEL_NAMES[node.engine.event_level]
 
 
 def _load(f):
@@ -46,7 +44,19 @@ def _bad(what):
 
 def main():
     """Boot: one line and return on any problem, else run the node."""
-    global node
+    if boot():
+        print("mpraft: node", node.id, "serving")
+        run(reset=True)
+
+
+def boot(machine=None, app=False):
+    """Make the node from /node.json and /board.json (joining Wi-Fi on
+    wifi_sta boards, its flash log in raft/) without running it; the node,
+    or None after one line saying why. machine: the replicated state
+    machine (default the KV store); app=True: a raftio.app.AppNode, whose
+    own code proposes and reads (an optional module: build --with-optional).
+    /SAFE skips it."""
+    global node, _why
     try:
         open("SAFE")
         print("mpraft: /SAFE")
@@ -58,7 +68,8 @@ def main():
         # stop resetting, keep the flash as it is for inspection.
         open("SAFE", "w").close()
         _crashed(-1)
-        print("mpraft: 3 fatal errors in a row; /SAFE written")
+        _why = "3 fatal errors in a row; /SAFE written"
+        print("mpraft:", _why)
         return
     try:
         c = _load("node.json")
@@ -87,32 +98,23 @@ def main():
         from raftio.fs import RealFS
         from raftio.node import Node, initial_voters, slot_size
         from raftio.storage import FlashStorage
-        node = Node(c, b, FlashStorage(RealFS("raft"), initial_voters(c), (), b["flash_log_slots"],
-                                       slot_size(b), "raft", b.get("log_segment_bytes", 4096)))
+        make = Node
+        if app:
+            from raftio.app import AppNode
+            make = AppNode
+        node = make(c, b, FlashStorage(RealFS("raft"), initial_voters(c), (), b["flash_log_slots"],
+                                       slot_size(b), "raft", b.get("log_segment_bytes", 4096)),
+                    machine=machine)
         if w and b["network"] == "wifi_sta":
             from raftio.clock import Clock
             from raftio.station import Station
             node.station = Station(n, w["ssid"], w["password"], Clock())
     except Exception as e:
         # KeyError names the missing field; ValueError says what is wrong.
-        print("mpraft:", type(e).__name__, e)
-        return
-    print("mpraft: node", c["node_id"], "serving")
-    run(reset=True)
-
-
-def _observe(n):
-    e = n.engine
-    r = e.core
-    p = _p
-    for i, v in enumerate((r.role, r.term, r.lead, e.stats["snapshots"], sum(e.counters.slots),
-                           r.log.committed, r.log.applied)):
-        if v != p[i]:
-            p[i] = v
-            if _LV[i] <= _lvl:
-                if len(_ev) > 31:
-                    _ev.pop(0)
-                _ev.append((time.ticks_ms(), i, v))
+        _why = "%s %s" % (type(e).__name__, e)
+        print("mpraft:", _why)
+        return None
+    return node
 
 
 def run(turns=-1, reset=False):
@@ -129,7 +131,6 @@ def run(turns=-1, reset=False):
         while turns and not n.stopped:
             turns -= 1
             n.run_once()
-            _observe(n)
             if turns == -10001 and reset:
                 _crashed(-1)  # served a while: not a crash loop
     except KeyboardInterrupt:
@@ -168,6 +169,9 @@ def _crashed(k):
 
 
 def status():
+    if node is None:
+        print("node not running:", _why)
+        return
     print(node.status())
     peers()
 
@@ -197,9 +201,11 @@ def log(k=10):
 
 
 def events(k=10):
-    for t, i, v in _ev[-k:]:
-        print(t, LEVELS[_LV[i]],
-              ("role", "term", "leader", "snapshots", "drops", "commit", "applied")[i], v)
+    """The last k events, oldest first, with how long ago they happened."""
+    now = time.ticks_ms()
+    for t, ev in node.events[-k:]:
+        print("%8.3f s ago %-9s %s" % (time.ticks_diff(now, t) / 1000,
+                                      EV.LEVEL_NAMES[EV.LEVELS[ev[0]]], EV.describe(ev)))
 
 
 def campaign():

@@ -40,7 +40,8 @@ import sys
 # tools/<name>/: one folder per job.
 GROUPS = ("simulator", "history", "ops", "board", "bench")
 # host_tests/<name>/ folders holding modules that tests import by name.
-TEST_DIRS = ("helpers", "portable/core", "portable/storage", "portable/kv", "portable/node",
+TEST_DIRS = ("helpers", "portable/core", "portable/storage", "portable/kv", "portable/apps",
+             "portable/node",
              "portable/board", "portable/simulator", "portable/history",
              "node", "simulator")
 

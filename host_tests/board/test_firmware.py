@@ -132,9 +132,11 @@ def test_repl_inspection_single_node(build, tmp_path):
     assert "'role': 'leader'" in status and "'heap_free'" in status
     assert "1 self" in out.split("PEERS\n")[1]
     events = out.split("EVENTS\n")[1]
-    assert "essential leader 1" in events
-    assert "essential role 2" in events
-    assert "debug commit" in events and "trace applied" in events
+    # Reported by the core as it happened (raft/events.py), with relative times.
+    assert "s ago essential leader term 1 lead=1" in events, events
+    assert "essential role term 1 lead=1 role=leader" in events, events
+    assert "debug     commit term 1 commit=" in events, events
+    assert "trace     applied term 1 index=" in events, events
     assert "LEVEL trace" in out
     log = out.split("ENTRIES\n")[1].split("THATS-ALL")[0].splitlines()
     assert log == ["2 1 put 9 4 b'key' b'v1'", "3 1 ? b'junk'"], log
@@ -212,3 +214,15 @@ def test_crash_loop_ends_in_safe_mode(build, tmp_path):
     assert os.path.exists(os.path.join(root, "SAFE"))
     assert not os.path.exists(os.path.join(root, "CRASHES"))
     assert os.path.isdir(os.path.join(root, "raft"))
+
+
+def test_status_after_a_failed_boot_says_why(build, tmp_path):
+    node = good_node()
+    del node["key"]
+    root = board_root(build, str(tmp_path / "b"), node)
+    with open(os.path.join(root, "script.py"), "w") as f:
+        f.write("import mpraft\nmpraft.main()\nmpraft.status()\n")
+    r = subprocess.run([MICROPYTHON, "script.py"], cwd=root, env=ENV, capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0 and "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "node not running: KeyError" in r.stdout and "key" in r.stdout, r.stdout

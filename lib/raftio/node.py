@@ -1,13 +1,21 @@
-"""A board's node: the engine with UDP, the real clock, flash and the KV store.
+"""A board's node: the engine with UDP, the real clock, flash and a state machine.
 
 This module only composes: the Ready loop, proposals, reads and snapshots
 live in raftio/engine.py, the datagram handling in raftio/server.py, the
 same code the simulator runs with a simulated network, clock and flash.
+
+node.on_event(fn) / node.events: what the core and engine report
+(raft/events.py) at node.set_event_level(level). Code on the same board
+that proposes and reads uses raftio/app.py's AppNode, a Node with the
+in-process API (an optional module: the dedicated firmware leaves it out).
+The machine is the KV store unless one is given (any object with the
+engine's state machine interface, e.g. raftapp's counter or lock service).
 """
 import gc
 
 from raft import msg as M
 from raft.config import Config
+from raft import events as EV
 from raftio import clock
 from raftio.engine import Engine
 from raftio.frame import MAX_PAYLOAD
@@ -22,6 +30,7 @@ except ImportError:
         return x
 
 _LOG_SLOT_OVERHEAD = const(20)  # raftio.logfile.HEADER
+_EVENT_RING = const(32)   # events kept for mpraft.events()
 
 
 class _Rand:
@@ -44,7 +53,8 @@ class Node:
     with storage (raftio.storage.FlashStorage over the node's data folder in
     production, MemoryStorage in tests)."""
 
-    def __init__(self, node_cfg, board, storage, seed=None, max_keys=None, snapshot_keep=None):
+    def __init__(self, node_cfg, board, storage, seed=None, max_keys=None, snapshot_keep=None,
+                 machine=None):
         self.id = nid = node_cfg["node_id"]
         self.board = board
         peers = {}
@@ -63,8 +73,10 @@ class Node:
             seed = clock.ticks_ms() ^ (nid << 16)
         if max_keys is None:
             max_keys = board["heap_budget_bytes"] // 32
-        self.machine = KVStateMachine(board["max_key"], board["max_value"], max_keys,
-                                      board["max_sessions"])
+        if machine is None:
+            machine = KVStateMachine(board["max_key"], board["max_value"], max_keys,
+                                     board["max_sessions"])
+        self.machine = machine
         key = node_cfg["key"]
         if isinstance(key, str):
             key = bytes(int(key[i:i + 2], 16) for i in range(0, len(key), 2))
@@ -73,9 +85,13 @@ class Node:
         self.storage = storage
         if snapshot_keep is None:
             snapshot_keep = min(board["ring_capacity"] * 2, board["snapshot_entries"])
-        self.engine = Engine(cfg, storage, self.transport, self.machine, clock.Clock(),
+        # The last _EVENT_RING events as (ticks_ms, event), oldest first.
+        self.events = []
+        self._listeners = []
+        self.clock = clock.Clock()
+        self.engine = Engine(cfg, storage, self.transport, self.machine, self.clock,
                              _Rand(seed).below, board["tick_ms"], board["snapshot_entries"],
-                             snapshot_keep, 4 * board["ring_capacity"])
+                             snapshot_keep, 4 * board["ring_capacity"], observer=self)
         self.server = Server(self.engine, self.transport, self.status)
         self.stopped = False
         # raftio.station.Station on a wifi_sta board: polled once per turn.
@@ -90,11 +106,8 @@ class Node:
     def run(self, duration_ms=-1):
         """Serve until stop() (or duration_ms passes, if >= 0)."""
         start = clock.ticks_ms()
-        server = self.server
         while not self.stopped:
-            server.run_once()
-            if self.station is not None:
-                self.station.poll()
+            self.run_once()
             if duration_ms >= 0 and clock.ticks_diff(clock.ticks_ms(), start) >= duration_ms:
                 break
 
@@ -102,6 +115,24 @@ class Node:
         self.server.run_once()
         if self.station is not None:
             self.station.poll()
+
+    # -- events (raft/events.py) ---------------------------------------------
+    def event(self, ev):
+        """The engine's observer hook: keep the event, tell the listeners."""
+        ring = self.events
+        if len(ring) >= _EVENT_RING:
+            ring.pop(0)
+        ring.append((self.clock.ticks_ms(), ev))
+        for fn in self._listeners:
+            fn(ev)
+
+    def on_event(self, fn):
+        """Call fn(ev) for every event at or below the event level."""
+        self._listeners.append(fn)
+
+    def set_event_level(self, level):
+        """0 or "off", 1 "essential" (default), 2 "info", 3 "debug", 4 "trace"."""
+        self.engine.set_event_level(level)
 
     def stop(self):
         self.stopped = True

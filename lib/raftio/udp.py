@@ -108,6 +108,10 @@ class UdpEndpoint:
         gsn = getattr(self._sock, "getsockname", None)
         return gsn()[1] if gsn is not None else None
 
+    def socket(self):
+        """The socket, for an event loop to wait on (raftio/aio.py); read it only through recv()."""
+        return self._sock
+
     def close(self):
         if self._sock is not None:
             try:

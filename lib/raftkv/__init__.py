@@ -27,13 +27,15 @@ Commands are bytes inside Raft log entries (``raftkv.codec``):
   (returns None, counted). ``skip(index)`` marks a non-KV entry applied.
 * ``get_local(key) -> value or None``: for reads served after ReadIndex.
 * ``snapshot() -> bytes`` / ``snapshot_into(buf) -> n`` / ``snapshot_size()`` /
-  ``snapshot_write(stream) -> n`` (record by record, for flash files):
-  the store and the session table, byte-for-byte deterministic.
+  ``snapshot_write(stream) -> n`` (part by part): the session table and the
+  store, byte-for-byte deterministic (the session layer's framing,
+  raftapp/session.py).
   ``restore(data)`` raises DecodeError on corrupt input and keeps the old state.
 * ``applied_index``; ``digest()``: 16 hex digits of sha256 over the snapshot.
 * ``stats()``: counters for the status API.
 
-Exactly-once sessions (Raft dissertation 6.3): REGISTER returns a client id
+Exactly-once sessions (Raft dissertation 6.3, the generic layer in
+raftapp.session; a client id of 0 means no session): REGISTER returns a client id
 equal to the log index of its entry. A client numbers its commands 1, 2, 3...
 with at most one in flight; a retry with the last seq gets the cached result,
 an older seq gets STALE_SEQ, a newer one is applied and cached. An unknown or

@@ -80,7 +80,7 @@ def max_command_len(max_key, max_value):  # mpraft: host-only
     return _CAS_LEN + max_key + 2 * max_value
 
 
-def max_result_len(max_value):
+def max_result_len(max_value):  # mpraft: host-only
     return 3 + max_value
 
 
@@ -237,23 +237,11 @@ def decode_command(buf, off=0, n=None):
 
 # -- results -----------------------------------------------------------------
 
-def encode_result_into(buf, status, value=None, off=0):
-    if value is None:
-        struct.pack_into("<B", buf, off, status)
-        return 1
-    if len(value) > WIRE_MAX_VALUE:
-        raise ValueError("raftkv: result value exceeds the wire limit")
-    struct.pack_into("<BH", buf, off, status | _HAS_VALUE, len(value))
-    return _put_bytes(buf, off + 3, value) - off
+# One result encoder for every application (raftapp.session), re-exported.
+from raftapp.session import encode_result, encode_result_into  # noqa: E402
 
 
-def encode_result(status, value=None):
-    buf = bytearray(1 if value is None else 3 + len(value))
-    encode_result_into(buf, status, value)
-    return bytes(buf)
-
-
-def decode_result(buf, off=0, n=None):
+def decode_result(buf, off=0, n=None):  # mpraft: client-side
     """Decode a result occupying exactly buf[off:off+n]: ``(status, value or None)``."""
     total = len(buf)
     if n is None:
@@ -276,7 +264,7 @@ def decode_result(buf, off=0, n=None):
     return (status, bytes(buf[off + 3:off + n]))
 
 
-def encode_client_id(cid):
+def encode_client_id(cid):  # mpraft: host-only
     """The value of a REGISTER result: the new client id as u32."""
     return struct.pack("<I", cid)
 

@@ -215,6 +215,11 @@ def _short_names(taken):
             yield name
 
 
+# Private names of MicroPython's own modules that firmware code reads
+# (raftio/aio.py waits on asyncio's I/O queue): never renamed.
+FOREIGN_PRIVATE = ("_io_queue",)
+
+
 def minify_private(texts):
     """Rename private identifiers (one leading underscore, not dunder) to short
     names, consistently across every firmware module: a name is stored once
@@ -231,7 +236,8 @@ def minify_private(texts):
              if tk.type == tokenize.NAME]
         toks[dest] = t
         used.update(tk.string for tk in t)
-    private = [n for n in used if _PRIVATE.match(n) and not n.startswith("__")]
+    private = [n for n in used if _PRIVATE.match(n) and not n.startswith("__")
+               and n not in FOREIGN_PRIVATE]
     # Most frequent first, so the shortest names go where they save most.
     count = dict((n, 0) for n in private)
     for t in toks.values():

@@ -41,6 +41,7 @@ USAGE = ("usage: sim.py [--nodes N] [--seed S] [--steps K] [--faults all|none|LI
          "              [--election TICKS] [--quiet] [--trace] [--no-shrink]\n"
          "              [--clients N] [--check-linear] [--reads index|lease|local]\n"
          "              [--clock-start MS]  (first ticks_ms; default 50 s before the 2**30 wrap)\n"
+         "              [--machine kv|lock]  (lock: the lock service, --clients N contend)\n"
          "  LIST is a comma list of: " + ",".join(FAULTS + EXTRA_FAULTS) + "\n"
          "  (all = " + ",".join(FAULTS) + "; e.g. --faults all,reconfig)")
 
@@ -75,7 +76,8 @@ def parse_args(argv):
             "quiet": False, "trace": False, "shrink": True,
             "election": 10, "snap_every": 200, "snap_keep": 20,
             "batch_bytes": 1300, "apply_bytes": 256,
-            "clients": 0, "check_linear": False, "reads": "index", "clock_start": None}
+            "clients": 0, "check_linear": False, "reads": "index", "machine": "kv",
+            "clock_start": None}
     ints = ("nodes", "seed", "steps", "ring", "election",
             "snap_every", "snap_keep", "batch_bytes", "apply_bytes", "clients", "clock_start")
     i = 0
@@ -108,6 +110,10 @@ def parse_args(argv):
             if v not in ("index", "lease", "local"):
                 raise UsageError("--reads takes index, lease or local, got %r" % v)
             opts["reads"] = v
+        elif key == "machine":
+            if v not in ("kv", "lock"):
+                raise UsageError("--machine takes kv or lock, got %r" % v)
+            opts["machine"] = v
         else:
             raise UsageError("unknown option %s" % a)
         i += 2
@@ -115,6 +121,8 @@ def parse_args(argv):
         raise UsageError("--nodes must be in 1..15")
     if opts["steps"] < 0:
         raise UsageError("--steps must be >= 0")
+    if opts["machine"] == "lock" and opts["clients"] < 1:
+        raise UsageError("--machine lock needs --clients N (N >= 1)")
     return opts
 
 
@@ -134,9 +142,12 @@ class Sim:
         # gives each node an application state machine.
         self.workload = None
         if opts["clients"] > 0:
-            import simkv
-            self.workload = simkv.Workload(self, opts["clients"], opts["reads"],
-                                           self.rand.fork())
+            if opts.get("machine") == "lock":
+                import simlock as wmod
+            else:
+                import simkv as wmod
+            self.workload = wmod.Workload(self, opts["clients"], opts["reads"],
+                                          self.rand.fork())
         # One clock for the whole cluster; a step is one tick of it.
         # (--clock-start: the first ticks_ms, e.g. a few seconds before the wrap.)
         self.clock = SimClock() if opts["clock_start"] is None else SimClock(opts["clock_start"])
@@ -444,8 +455,13 @@ def shrink(opts, fail_step):
 
 
 def command_line(o):
-    return "tools/simulator/sim.py --nodes %d --seed %d --steps %d --faults %s --ring %d" % (
+    s = "tools/simulator/sim.py --nodes %d --seed %d --steps %d --faults %s --ring %d" % (
         o["nodes"], o["seed"], o["steps"], ",".join(o["faults"]) or "none", o["ring"])
+    if o.get("clients"):
+        s += " --clients %d" % o["clients"]
+    if o.get("machine", "kv") != "kv":
+        s += " --machine " + o["machine"]
+    return s
 
 
 def main(argv):

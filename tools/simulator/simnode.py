@@ -10,7 +10,8 @@ board runs, built from:
     crosses it);
   - the fake flash (raftio.fakeflash) under the real flash formats when
     power cuts are simulated, MemoryStorage otherwise;
-  - ChainMachine: the KV state machine (raftkv) plus a CRC chain over every
+  - ChainMachine: the KV state machine (raftkv), or the workload's (the
+    lock service with --machine lock), plus a CRC chain over every
     applied entry, which the checker compares across nodes and snapshots.
 Only the storage survives a crash; a restart builds a new engine from it.
 """
@@ -151,16 +152,23 @@ class SimClientPort:
 
 
 class ChainMachine:
-    """The KV machine, plus what the checker and the clients' ledger need:
-    `chain`, a CRC over every applied entry (index, term, data) kept in the
-    snapshot, and `executed`, the (client, seq) the last apply executed (not
-    a cached duplicate, not a no-op)."""
+    """The node's state machine (the KV machine, or any session machine
+    given as inner, kept in `kv` by its historical name), plus what the
+    checker and the clients' ledger need: `chain`, a CRC over every applied
+    entry (index, term, data) kept in the snapshot; `executed`, the (client,
+    seq) the last apply executed (not a cached duplicate, not a no-op);
+    `last_result` and `duplicate` (answered from the session cache) of the
+    last apply."""
 
-    def __init__(self, max_sessions):
-        self.kv = KVStateMachine(max_key=16, max_value=32, max_keys=64,
-                                 max_sessions=max_sessions)
+    def __init__(self, max_sessions, inner=None):
+        if inner is None:
+            inner = KVStateMachine(max_key=16, max_value=32, max_keys=64,
+                                   max_sessions=max_sessions)
+        self.kv = inner
         self.chain = 0
         self.executed = None
+        self.last_result = None
+        self.duplicate = False
 
     @property
     def applied_index(self):
@@ -175,6 +183,8 @@ class ChainMachine:
         kv = self.kv
         dup = kv.duplicates
         res = kv.apply(index, data)
+        self.last_result = res
+        self.duplicate = kv.duplicates != dup
         if res is not None and kv.duplicates == dup:
             try:
                 op, cid, seq, _, _, _ = codec.decode_command(data)
@@ -187,6 +197,8 @@ class ChainMachine:
 
     def skip(self, index):
         self.executed = None
+        self.last_result = None
+        self.duplicate = False
         self.kv.skip(index)
 
     def chain_entry(self, e):
@@ -272,7 +284,9 @@ class SimNode:
                      max_apply_bytes=o["apply_bytes"])
         self.transport = SimTransport(s, self.id)
         wl = s.workload
-        self.machine = ChainMachine(wl.max_sessions if wl is not None else 16)
+        make = getattr(wl, "machine", None)
+        self.machine = ChainMachine(wl.max_sessions if wl is not None else 16,
+                                    make() if make is not None else None)
         self.engine = Engine(cfg, self.storage, self.transport, self.machine, s.clock,
                              self.rand.below, TICK_MS, o["snap_every"] or 1 << 30,
                              o["snap_keep"], 4 * o["ring"], _Observer(self))

@@ -2,6 +2,7 @@
 
     python3 tools/simulator/sweep.py --seeds 200 --steps 20000 --faults all --jobs 2
     python3 tools/simulator/sweep.py --first 1 --seeds 1000 --steps 5000
+    python3 tools/simulator/sweep.py --seeds 50 --steps 20000 --machine lock --clients 5
 
 Prints one line per failing seed with the command that reproduces it, then a
 JSON summary as the last line. Exit status 0 iff every seed passed.
@@ -21,11 +22,13 @@ import sim  # noqa: E402
 
 
 def _one(args):
-    seed, steps, faults, nodes, clients = args
+    seed, steps, faults, nodes, clients, machine = args
     argv = ["--seed", str(seed), "--steps", str(steps), "--faults", faults,
-            "--nodes", str(nodes)]
+            "--nodes", str(nodes), "--machine", machine]
     if clients:
-        argv += ["--clients", str(clients), "--check-linear"]
+        argv += ["--clients", str(clients)]
+        if machine == "kv":
+            argv.append("--check-linear")
     opts = sim.parse_args(argv)
     s = sim.Sim(opts)
     res = s.run()
@@ -41,35 +44,47 @@ def main():
     ap.add_argument("--faults", default="all")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--clients", type=int, default=0,
-                    help="simulated KV clients; histories are checked with lincheck")
+                    help="simulated clients (KV: histories checked with lincheck)")
+    ap.add_argument("--machine", default="kv", choices=("kv", "lock"),
+                    help="lock: the lock service, its checker after every entry")
     a = ap.parse_args()
     try:
         sim.parse_faults(a.faults)
     except sim.UsageError as e:
         ap.error(str(e))
     t0 = time.time()
-    work = [(s, a.steps, a.faults, a.nodes, a.clients)
+    if a.machine == "lock" and not a.clients:
+        ap.error("--machine lock needs --clients N")
+    kv = a.clients and a.machine == "kv"
+    work = [(s, a.steps, a.faults, a.nodes, a.clients, a.machine)
             for s in range(a.first, a.first + a.seeds)]
     bad = []
-    commits = elections = 0
+    commits = elections = grants = 0
     with multiprocessing.Pool(max(1, a.jobs)) as pool:
         for seed, res in pool.imap_unordered(_one, work):
             commits += res["commits"]
             elections += res["elections"]
             why = res["violations"][0] if res["violations"] else None
-            if why is None and a.clients and res.get("linearizable") is not True:
+            if why is None and kv and res.get("linearizable") is not True:
                 why = "history linearizable: %r" % res.get("linearizable")
-            if why is None and a.clients and res.get("exactly_once") is not True:
+            if why is None and kv and res.get("exactly_once") is not True:
                 why = "exactly-once: %r" % (res.get("exactly_once_errors"),)
+            if a.machine == "lock":
+                grants += res.get("grants", 0)
             if why:
                 bad.append(seed)
-                extra = " --clients %d --check-linear" % a.clients if a.clients else ""
+                extra = " --clients %d --check-linear" % a.clients if kv else ""
+                if a.machine != "kv":
+                    extra = " --clients %d --machine %s" % (a.clients, a.machine)
                 print("seed %d FAILED: %s\n  reproduce: python3 tools/simulator/sim.py "
                       "--nodes %d --seed %d --steps %d --faults %s%s"
                       % (seed, why, a.nodes, seed, a.steps, a.faults, extra), flush=True)
     out = {"seeds": a.seeds, "first": a.first, "steps": a.steps, "faults": a.faults,
            "failed": sorted(bad), "commits": commits, "elections": elections,
            "seconds": round(time.time() - t0, 1)}
+    if a.machine != "kv":
+        out["machine"] = a.machine
+        out["grants"] = grants
     print(json.dumps(out))
     return 1 if bad else 0
 
