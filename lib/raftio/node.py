@@ -20,7 +20,6 @@ except ImportError:
 
 from raft import msg as M
 from raft.config import Config
-from raft import events as EV
 from raftio import clock
 from raftio.batch import BatchMachine
 from raftio.engine import Engine
