@@ -17,6 +17,7 @@ import json
 import time
 
 from raft import events as EV
+from raft.roles import ROLE_NAMES
 
 node = None
 # Why the node is not running (set when boot fails), for status().
@@ -27,7 +28,7 @@ def level(name=None):
     """The event level: "essential" (default), "info", "debug", "trace" or "off"."""
     if name is not None:
         node.set_event_level(name)
-    return EV.LEVEL_NAMES[node.engine.event_level]
+    return EV.LEVEL_NAMES[node.engine.core.event_level]
 
 
 def _load(f):
@@ -49,12 +50,13 @@ def main():
         run(reset=True)
 
 
-def boot(machine=None, app=False):
+def boot(machine=None, make=None):
     """Make the node from /node.json and /board.json (joining Wi-Fi on
     wifi_sta boards, its flash log in raft/) without running it; the node,
     or None after one line saying why. machine: the replicated state
-    machine (default the KV store); app=True: a raftio.app.AppNode, whose
-    own code proposes and reads (an optional module: build --with-optional).
+    machine (default the KV store); make: the node class (default
+    raftio.node.Node; raftio.app.AppNode for code that proposes and reads,
+    an optional module: build --with-optional).
     /SAFE skips it."""
     global node, _why
     try:
@@ -98,11 +100,7 @@ def boot(machine=None, app=False):
         from raftio.fs import RealFS
         from raftio.node import Node, initial_voters, slot_size
         from raftio.storage import FlashStorage
-        make = Node
-        if app:
-            from raftio.app import AppNode
-            make = AppNode
-        node = make(c, b, FlashStorage(RealFS("raft"), initial_voters(c), (), b["flash_log_slots"],
+        node = (make or Node)(c, b, FlashStorage(RealFS("raft"), initial_voters(c), (), b["flash_log_slots"],
                                        slot_size(b), "raft", b.get("log_segment_bytes", 4096)),
                     machine=machine)
         if w and b["network"] == "wifi_sta":
@@ -204,8 +202,11 @@ def events(k=10):
     """The last k events, oldest first, with how long ago they happened."""
     now = time.ticks_ms()
     for t, ev in node.events[-k:]:
-        print("%8.3f s ago %-9s %s" % (time.ticks_diff(now, t) / 1000,
-                                      EV.LEVEL_NAMES[EV.LEVELS[ev[0]]], EV.describe(ev)))
+        k, term, x, y = ev
+        # Names where they are on the board; codes as numbers (raft/events.py).
+        print("%8.3fs ago %-9s %s term %d %s %d" % (
+            time.ticks_diff(now, t) / 1000, EV.LEVEL_NAMES[EV.LEVELS[k]], EV.NAMES[k], term,
+            ROLE_NAMES[x] if k == EV.ROLE else x, y))
 
 
 def campaign():

@@ -16,7 +16,7 @@ import os
 import mpraft
 from raftapp import counter
 from raftio import aio
-from raftio.app import REGISTER, Session
+from raftio.app import REGISTER, AppNode, Session
 
 
 async def _leader_known(node):
@@ -60,7 +60,7 @@ async def app(node):
 
 
 async def main():
-    node = mpraft.boot(machine=counter.machine(), app=True)
+    node = mpraft.boot(machine=counter.machine(), make=AppNode)
     if node is None:
         return
     print("mpraft: node", node.id, "serving (counter app)")

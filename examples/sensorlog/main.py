@@ -18,7 +18,7 @@ import time
 
 import mpraft
 from raftio import aio
-from raftio.app import REGISTER, Session
+from raftio.app import REGISTER, AppNode, Session
 from raftkv import codec
 
 SAMPLES = 10
@@ -93,7 +93,7 @@ async def app(node, sensor):
 
 
 async def main():
-    node = mpraft.boot(app=True)
+    node = mpraft.boot(make=AppNode)
     if node is None:
         return
     print("mpraft: node", node.id, "serving (sensorlog app)")

@@ -69,16 +69,20 @@ DROP_CONF_PENDING = const(5)
 NAMES = ("role", "leader", "conf", "election", "lease", "snap_sent", "snap_installed",
          "snap_taken", "dropped", "proposal_failed", "vote", "commit", "applied")
 LEVEL_NAMES = ("off", "essential", "info", "debug", "trace")
-CONF_OPS = ("", "add-voter", "add-learner", "remove", "leave-joint")  # by raft.confchange op
-DROP_REASONS = ("", "not-leader", "transfer", "too-large", "log-full", "conf-pending")
-REPLY_CODES = ("ok", "not-leader", "retry", "busy", "bad-request", "timeout")  # raftio.wire
+# The tables and formatters below are for people and logs on a host; a
+# board's REPL (firmware/mpraft.py) prints names and numbers only, as the
+# esp32 firmware must fit 48 KB.
+# By raft.confchange op; by DROP_* reason; by raftio.wire reply code.
+CONF_OPS = ("", "add-voter", "add-learner", "remove", "leave-joint")  # mpraft: host-only
+DROP_REASONS = ("", "not-leader", "transfer", "too-large", "log-full", "conf-pending")  # mpraft: host-only
+REPLY_CODES = ("ok", "not-leader", "retry", "busy", "bad-request", "timeout")  # mpraft: host-only
 # The names of a and b per kind ("" = unused).
-_FIELDS = (("role", "lead"), ("lead", ""), ("op", "node"), ("pre", ""), ("granted", ""),
+_FIELDS = (("role", "lead"), ("lead", ""), ("op", "node"), ("pre", ""), ("granted", ""),  # mpraft: host-only
            ("peer", "index"), ("index", ""), ("index", ""), ("reason", ""), ("code", "index"),
            ("candidate", "pre"), ("commit", ""), ("index", ""))
 
 
-def _value(kind, field, v):
+def _value(kind, field, v):  # mpraft: host-only
     # Numbers become names where the number is a code, so a log reads alone.
     if field == "role":
         return ROLE_NAMES[v] if 0 <= v < len(ROLE_NAMES) else v
@@ -91,7 +95,7 @@ def _value(kind, field, v):
     return v
 
 
-def to_dict(ev):
+def to_dict(ev):  # mpraft: host-only
     """{"event": name, "level": name, "term": t, <field>: value, ...}"""
     kind, term, a, b = ev
     f = _FIELDS[kind]
@@ -102,7 +106,7 @@ def to_dict(ev):
     return d
 
 
-def describe(ev):
+def describe(ev):  # mpraft: host-only
     """One line for a person: 'leader term 5 lead=3'."""
     d = to_dict(ev)
     parts = [d.pop("event"), "term", str(d.pop("term"))]
@@ -113,9 +117,9 @@ def describe(ev):
 
 
 def level_of(name):
-    """A level by name or number; raises ValueError with the choices."""
-    if isinstance(name, int) and OFF <= name <= TRACE:
-        return name
+    """A level by name ("debug") or number (0-4); ValueError otherwise."""
     if name in LEVEL_NAMES:
         return LEVEL_NAMES.index(name)
-    raise ValueError("event level must be one of %s or 0-4" % ", ".join(LEVEL_NAMES))
+    if name in (OFF, ESSENTIAL, INFO, DEBUG, TRACE):
+        return name
+    raise ValueError("no event level %r" % (name,))

@@ -72,7 +72,7 @@ class RawNode:
         see Raft.propose_conf_change_v2); returns the entry's index."""
         return self.raft.propose_conf_change(JOINT, (transition, steps), ctx)
 
-    def conf_state(self):
+    def conf_state(self):  # mpraft: host-only
         """(voters, learners) as of the applied index."""
         r = self.raft
         return r.voters, r.learners

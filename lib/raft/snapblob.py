@@ -23,7 +23,7 @@ def blob_head(snap):
     return bytes(head)
 
 
-def encode_blob(snap):
+def encode_blob(snap):  # mpraft: host-only
     return blob_head(snap) + snap.data
 
 

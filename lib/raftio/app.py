@@ -12,7 +12,9 @@ with the leader's id; forward=True sends the call to that leader over the
 client protocol instead, from this node's own authenticated socket.
 """
 from raft.errors import DecodeError
-from raftio.call import Calls
+from raftio.call import Call, Calls
+from raftio.frame import DROP_MALFORMED
+from raftio.wire import RESPONSE
 from raftio.node import Node
 
 try:
@@ -33,9 +35,28 @@ class AppNode(Node):
     def __init__(self, node_cfg, board, storage, seed=None, max_keys=None, snapshot_keep=None,
                  machine=None, call_timeout_ms=_CALL_TIMEOUT_MS):
         Node.__init__(self, node_cfg, board, storage, seed, max_keys, snapshot_keep, machine)
-        self.calls = Calls(self.engine, self.transport, call_timeout_ms)
-        # Answers to forwarded calls arrive as RESPONSE datagrams.
-        self.server.on_response = self.calls.on_response
+        self.calls = calls = Calls(self.engine, self.transport, call_timeout_ms)
+        server = self.server
+        # The engine answers a Call in place, a datagram client as before.
+        to_client = self.engine.reply
+
+        def reply(token, code, leader, result):
+            if token.__class__ is Call:
+                token.complete(code, leader, result)
+            else:
+                to_client(token, code, leader, result)
+        self.engine.reply = reply
+        # Answers to calls forwarded to the leader arrive as RESPONSE
+        # datagrams, which a plain node's server drops as malformed.
+        on_client = server._on_client
+
+        def on_client_or_response(buf, off, n, addr):
+            if buf[off] == RESPONSE:
+                if not calls.on_response(buf, off, n):
+                    server.counters.slots[DROP_MALFORMED] += 1
+                return
+            on_client(buf, off, n, addr)
+        server._on_client = on_client_or_response
 
     def run_once(self):
         self.server.run_once()

@@ -93,7 +93,6 @@ class Engine:
         self._on_persisted = getattr(observer, "persisted", None)
         self._on_applied = getattr(observer, "applied", None)
         self._on_restored = getattr(observer, "restored", None)
-        self.event_level = 0
         self.reply = reply if reply is not None else _no_reply
         self.counters = transport.counters
         self.tick_ms = tick_ms
@@ -137,10 +136,8 @@ class Engine:
 
     # -- events -----------------------------------------------------------------
     def set_event_level(self, level):
-        """Report events up to level (raft/events.py; 0 = none). Without an
-        observer.event hook nothing is built whatever the level."""
-        level = EV.level_of(level)
-        self.event_level = level
+        """Report events up to level (0-4, raft/events.py; 0 = none). Without
+        an observer.event hook nothing is built whatever the level."""
         self.core.event_level = level if self._on_event is not None else 0
 
     def _emit(self, kind, a, b):

@@ -13,13 +13,10 @@ engine's state machine interface, e.g. raftapp's counter or lock service).
 """
 import gc
 
-try:
-    from micropython import mem_total
-except ImportError:
-    mem_total = None
 
 from raft import msg as M
 from raft.config import Config
+from raft import events as EV
 from raftio import clock
 from raftio.batch import BatchMachine
 from raftio.engine import Engine
@@ -138,24 +135,13 @@ class Node:
 
     def set_event_level(self, level):
         """0 or "off", 1 "essential" (default), 2 "info", 3 "debug", 4 "trace"."""
-        self.engine.set_event_level(level)
+        self.engine.set_event_level(EV.level_of(level))
 
     def stop(self):
         self.stopped = True
 
     def status(self):
         st = self.engine.status()
-        # Work counters, so a benchmark divides them by the puts applied.
-        t = self.transport
-        st["dgrams_in"] = t.received
-        st["dgrams_out"] = t.sent
-        st["macs"] = t.framer.macs
-        fl = getattr(self.storage, "flushes", None)
-        if fl is not None:
-            st["flushes"] = fl()
-        if mem_total is not None:
-            # Bytes allocated since boot (MicroPython built with mem stats).
-            st["alloc_bytes"] = mem_total()
         ma = getattr(gc, "mem_alloc", None)
         if ma is not None:
             # Live heap, not live + garbage: comparable between samples.

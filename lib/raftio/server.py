@@ -9,10 +9,9 @@ by its type byte it is
     engine's next ReadIndex round, anything else is proposed; the answer
     leaves when the engine calls back (reply below);
   - an admin request: leadership transfer or membership change;
-  - a status query: answered at once with the engine's status as JSON;
-  - a response: the answer to a call this node forwarded to its leader.
-Answers go back as datagrams to (address, request id) tokens; any other
-token is an in-process call (raftio/call.py) and is completed in place.
+  - a status query: answered at once with the engine's status as JSON.
+Answers go back as datagrams to (address, request id) tokens (raftio/app.py
+adds in-process calls and the responses to calls it forwarded).
 Anything that does not decode is a counted drop, never an exception.
 
 Each turn of run_once:
@@ -55,9 +54,6 @@ class Server:
         self.counters = transport.counters
         self.status = status if status is not None else engine.status
         engine.reply = self._reply
-        # on_response(buf, off, n): RESPONSE datagrams (answers to requests
-        # this node forwarded to its leader, raftio/call.py); None drops them.
-        self.on_response = None
         self._rx_msg = M.Message()
         self._resp = bytearray(MAX_PAYLOAD)
 
@@ -109,10 +105,6 @@ class Server:
         eng.step(m)
 
     def _on_client(self, buf, off, n, addr):
-        if buf[off] == wire.RESPONSE:
-            if self.on_response is None or not self.on_response(buf, off, n):
-                self.counters.slots[DROP_MALFORMED] += 1
-            return
         try:
             typ, rid, p, cn = wire.decode_request(buf, off, n)
         except DecodeError:
@@ -184,9 +176,5 @@ class Server:
             eng.propose_conf_change(op - 1, nid, ctx, (addr, rid))
 
     def _reply(self, token, code, leader, result):
-        if token.__class__ is not tuple:
-            # An in-process call (raftio/call.py): no datagram.
-            token.complete(code, leader, result)
-            return
         ln = wire.encode_response_into(self._resp, 0, token[1], code, leader, result)
         self.transport.send_payload_to(token[0], self._resp, ln)

@@ -95,7 +95,7 @@ def _check(cid, seq, key, value, limit_name):  # mpraft: client-side
                          % (limit_name, len(value), WIRE_MAX_VALUE))
 
 
-def _put_bytes(buf, off, data):
+def _put_bytes(buf, off, data):  # mpraft: client-side
     n = len(data)
     buf[off:off + n] = data
     return off + n

@@ -148,4 +148,4 @@ def test_to_dict_and_describe_name_the_codes():
         EV.level_of("loud")
         assert False
     except ValueError as e:
-        assert "essential" in str(e)
+        assert "no event level" in str(e) and "loud" in str(e), str(e)
