@@ -18,9 +18,13 @@ abandoned one, if it ever arrives, is refused as STALE_SEQ).
 
 GETs do not go through the log: the leader answers after a ReadIndex round,
 so they need no session and use no seq.
+
+put_many writes many pairs with several sessions at once: their next puts
+travel as one batch (raftio/batch.py), one datagram, one log entry and one
+reply, each put still exactly-once on its own session.
 """
 from raft.errors import DecodeError, RaftError
-from raftio import clock, wire
+from raftio import batch, clock, wire
 from raftio.frame import MAX_PAYLOAD
 from raftio.udp import UdpEndpoint, resolve
 from raftkv import codec
@@ -91,6 +95,8 @@ class Client:
         self.cid = 0
         self.seq = 0
         self._admin_node = 0
+        # put_many's sessions: [client id, last seq] each.
+        self._pool = []
         # Request ids start at a per-client offset so two clients sharing a
         # node never confuse each other's answers if addresses get reused.
         self._rid = (clock.ticks_ms() * 7919 + seed * 104729) & 0x7FFFFFFF
@@ -287,6 +293,65 @@ class Client:
         if status == codec.OK:
             return True, None
         return False, value
+
+    def put_many(self, pairs, sessions=16, max_bytes=560):
+        """Write every (key, value) of pairs; returns how many. Up to `sessions`
+        puts per batch (one session each, registered on first use and kept
+        by this client: a board keeps 32 sessions, the least active go
+        first), at most max_bytes per batch command: keep it under the
+        boards' max_entry_bytes (640 on esp32). Exactly-once per pair;
+        raises like put()."""
+        pool = self._pool
+        while len(pool) < sessions:
+            n = codec.encode_register_into(self._cmd)
+            pool.append([codec.decode_client_id(self.call(self._cmd, n)), 0])
+        done = 0
+        i = 0
+        while i < len(pairs):
+            cmds = []
+            size = 4
+            while i < len(pairs) and len(cmds) < sessions:
+                s = pool[len(cmds)]
+                k, v = _b(pairs[i][0]), _b(pairs[i][1])
+                n = codec.encode_put_into(self._cmd, s[0], s[1] + 1, k, v)
+                if cmds and size + 2 + n > max_bytes:
+                    break
+                s[1] += 1
+                cmds.append([bytes(self._cmd[:n]), s, k, v])
+                size += 2 + n
+                i += 1
+            self._put_batch(cmds)
+            done += len(cmds)
+        return done
+
+    def _put_batch(self, cmds):
+        buf = bytearray(4 + sum(2 + len(c[0]) for c in cmds))
+        while cmds:
+            n = batch.encode_into(buf, [c[0] for c in cmds])
+            res = batch.decode_result(self.call(buf, n))
+            if len(res) != len(cmds):
+                raise ClientError("put_many: %d results for %d puts" % (len(res), len(cmds)))
+            left = []
+            for c, r in zip(cmds, res):
+                if r == batch.UNSENT:
+                    # Applied; the result did not fit the reply. Its session
+                    # answers the same command again from its cache.
+                    r = self.call(c[0], len(c[0]))
+                elif r == batch.REFUSED:
+                    raise RequestRejected("put_many: a put was refused in a batch")
+                status = codec.decode_result(r)[0]
+                if status == codec.SESSION_EXPIRED:
+                    # Not applied: a new session, and the put again.
+                    s = c[1]
+                    m = codec.encode_register_into(self._cmd)
+                    s[0] = codec.decode_client_id(self.call(self._cmd, m))
+                    s[1] = 1
+                    m = codec.encode_put_into(self._cmd, s[0], 1, c[2], c[3])
+                    c[0] = bytes(self._cmd[:m])
+                    left.append(c)
+                elif status != codec.OK:
+                    raise RequestRejected("put_many: %s" % codec.status_name(status))
+            cmds = left
 
     def get(self, key):
         """The value (bytes) or None; linearizable (ReadIndex on the leader)."""

@@ -75,6 +75,10 @@ class FlashStorage:
     def bytes_written_by_file(self):  # mpraft: host-only
         return {"hardstate": self._hs.written, "log": self._log.written, "snapshot": self._snapf.written}
 
+    def flushes(self):
+        """Flushes so far, all files together (each one a flash sync)."""
+        return self._log.flushes + self._hs.flushes + self._snapf.flushes
+
     def max_entry_bytes(self):
         return self._log.max_data
 
@@ -201,11 +205,13 @@ class FlashStorage:
             self.hard_state = (hs[0], hs[1], snap.index)
         self.writes += 1
 
-    def create_snapshot(self, index, voters, learners, data):
-        """Record the state machine image at applied index ``index``."""
+    def create_snapshot(self, index, voters, learners, data, voters_out=(), auto_leave=False):
+        """Record the state machine image at applied index ``index`` (and the
+        membership then, RawNode.conf())."""
         if index <= self.snap.index:
             return self.snap
-        snap = Snapshot(index, self.term(index), voters, learners, data)
+        snap = Snapshot(index, self.term(index), voters, learners, data, voters_out,
+                        auto_leave)
         self._snapf.save(snap)
         self.snap = snap
         self.writes += 1

@@ -227,11 +227,15 @@ def alive(pid):
         return True
 
 
-def start(d, nid, runtime="micropython", config=None, data=None, heap="16M", flush="on"):
+def start(d, nid, runtime="micropython", config=None, data=None, heap="16M", flush="on",
+          extra=(), tree=None):
     """Start node nid (or a custom node file/data folder); returns its pid.
+    extra: more node_main.py arguments (e.g. --metrics-port, CPython only).
 
     flush="off" is for measurements only: log writes are not flushed (on the
     MicroPython unix port flush is fsync), so they would not survive a power cut.
+    tree: another checkout of this repository whose node code runs instead
+    (the benchmark's A/B against an earlier commit).
     """
     interp = [micropython()] if runtime == "micropython" else [sys.executable]
     cl = _load_or_none(d)
@@ -246,8 +250,9 @@ def start(d, nid, runtime="micropython", config=None, data=None, heap="16M", flu
     board = os.path.join(d, "board.json")
     if not os.path.exists(board):
         board = BOARD
-    p = subprocess.Popen(interp + [os.path.join(TOOLS, "node_main.py"), "--config", config,
-                                   "--data", data, "--board", board, "--flush", flush],
+    main = os.path.join(tree, "tools", "ops", "node_main.py") if tree else os.path.join(TOOLS, "node_main.py")
+    p = subprocess.Popen(interp + [main, "--config", config,
+                                   "--data", data, "--board", board, "--flush", flush] + list(extra),
                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                          cwd=ROOT, start_new_session=True)
     log.close()
@@ -370,7 +375,7 @@ def faults(d, **kw):
 
 
 def up(d, nodes=5, runtime="micropython", timeout_s=20.0, heap="16M", flush="on", board=None,
-       proxy=False, netns=False, voters=None):
+       proxy=False, netns=False, voters=None, tree=None):
     if not os.path.exists(os.path.join(d, "cluster.json")):
         create(d, nodes, board=board, proxy=proxy, netns=netns, voters=voters)
     cl = load(d)
@@ -387,7 +392,7 @@ def up(d, nodes=5, runtime="micropython", timeout_s=20.0, heap="16M", flush="on"
     for n in cl["nodes"]:
         if n["id"] in pids and alive(pids[n["id"]]["pid"]):
             continue
-        start(d, n["id"], runtime, heap=heap, flush=flush)
+        start(d, n["id"], runtime, heap=heap, flush=flush, tree=tree)
     lead = wait_leader(d, timeout_s)
     if not lead:
         raise ClusterError("no leader within %.0f s; see %s/n*.log" % (timeout_s, d))

@@ -31,7 +31,9 @@ from simnode import CLIENT_BASE, TICK_MS, SimClock, SimNode
 FAULTS = ("drop", "dup", "reorder", "partition", "crash", "leader", "powercut")
 # Opt-in faults: not part of "all", so existing seeds keep their digests.
 # reconfig: the leader removes a voter (keeping at least 3) or adds a removed
-# node back as a learner and promotes it once it caught up.
+# node back as a learner and promotes it once it caught up; or, in one joint
+# change (thesis 4.3): replaces a voter by a node outside, adds two voters,
+# removes two, or promotes a learner while demoting a voter.
 EXTRA_FAULTS = ("reconfig",)
 _OP_NAMES = ("?", "add-voter", "add-learner", "remove")
 
@@ -41,6 +43,7 @@ USAGE = ("usage: sim.py [--nodes N] [--seed S] [--steps K] [--faults all|none|LI
          "              [--election TICKS] [--quiet] [--trace] [--no-shrink]\n"
          "              [--clients N] [--check-linear] [--reads index|lease|local]\n"
          "              [--machine kv|lock]  (lock: the lock service, --clients N contend)\n"
+         "              [--timeline OUT.html]  (the run as a page: tools/timeline/)\n"
          "  LIST is a comma list of: " + ",".join(FAULTS + EXTRA_FAULTS) + "\n"
          "  (all = " + ",".join(FAULTS) + "; e.g. --faults all,reconfig)")
 
@@ -70,12 +73,17 @@ def parse_faults(s):
     return out
 
 
-def parse_args(argv):
-    opts = {"nodes": 5, "seed": 1, "steps": 1000, "faults": list(FAULTS), "ring": 64,
+DEFAULTS = {"nodes": 5, "seed": 1, "steps": 1000, "faults": FAULTS, "ring": 64,
             "quiet": False, "trace": False, "shrink": True,
             "election": 10, "snap_every": 200, "snap_keep": 20,
             "batch_bytes": 1300, "apply_bytes": 256,
-            "clients": 0, "check_linear": False, "reads": "index", "machine": "kv"}
+            "clients": 0, "check_linear": False, "reads": "index", "machine": "kv",
+            "timeline": None}
+
+
+def parse_args(argv):
+    opts = dict(DEFAULTS)
+    opts["faults"] = list(FAULTS)
     ints = ("nodes", "seed", "steps", "ring", "election",
             "snap_every", "snap_keep", "batch_bytes", "apply_bytes", "clients")
     i = 0
@@ -104,6 +112,8 @@ def parse_args(argv):
                 raise UsageError("%s wants an integer, got %r" % (a, v))
         elif key == "faults":
             opts["faults"] = parse_faults(v)
+        elif key == "timeline":
+            opts["timeline"] = v
         elif key == "reads":
             if v not in ("index", "lease", "local"):
                 raise UsageError("--reads takes index, lease or local, got %r" % v)
@@ -127,6 +137,7 @@ def parse_args(argv):
 class Sim:
     def __init__(self, opts):
         self.opts = opts
+        self.rec = None  # a simrec.SimRecorder with --timeline
         self.rand = Rand(opts["seed"])
         self.ids = list(range(1, opts["nodes"] + 1))
         faults = opts["faults"]
@@ -148,11 +159,17 @@ class Sim:
                                           self.rand.fork())
         # One clock for the whole cluster; a step is one tick of it.
         self.clock = SimClock()
+        self.now = 0
+        # Structured recording for the timeline page (tools/timeline/simrec.py),
+        # before the nodes, which report their events to it: it only
+        # observes, so the run (and its digest) is the same without it.
+        if opts.get("timeline"):
+            import simrec
+            self.rec = simrec.SimRecorder(self)
         self.nodes = {}
         for i in self.ids:
             self.nodes[i] = SimNode(self, i)
         self.checker = Checker(self)
-        self.now = 0
         self.trace = []
         self.trace_on = opts["trace"]
         self.proposed = 0
@@ -171,6 +188,7 @@ class Sim:
         # without it draw the same numbers as before it existed.
         self.reconfigs = 0
         self.reconfig_refused = 0
+        self.joint_proposed = 0
         self._conf_rand = self.rand.fork() if "reconfig" in faults else None
 
     def log(self, s):
@@ -194,6 +212,8 @@ class Sim:
         self.power_cuts += 1
         self.net.drop_for(n.id)
         self.log("power cut on %d mid-write" % n.id)
+        if self.rec is not None:
+            self.rec.mark("powercut", n.id, "power cut mid-write")
         self.heals.append((self.now + 5 + self._fault_rand.below(60), "restart", n.id))
 
     def deliver(self, pkt):
@@ -251,6 +271,8 @@ class Sim:
                 self.crashes += 1
                 self.net.drop_for(victim)
                 self.log("crash %d" % victim)
+                if self.rec is not None:
+                    self.rec.mark("crash", victim, "crash")
                 self.heals.append((now + 10 + rnd.below(150), "restart", victim))
         if "leader" in f and len(down) < max_down and rnd.chance(6):
             # Figure 8 pressure: crash a leader right after it took new
@@ -261,6 +283,8 @@ class Sim:
                 self.crashes += 1
                 self.net.drop_for(ld.id)
                 self.log("crash leader %d" % ld.id)
+                if self.rec is not None:
+                    self.rec.mark("crash", ld.id, "crash the leader")
                 self.heals.append((now + 3 + rnd.below(40), "restart", ld.id))
                 down.append(ld.id)
         if "powercut" in f and not down and rnd.chance(1):
@@ -271,12 +295,16 @@ class Sim:
                 if v.fs is not None and v.fs.budget is None:
                     v.fs.budget = rnd.below(300)
             self.log("arm power cut on every node")
+            if self.rec is not None:
+                self.rec.mark("arm", 0, "power cut armed on every node")
         elif "powercut" in f and len(down) < max_down and rnd.chance(5):
             # Arm a cut: the victim loses power somewhere in its next writes.
             victim = self.nodes[self.ids[rnd.below(len(self.ids))]]
             if victim.up and victim.fs is not None and victim.fs.budget is None:
                 victim.fs.budget = rnd.below(400)
                 self.log("arm power cut on %d" % victim.id)
+                if self.rec is not None:
+                    self.rec.mark("arm", victim.id, "power cut armed")
         if not self.net.blocked:
             if "partition" in f and rnd.chance(3):
                 self.partitions += 1
@@ -289,6 +317,14 @@ class Sim:
                             if not oneway or a in side:
                                 self.net.blocked.add((a, b))
                 self.log("partition %r%s" % (side, " one-way" if oneway else ""))
+                if self.rec is not None:
+                    other = [i for i in ids if i not in side]
+                    # The page hatches the cut-off side: the smaller one, or
+                    # the one that cannot send.
+                    self.rec.fault_begin(
+                        "partition", side if oneway or len(side) <= len(other) else other,
+                        "partition %r | %r%s" % (side, other, " (one-way: only %r cannot send)"
+                                                 % (side,) if oneway else ""))
                 self.heals.append((now + 20 + rnd.below(300), "heal", None))
             elif "leader" in f and rnd.chance(3):
                 ld = self.leader()
@@ -299,12 +335,17 @@ class Sim:
                             self.net.blocked.add((ld.id, b))
                             self.net.blocked.add((b, ld.id))
                     self.log("isolate leader %d" % ld.id)
+                    if self.rec is not None:
+                        self.rec.fault_begin("isolate", [ld.id], "leader %d isolated" % ld.id)
                     self.heals.append((now + 20 + rnd.below(200), "heal", None))
 
     def _voters_down(self, down):
-        voters = self.checker.conf_at(self.checker.commit_count())[0]
-        vd = [i for i in down if i in voters]
-        return vd, (len(voters) - 1) // 2
+        c = self.checker.conf_at(self.checker.commit_count())
+        vd = [i for i in down if i in c[0] or i in c[1]]
+        m = (len(c[0]) - 1) // 2
+        if c[1] and (len(c[1]) - 1) // 2 < m:
+            m = (len(c[1]) - 1) // 2
+        return vd, m
 
     def reconfig(self):
         """Ask the leader for a membership change now and then; sometimes
@@ -323,8 +364,15 @@ class Sim:
     def _reconfig_one(self, ld, rnd):
         eng = ld.engine
         r = eng.core
-        voters, learners = eng.rawnode.conf_state()
+        voters, vout, learners, auto = eng.rawnode.conf()
+        if vout:
+            # Joint: the leader leaves on its own (auto); or we ask it to.
+            if not auto:
+                self._propose_conf(ld, CC.JOINT, (CC.AUTO, ()), b"", "leave-joint")
+            return
         out = [i for i in self.ids if i not in voters and i not in learners]
+        if rnd.chance(400) and self._joint_change(ld, rnd, voters, learners, out):
+            return
         op = 0
         nid = 0
         for lr in learners:
@@ -342,15 +390,55 @@ class Sim:
             else:
                 return
         # The address travels in the change, as raftctl sends it.
-        idx = eng.propose_conf_change(op, nid, b"sim:%d" % nid)
+        self._propose_conf(ld, op, nid, b"sim:%d" % nid, "%s %d" % (_OP_NAMES[op], nid))
+
+    def _joint_change(self, ld, rnd, voters, learners, out):
+        """One joint change (thesis 4.3), left automatically or, now and
+        then, only when asked (EXPLICIT). False if none fits now."""
+        r = ld.engine.core
+        k = rnd.below(4)
+        steps = None
+        if k == 0 and out:
+            # Replace a voter by a node outside the cluster.
+            steps = ((CC.REMOVE, voters[rnd.below(len(voters))]),
+                     (CC.ADD_VOTER, out[rnd.below(len(out))]))
+        elif k == 1 and len(out) >= 2 and len(voters) <= 3:
+            a = rnd.below(len(out))
+            b = (a + 1 + rnd.below(len(out) - 1)) % len(out)
+            steps = ((CC.ADD_VOTER, out[a]), (CC.ADD_VOTER, out[b]))
+        elif k == 2 and len(voters) >= 5:
+            a = rnd.below(len(voters))
+            b = (a + 1 + rnd.below(len(voters) - 1)) % len(voters)
+            steps = ((CC.REMOVE, voters[a]), (CC.REMOVE, voters[b]))
+        elif k == 3:
+            caught = [x for x in learners if r.prs[x].match >= r.log.committed]
+            if caught:
+                # Promote a caught-up learner, demote a voter (etcd LearnersNext).
+                steps = ((CC.ADD_VOTER, caught[rnd.below(len(caught))]),
+                         (CC.ADD_LEARNER, voters[rnd.below(len(voters))]))
+        if steps is None:
+            return False
+        tr = CC.EXPLICIT if rnd.chance(200) else CC.AUTO
+        ctx = b" ".join([b"%d=sim:%d" % (s[1], s[1]) for s in steps if s[0] != CC.REMOVE])
+        what = "joint %s%s" % (" ".join(["%s %d" % (_OP_NAMES[s[0]], s[1]) for s in steps]),
+                               " explicit" if tr == CC.EXPLICIT else "")
+        if self._propose_conf(ld, CC.JOINT, (tr, steps), ctx, what):
+            self.joint_proposed += 1
+        return True
+
+    def _propose_conf(self, ld, op, arg, ctx, what):
+        idx = ld.engine.propose_conf_change(op, arg, ctx)
         if idx == 0:
             # Refused: thesis 4.1, one change at a time (or no longer leader).
             self.reconfig_refused += 1
             if self.trace_on:
-                self.log("conf change %s %d refused by %d" % (_OP_NAMES[op], nid, ld.id))
-            return
+                self.log("conf change %s refused by %d" % (what, ld.id))
+            return 0
         self.reconfigs += 1
-        self.log("leader %d proposes %s %d at %d" % (ld.id, _OP_NAMES[op], nid, idx))
+        self.log("leader %d proposes %s at %d" % (ld.id, what, idx))
+        if self.rec is not None:
+            self.rec.mark("conf", ld.id, "leader %d proposes %s at index %d" % (ld.id, what, idx))
+        return idx
 
     def heal(self, ev):
         if ev[1] == "restart":
@@ -363,9 +451,13 @@ class Sim:
             n.boot()
             self.checker.rebooted(n)
             self.log("restart %d term=%d" % (n.id, n.engine.core.term))
+            if self.rec is not None:
+                self.rec.mark("restart", n.id, "restart")
         elif ev[1] == "heal":
             self.net.blocked = set()
             self.log("heal")
+            if self.rec is not None:
+                self.rec.fault_end()
 
     # -- clients --------------------------------------------------------------
     def clients(self):
@@ -399,6 +491,8 @@ class Sim:
             # Datagrams: they reach the nodes from the next step on.
             self.workload.step()
         self.checker.check_step()
+        if self.rec is not None:
+            self.rec.end_step()
 
     def run(self):
         steps = self.opts["steps"]
@@ -421,12 +515,16 @@ class Sim:
                 "messages": self.net.sent, "dropped": self.net.dropped,
                 "violations": list(ck.violations), "digest": ck.digest()}
         if self._conf_rand is not None:
-            v, ln = ck.conf_at(ck.commit_count())
+            c = ck.conf_at(ck.commit_count())
             out["reconfigs"] = self.reconfigs
             out["reconfig_refused"] = self.reconfig_refused
             out["conf_changes_committed"] = ck.conf_changes
-            out["voters"] = list(v)
-            out["learners"] = list(ln)
+            out["joint_proposed"] = self.joint_proposed
+            out["joint_entered"] = ck.joint_entered
+            out["joint_left"] = ck.joint_left
+            out["voters"] = list(c[0])
+            out["voters_out"] = list(c[1])
+            out["learners"] = list(c[2])
         if self.workload is not None:
             self.workload.summarize(out, self.opts["check_linear"])
         return out
@@ -441,6 +539,7 @@ def shrink(opts, fail_step):
     """Find a smaller fault set and step count that still fails."""
     best = dict(opts)
     best["steps"] = fail_step
+    best["timeline"] = None  # only the run main() reports records one
     for f in list(opts["faults"]):
         trial = dict(best)
         trial["faults"] = [x for x in best["faults"] if x != f]
@@ -461,6 +560,56 @@ def command_line(o):
     return s
 
 
+def _page_command(o):
+    """The command that makes this run, for the page's header."""
+    c = "python3 " + command_line(o)
+    if o["clients"]:
+        c += " --reads %s" % o["reads"]
+        if o["check_linear"]:
+            c += " --check-linear"
+    for k in ("election", "snap_every", "snap_keep", "batch_bytes", "apply_bytes"):
+        if o[k] != DEFAULTS[k]:
+            c += " --%s %d" % (k.replace("_", "-"), o[k])
+    return c
+
+
+def write_timeline(sim, res, path):
+    """The run as one HTML page (tools/timeline/); returns the path written."""
+    import page
+    i = path.rfind("/")
+    if i > 0:
+        _makedirs(path[:i])
+    o = dict(sim.opts)
+    o["steps"] = res["steps"]
+    try:
+        page.write(path, sim.rec.data(res, _page_command(o), flat=False))
+    except MemoryError:
+        return "%s not written: out of memory (a shorter run, or CPython)" % path
+    except OSError as e:
+        return "%s not written: %s" % (path, e)
+    return path
+
+
+def _makedirs(d):
+    import os
+    parts = d.split("/")
+    for k in range(1, len(parts) + 1):
+        p = "/".join(parts[:k])
+        if p:
+            try:
+                os.mkdir(p)
+            except OSError:
+                pass  # exists (or cannot be made: open() then says so)
+
+
+def _repro_path(opts):
+    """Where the timeline of a violation's shortest reproduction goes."""
+    t = opts["timeline"]
+    if t:
+        return (t[:-5] if t.endswith(".html") else t) + "-repro.html"
+    return "%s/build/timeline/sim-seed%d-violation.html" % (paths.ROOT, opts["seed"])
+
+
 def main(argv):
     try:
         opts = parse_args(argv)
@@ -470,6 +619,8 @@ def main(argv):
         print(USAGE)
         return 2
     sim, res = run(opts)
+    if opts["timeline"]:
+        print("timeline: " + write_timeline(sim, res, opts["timeline"]))
     if res["violations"]:
         print("VIOLATION at step %d: %s" % (res["steps"], res["violations"][0]))
         best = opts
@@ -477,8 +628,10 @@ def main(argv):
             best = shrink(opts, res["steps"])
         t = dict(best)
         t["trace"] = True
+        t["timeline"] = _repro_path(opts)
         sim2, res2 = run(t)
         print("shortest reproduction found: " + command_line(best))
+        print("timeline of that run: " + write_timeline(sim2, res2, t["timeline"]))
         print("trace of that run (last events):")
         for line in sim2.trace[-60:]:
             print("  " + line)
