@@ -43,6 +43,7 @@ package('raftio', files=(
     'node.py',
     'server.py',
     'snapfile.py',
+    'station.py',
     'storage.py',
     'udp.py',
     'wire.py',
