@@ -20,7 +20,7 @@ JOBS   ?= 2
 SEEDS  ?= 1000
 BOARD  ?= unix
 
-.PHONY: all venv test test-py test-mp test-netns test-browser timeline sim sim-sweep sim-sweep-kv sim-sweep-lock sim-soak bench-core bench-flash bench demo demo-sim cluster chaos build memproof mem32 clean
+.PHONY: all venv test test-py test-mp test-netns test-browser timeline cloud-deps image cloud-demo test-prometheus exporter sim sim-sweep sim-sweep-kv sim-sweep-lock sim-soak bench-core bench-flash bench profile demo demo-sim cluster chaos build memproof mem32 clean
 
 all: test
 
@@ -112,10 +112,23 @@ cluster: $(STAMP)
 chaos: $(STAMP)
 	$(PY) tools/ops/chaos.py --seconds $(or $(SECONDS),120) --seed $(or $(SEED),1)
 
-# The real-cluster benchmark (not part of make test): puts/s and latency at
-# 1/16/64 in flight, failover, heap at 10 s and 60 s, PySyncObj comparison.
+# The real-cluster benchmark (not part of make test): puts/s, latency and CPU
+# per committed put at 1/16/64/256 in flight (unbatched and in client batches
+# of 16), failover, heap at 10 s and 60 s, PySyncObj comparison.
+# BASE=COMMIT (exported to build/base) or BASELINE=DIR (another checkout):
+# the same load on its nodes in the same run, interleaved ROUNDS times (2).
 bench: $(STAMP)
-	mkdir -p build && $(PY) tools/bench/cluster_bench.py --json build/bench.json
+	mkdir -p build
+	$(if $(BASE),rm -rf build/base && mkdir -p build/base && git archive $(BASE) | tar -x -C build/base)
+	$(PY) tools/bench/cluster_bench.py --json build/bench.json \
+	  $(if $(or $(BASE),$(BASELINE)),--baseline-tree $(or $(BASELINE),build/base) --rounds $(or $(ROUNDS),2))
+
+# Where a put's CPU goes, stage by stage (docs/profile.md): the path in one
+# MicroPython process, unbatched and in batches of 16, then a live leader.
+profile: $(STAMP)
+	$(MP) -X heapsize=512M tools/bench/profile_path.py --rounds 100 --gc off --batch 32
+	$(MP) -X heapsize=512M tools/bench/profile_path.py --rounds 100 --gc off --batch 32 --group 16
+	$(PY) tools/bench/profile_leader.py --seconds 10
 
 build: $(STAMP)
 	$(PY) tools/board/build.py $(BOARD)
@@ -184,3 +197,27 @@ firmware: $(STAMP)
 
 clean:
 	rm -rf build .pytest_cache .hypothesis
+
+# --- issue 15: containers, Kubernetes, Prometheus (docs/cloud.md) -----------
+# Root. Each installs what it needs from Debian (podman, mmdebstrap, runc;
+# prometheus) and pulls no image. make image: ~2 min the first time (the
+# Debian base), ~5 s after. make cloud-demo: ~15 s after the image.
+# make test-prometheus: ~12 s. make exporter CLUSTER=DIR/cluster.json [PORT=9100].
+cloud-deps:
+	@command -v podman >/dev/null && command -v mmdebstrap >/dev/null && command -v runc >/dev/null || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman mmdebstrap runc)
+
+image: $(STAMP) cloud-deps
+	deploy/container/build.sh $(or $(IMAGE),mpraft:latest)
+
+cloud-demo: image
+	$(PY) tools/cloud/cloud_demo.py --image $(or $(IMAGE),mpraft:latest)
+
+test-prometheus: $(STAMP)
+	@command -v prometheus >/dev/null || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus)
+	$(PY) tools/cloud/prom_check.py --prometheus $$(command -v prometheus)
+
+exporter: $(STAMP)
+	@if [ -z "$(CLUSTER)" ]; then echo "usage: make exporter CLUSTER=DIR/cluster.json [PORT=9100]"; exit 2; fi
+	$(PY) tools/cloud/exporter.py --cluster $(CLUSTER) --port $(or $(PORT),9100)

@@ -71,20 +71,24 @@ class Hmac:
     def digest(self, buf, n):
         """Full 32-byte HMAC-SHA256 of buf[:n]."""
         if n < 0 or n > len(buf):
-            raise ValueError("auth: length %d outside buffer of %d" % (n, len(buf)))
+            _bad_length(n, len(buf))
         data = self._view(buf, n)
         if self._inner is not None:
-            h = self._inner.copy()
-            h.update(data)
-            o = self._outer.copy()
-            o.update(h.digest())
-            return o.digest()
+            return self._digest_copied(data)
         h = hashlib.sha256(self._ipad)
         h.update(data)
         inner = h.digest()
         h = hashlib.sha256(self._opad)
         h.update(inner)
         return h.digest()
+
+    def _digest_copied(self, data):
+        # CPython: start from the cached states after the key blocks.
+        h = self._inner.copy()
+        h.update(data)
+        o = self._outer.copy()
+        o.update(h.digest())
+        return o.digest()
 
     def mac(self, buf, n):  # mpraft: host-only
         """The TAG_LEN-byte truncated tag of buf[:n], as bytes."""
@@ -93,11 +97,9 @@ class Hmac:
     def mac_into(self, buf, n, out, off):
         """Write the tag of buf[:n] to out[off:off + TAG_LEN]; out may be buf."""
         if off < 0 or off + TAG_LEN > len(out):
-            raise ValueError("auth: tag at %d does not fit in %d bytes" % (off, len(out)))
-        d = self.digest(buf, n)
+            _bad_tag(off, len(out))
         # A byte loop rather than out[a:b] = d[:16]: the slice of d would allocate.
-        for i in range(TAG_LEN):
-            out[off + i] = d[i]
+        _copy_tag(self.digest(buf, n), out, off)
 
     def verify(self, buf, n, tag_offset):
         """True iff buf[tag_offset:tag_offset + TAG_LEN] is the tag of buf[:n].
@@ -107,8 +109,27 @@ class Hmac:
         """
         if tag_offset < 0 or tag_offset + TAG_LEN > len(buf) or n < 0 or n > len(buf):
             return False
-        d = self.digest(buf, n)
-        acc = 0
-        for i in range(TAG_LEN):
-            acc |= d[i] ^ buf[tag_offset + i]
-        return acc == 0
+        return _tag_equal(self.digest(buf, n), buf, tag_offset)
+
+
+# Out of line so digest, mac_into and verify keep their frames within
+# MicroPython's 11 words on the C stack: past that every call allocates its
+# frame on the heap (docs/profile.md).
+def _copy_tag(d, out, off):
+    for i in range(TAG_LEN):
+        out[off + i] = d[i]
+
+
+def _tag_equal(d, buf, off):
+    acc = 0
+    for i in range(TAG_LEN):
+        acc |= d[i] ^ buf[off + i]
+    return acc == 0
+
+
+def _bad_length(n, size):
+    raise ValueError("auth: length %d outside buffer of %d" % (n, size))
+
+
+def _bad_tag(off, size):
+    raise ValueError("auth: tag at %d does not fit in %d bytes" % (off, size))

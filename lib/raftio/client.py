@@ -18,9 +18,13 @@ abandoned one, if it ever arrives, is refused as STALE_SEQ).
 
 GETs do not go through the log: the leader answers after a ReadIndex round,
 so they need no session and use no seq.
+
+put_many writes many pairs with several sessions at once: their next puts
+travel as one batch (raftio/batch.py), one datagram, one log entry and one
+reply, each put still exactly-once on its own session.
 """
 from raft.errors import DecodeError, RaftError
-from raftio import clock, wire
+from raftio import batch, clock, wire
 from raftio.frame import MAX_PAYLOAD
 from raftio.udp import UdpEndpoint, resolve
 from raftkv import codec
@@ -33,6 +37,7 @@ except ImportError:
 
 _MAX_BACKOFF_MS = const(100)
 _ELECTION_POLL_MS = const(5)
+_CMD_OVERHEAD = const(15)  # the largest raftkv command header (CAS)
 
 
 class ClientError(RaftError):
@@ -44,7 +49,17 @@ class ClusterUnavailable(ClientError):
 
 
 class RequestRejected(ClientError):
-    """The cluster refused the request as malformed or too large; retrying won't help."""
+    """The cluster refused the request; retrying won't help. reason: the
+    admin refusal code (raftio.wire.R_*), 0 if none was given."""
+
+    def __init__(self, text, reason=0):
+        ClientError.__init__(self, text)
+        self.reason = reason
+
+
+class ChangePending(ClusterUnavailable):
+    """An admin change was refused BUSY until the deadline: another
+    membership change is still pending. Nothing was changed."""
 
 
 class SessionExpired(ClientError):
@@ -79,6 +94,9 @@ class Client:
         self._rr = seed % len(self._ids)
         self.cid = 0
         self.seq = 0
+        self._admin_node = 0
+        # put_many's sessions: [client id, last seq] each.
+        self._pool = []
         # Request ids start at a per-client offset so two clients sharing a
         # node never confuse each other's answers if addresses get reused.
         self._rid = (clock.ticks_ms() * 7919 + seed * 104729) & 0x7FFFFFFF
@@ -143,6 +161,7 @@ class Client:
         pending) is retried with back-off until timeout_ms.
         """
         rid = self._next_rid()
+        self._admin_node = node
         return self._until_ok(rid, wire.encode_admin_into(self._req, 0, rid, op, node, ctx),
                               timeout_ms)
 
@@ -158,10 +177,14 @@ class Client:
         # silent node is followed only once `wait` ms passed since its silence
         # (it may just have been slow), else the next node is tried.
         silent = {}
+        busy = False  # the last answer was BUSY
         while True:
             elapsed = clock.ticks_diff(clock.ticks_ms(), start)
             if elapsed >= timeout_ms:
                 self.leader = 0
+                if busy and self._req[0] == wire.ADMIN:
+                    raise ChangePending("another membership change is still pending after %d ms"
+                                        % timeout_ms)
                 raise ClusterUnavailable("cluster unavailable: no leader answered within %d ms"
                                          % timeout_ms)
             self.ep.send_payload_to(self._addrs[target], self._req, ln)
@@ -177,10 +200,14 @@ class Client:
             if target in silent:
                 del silent[target]
             code, hint, body = got
+            busy = code == wire.BUSY
             if code == wire.OK:
                 self.leader = target
                 return body
             if code == wire.BAD_REQUEST:
+                if len(body) == 1 and 0 < body[0] < len(wire.REASONS):
+                    raise RequestRejected("refused by node %d: node %d is %s" % (
+                        target, self._admin_node, wire.REASONS[body[0]]), body[0])
                 raise RequestRejected("request rejected by node %d (malformed or too large)"
                                       % target)
             if code == wire.NOT_LEADER:
@@ -226,7 +253,18 @@ class Client:
         self.seq = 0
         return self.cid
 
+    def _fits(self, args):
+        """ValueError unless a command carrying args fits in one datagram."""
+        n = _CMD_OVERHEAD
+        for a in args:
+            if a is not None:
+                n += len(a)
+        if n > MAX_PAYLOAD - wire.REQ_HDR:
+            raise ValueError("client: a command of %d bytes does not fit in a datagram (%d)"
+                             % (n, MAX_PAYLOAD - wire.REQ_HDR))
+
     def _write(self, encode, *args):
+        self._fits(args)
         if not self.cid:
             self.register()
         self.seq += 1
@@ -256,9 +294,70 @@ class Client:
             return True, None
         return False, value
 
+    def put_many(self, pairs, sessions=16, max_bytes=560):
+        """Write every (key, value) of pairs; returns how many. Up to `sessions`
+        puts per batch (one session each, registered on first use and kept
+        by this client: a board keeps 32 sessions, the least active go
+        first), at most max_bytes per batch command: keep it under the
+        boards' max_entry_bytes (640 on esp32). Exactly-once per pair;
+        raises like put()."""
+        pool = self._pool
+        while len(pool) < sessions:
+            n = codec.encode_register_into(self._cmd)
+            pool.append([codec.decode_client_id(self.call(self._cmd, n)), 0])
+        done = 0
+        i = 0
+        while i < len(pairs):
+            cmds = []
+            size = 4
+            while i < len(pairs) and len(cmds) < sessions:
+                s = pool[len(cmds)]
+                k, v = _b(pairs[i][0]), _b(pairs[i][1])
+                n = codec.encode_put_into(self._cmd, s[0], s[1] + 1, k, v)
+                if cmds and size + 2 + n > max_bytes:
+                    break
+                s[1] += 1
+                cmds.append([bytes(self._cmd[:n]), s, k, v])
+                size += 2 + n
+                i += 1
+            self._put_batch(cmds)
+            done += len(cmds)
+        return done
+
+    def _put_batch(self, cmds):
+        buf = bytearray(4 + sum(2 + len(c[0]) for c in cmds))
+        while cmds:
+            n = batch.encode_into(buf, [c[0] for c in cmds])
+            res = batch.decode_result(self.call(buf, n))
+            if len(res) != len(cmds):
+                raise ClientError("put_many: %d results for %d puts" % (len(res), len(cmds)))
+            left = []
+            for c, r in zip(cmds, res):
+                if r == batch.UNSENT:
+                    # Applied; the result did not fit the reply. Its session
+                    # answers the same command again from its cache.
+                    r = self.call(c[0], len(c[0]))
+                elif r == batch.REFUSED:
+                    raise RequestRejected("put_many: a put was refused in a batch")
+                status = codec.decode_result(r)[0]
+                if status == codec.SESSION_EXPIRED:
+                    # Not applied: a new session, and the put again.
+                    s = c[1]
+                    m = codec.encode_register_into(self._cmd)
+                    s[0] = codec.decode_client_id(self.call(self._cmd, m))
+                    s[1] = 1
+                    m = codec.encode_put_into(self._cmd, s[0], 1, c[2], c[3])
+                    c[0] = bytes(self._cmd[:m])
+                    left.append(c)
+                elif status != codec.OK:
+                    raise RequestRejected("put_many: %s" % codec.status_name(status))
+            cmds = left
+
     def get(self, key):
         """The value (bytes) or None; linearizable (ReadIndex on the leader)."""
-        n = codec.encode_get_into(self._cmd, self.cid, 0, _b(key))
+        key = _b(key)
+        self._fits((key,))
+        n = codec.encode_get_into(self._cmd, self.cid, 0, key)
         status, value = codec.decode_result(self.call(self._cmd, n))
         if status == codec.NOT_FOUND:
             return None

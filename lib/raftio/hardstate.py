@@ -29,12 +29,14 @@ _FMT = "<IIIIII"
 
 class HardStateFile:
     """Invariant: self._slot is the slot holding self.value (or -1 if none yet);
-    self._seq is its sequence. ``written`` counts bytes sent to flash."""
+    self._seq is its sequence. ``written`` counts bytes sent to flash,
+    ``flushes`` the saves (one flush each)."""
 
     def __init__(self, fs, name):
         self.fs = fs
         self.name = name
         self.written = 0
+        self.flushes = 0
         self._buf = bytearray(_SLOT)
         self.value = (0, 0, 0)
         self._seq = 0
@@ -90,6 +92,7 @@ class HardStateFile:
         f.seek(slot * _SLOT)
         f.write(buf)
         f.flush()
+        self.flushes += 1
         self.written += _SLOT
         self._slot = slot
         self._seq = seq

@@ -36,6 +36,7 @@ class SnapFile:
         self.fs = fs
         self.name = name
         self.written = 0
+        self.flushes = 0
 
     def _decode(self, name):
         """Return the Snapshot stored in file `name`, or None if it is not complete and valid."""
@@ -113,4 +114,5 @@ class SnapFile:
         finally:
             f.close()
         self.written += _HEADER + len(ids) + len(snap.data)
+        self.flushes += 1
         replace(self.fs, tmp, self.name)

@@ -75,6 +75,10 @@ class FlashStorage:
     def bytes_written_by_file(self):  # mpraft: host-only
         return {"hardstate": self._hs.written, "log": self._log.written, "snapshot": self._snapf.written}
 
+    def flushes(self):
+        """Flushes so far, all files together (each one a flash sync)."""
+        return self._log.flushes + self._hs.flushes + self._snapf.flushes
+
     def max_entry_bytes(self):
         return self._log.max_data
 

@@ -24,15 +24,19 @@ paths.setup()
 import cluster  # noqa: E402
 
 _NODE = r"""
-import json, sys, threading, time
+import json, os, sys, threading, time
 from pysyncobj import SyncObj, SyncObjConf, FAIL_REASON
 from pysyncobj.batteries import ReplDict
 me, peers, n, start_at, secs = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
 d = ReplDict()
 o = SyncObj(me, peers, consumers=[d], conf=SyncObjConf(dynamicMembershipChange=False))
+def cpu():
+    t = os.times()
+    return t[0] + t[1]
 while time.time() < start_at:
     time.sleep(0.01)
 end = time.time() + secs
+cpu0 = cpu()
 lock = threading.Lock()
 lat = []
 st = {"done": 0, "errors": 0}
@@ -51,11 +55,15 @@ def issue(i, seq):
     d.set("k%s-%d" % (me[-2:], i % 64), seq, callback=cb)
 for i in range(n):
     issue(i, 0)
+while time.time() < end:
+    time.sleep(0.005)
+cpu1 = cpu()
+leader = o._isLeader()
 while time.time() < end + 0.5:
     time.sleep(0.05)
 with lock:
     lat.sort()
-    out = {"done": st["done"], "errors": st["errors"],
+    out = {"done": st["done"], "errors": st["errors"], "cpu_s": cpu1 - cpu0, "leader": leader,
            "lat_ms": [lat[int(len(lat) * q)] * 1000 for q in (0.5, 0.99)] if lat else None,
            "all": [x * 1000 for x in lat[::max(1, len(lat) // 2000)]]}
 print(json.dumps(out))
@@ -94,10 +102,23 @@ def run_level(inflight, secs, nodes=5):
                     p.wait()
     done = sum(o["done"] for o in outs)
     lat = sorted(x for o in outs for x in o["all"])
-    return {"inflight": inflight, "ops_per_s": done / secs,
+    # CPU per committed op by role (os.times in each process: user + system,
+    # the same figure as /proc/PID/stat). Callers live in the node processes,
+    # so each node's figure includes its share of the load generation.
+    lead = [o["cpu_s"] for o in outs if o["leader"]]
+    fol = [o["cpu_s"] for o in outs if not o["leader"]]
+    cpu = {"leader_us": lead[0] * 1e6 / done if done and len(lead) == 1 else None,
+           "follower_us": sum(fol) / len(fol) * 1e6 / done if done and fol else None,
+           "all_us": sum(o["cpu_s"] for o in outs) * 1e6 / done if done else None}
+    return {"inflight": inflight, "ops_per_s": done / secs, "leaders": len(lead),
             "p50_ms": lat[len(lat) // 2] if lat else None,
             "p99_ms": lat[int(len(lat) * 0.99)] if lat else None,
-            "errors": sum(o["errors"] for o in outs)}
+            "errors": sum(o["errors"] for o in outs), "leader_us": cpu["leader_us"],
+            "follower_us": cpu["follower_us"], "all_us": cpu["all_us"]}
+
+
+def _us(x):
+    return "%.1f" % x if x is not None else "-"
 
 
 def main(argv):
@@ -114,8 +135,10 @@ def main(argv):
     for n in [int(x) for x in opts["inflight"].split(",")]:
         r = run_level(n, float(opts["seconds"]))
         rows.append(r)
-        print("pysyncobj inflight %4d: %7.0f ops/s  p50 %6.2f ms  p99 %6.2f ms  (%d errors)"
-              % (n, r["ops_per_s"], r["p50_ms"] or -1, r["p99_ms"] or -1, r["errors"]))
+        print("pysyncobj inflight %4d: %7.0f ops/s  p50 %6.2f ms  p99 %6.2f ms  (%d errors)  "
+              "CPU/op leader %s us, follower %s us, all %s us"
+              % (n, r["ops_per_s"], r["p50_ms"] or -1, r["p99_ms"] or -1, r["errors"],
+                 _us(r["leader_us"]), _us(r["follower_us"]), _us(r["all_us"])))
         sys.stdout.flush()
     if opts["json"]:
         with open(opts["json"], "w") as f:
