@@ -516,7 +516,9 @@
     if (c === "c") {
       var cf = D.confs[i];
       return "membership committed at index " + cf[1] + " (" + fmt(cf[0]) + ")\nvoters " +
-        JSON.stringify(cf[2]) + ", learners " + JSON.stringify(cf[3]);
+        JSON.stringify(cf[2]) + ", learners " + JSON.stringify(cf[3]) +
+        (cf[4] && cf[4].length ? "\njoint: the outgoing voters " + JSON.stringify(cf[4]) +
+         " must agree too" : "");
     }
     if (c === "d") {
       var den = D.density, B = den.bucket, per = +p[2], s3 = 0, l3 = 0;
