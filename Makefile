@@ -20,7 +20,7 @@ JOBS   ?= 2
 SEEDS  ?= 1000
 BOARD  ?= unix
 
-.PHONY: all venv test test-py test-mp test-netns test-browser timeline cloud-deps image cloud-demo test-prometheus exporter sim sim-sweep sim-sweep-kv sim-sweep-lock sim-sweep-joint sim-soak bench-core bench-flash bench profile demo demo-sim cluster chaos build memproof mem32 clean
+.PHONY: all venv test test-py test-mp test-netns test-browser timeline cloud-deps image cloud-demo test-prometheus exporter sim sim-sweep sim-sweep-kv sim-sweep-lock sim-sweep-joint sim-soak bench-core bench-flash bench profile demo demo-sim cluster chaos build memproof mem32 clean bench-boards bench-boot
 
 all: test
 
@@ -92,6 +92,16 @@ sim-soak: $(STAMP)
 
 bench-flash: $(STAMP)
 	$(PY) tools/bench/bench_flash.py
+
+# Stock boards (boards/README.md): five nodes per network profile under client
+# load (leader kill; SCENARIO=wifi or wrap), commits/s and drops, lincheck'd.
+bench-boards: $(STAMP)
+	$(PY) tools/bench/bench_boards.py --profiles $(or $(PROFILES),rp2,esp32) \
+	  --seconds $(or $(SECONDS),20) --scenario $(or $(SCENARIO),kill)
+
+# Power-on to serving on the virtual board with a 10,000-entry flash log.
+bench-boot: $(STAMP)
+	$(PY) tools/bench/bench_boot.py --entries $(or $(ENTRIES),10000) --heap $(or $(HEAP),256K)
 
 bench-core: $(STAMP)
 	$(PY) tools/bench/bench_core.py

@@ -63,6 +63,14 @@ def boot(machine=None, app=False):
         return
     except OSError:
         pass
+    if _crashes() >= 3:
+        # A crash loop (3 fatal resets with no 10,000 good turns between):
+        # stop resetting, keep the flash as it is for inspection.
+        open("SAFE", "w").close()
+        _crashed(-1)
+        _why = "3 fatal errors in a row; /SAFE written"
+        print("mpraft:", _why)
+        return
     try:
         c = _load("node.json")
         b = _load("board.json")
@@ -95,7 +103,12 @@ def boot(machine=None, app=False):
             from raftio.app import AppNode
             make = AppNode
         node = make(c, b, FlashStorage(RealFS("raft"), initial_voters(c), (), b["flash_log_slots"],
-                                       slot_size(b)), machine=machine)
+                                       slot_size(b), "raft", b.get("log_segment_bytes", 4096)),
+                    machine=machine)
+        if w and b["network"] == "wifi_sta":
+            from raftio.clock import Clock
+            from raftio.station import Station
+            node.station = Station(n, w["ssid"], w["password"], Clock())
     except Exception as e:
         # KeyError names the missing field; ValueError says what is wrong.
         _why = "%s %s" % (type(e).__name__, e)
@@ -118,6 +131,8 @@ def run(turns=-1, reset=False):
         while turns and not n.stopped:
             turns -= 1
             n.run_once()
+            if turns == -10001 and reset:
+                _crashed(-1)  # served a while: not a crash loop
     except KeyboardInterrupt:
         print("mpraft: paused; mpraft.run() resumes")
     except Exception as e:
@@ -125,10 +140,32 @@ def run(turns=-1, reset=False):
             raise
         import sys
         sys.print_exception(e)
+        _crashed(_crashes() + 1)
         print("mpraft: fatal; reset in 3 s (Ctrl-C stops it)")
         time.sleep_ms(3000)
         import machine
         machine.reset()
+
+
+def _crashes():
+    try:
+        with open("CRASHES") as f:
+            return int(f.read())
+    except Exception:
+        return 0
+
+
+def _crashed(k):
+    # The count of fatal resets in a row, in /CRASHES; -1 removes it.
+    try:
+        if k < 0:
+            import os
+            os.remove("CRASHES")
+        else:
+            with open("CRASHES", "w") as f:
+                f.write(str(k))
+    except OSError:
+        pass
 
 
 def status():

@@ -456,3 +456,19 @@ def test_firmware_stores_no_public_const():
               and not n.targets[0].id.startswith("_")]
     assert public == [], public
     assert glob.glob(os.path.join(out, "*.mpy"))
+
+
+def test_private_names_take_rom_names_first_and_consts_stay_private():
+    # A ROM name (MicroPython's static qstrs) costs no RAM when the firmware
+    # loads; a private const must keep its underscore or it stops folding.
+    import build
+    texts = {"lib/a.mpy": "from micropython import const\n_LIMIT = const(7)\n\n\n"
+                          "class _Box:\n    def __init__(self):\n        self._items_held = [abs]\n\n"
+                          "    def _grow(self):\n        return len(self._items_held) + _LIMIT\n"}
+    out, rename = build.minify_private(texts)
+    assert rename["_LIMIT"].startswith("_"), rename
+    for n in ("_Box", "_items_held", "_grow"):
+        assert rename[n] in build._ROM_NAMES, rename
+        assert rename[n] not in ("abs", "len")          # names the source uses are never taken
+    assert len(set(rename.values())) == len(rename)      # one new name per old one
+    compile(out["lib/a.mpy"], "a.py", "exec")

@@ -19,6 +19,13 @@ def test_bench_flash_runs_on_the_engine():
     # The engine writes a commit-only hard state every 64 entries, so an
     # entry costs little more than its own log slot on each node.
     assert 0 < out["flash_bytes_per_committed_entry_per_node"] < 60, out
+    # The littlefs wear model: the one-block segment files cut the erases
+    # per entry from tens (one file: the rest of the file copied per flush)
+    # to about one, and the life estimates follow.
+    lfs = out["littlefs"]
+    assert lfs["erases_per_entry_one_file"] > 20 * lfs["erases_per_entry_segments"], lfs
+    assert 0.9 < lfs["erases_per_entry_segments"] < 1.5, lfs
+    assert lfs["life_years"]["1"]["segments"] > 10 * lfs["life_years"]["10"]["segments"] * 0.99
     assert out["snapshot_64k_messages_10pct_loss"] >= out["snapshot_64k_chunks"], out
 
 

@@ -50,11 +50,13 @@ _INT_FIELDS = (
     ("heartbeat_ticks", 1, 999),
     ("snapshot_entries", 1, 1000000),
     ("flash_log_slots", 8, 1000000),
+    ("log_segment_bytes", 0, 65536),
 )
 # Every field of a board file, in the order of boards/*/board.json.
 FIELDS = ("name", "arch", "heap_budget_bytes", "ring_capacity", "max_entry_bytes",
           "max_key", "max_value", "max_sessions", "tick_ms", "election_ticks",
-          "heartbeat_ticks", "snapshot_entries", "flash_log_slots", "network")
+          "heartbeat_ticks", "snapshot_entries", "flash_log_slots", "log_segment_bytes",
+          "network")
 
 _NODE_FIELDS = ("cluster_id", "key", "node_id", "peers", "voters", "wifi")
 _NODE_REQUIRED = ("node_id", "cluster_id", "key", "peers")

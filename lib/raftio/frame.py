@@ -46,9 +46,11 @@ SEND_ERROR = const(5)
 RECV_ERROR = const(6)
 # A datagram discarded because the heap had no block to receive it into.
 DROP_NO_MEMORY = const(7)
+# A send to a peer skipped because its last sends failed with ENOMEM (raftio/udp.py).
+SEND_BACKOFF = const(8)
 REASON_NAMES = ("malformed", "bad_mac", "wrong_cluster", "unknown_peer",
-                "stale_term", "send_errors", "recv_errors", "no_memory")
-_NSLOTS = const(8)
+                "stale_term", "send_errors", "recv_errors", "no_memory", "send_backoff")
+_NSLOTS = const(9)
 
 
 class Counters:

@@ -1,4 +1,15 @@
-"""The Raft log as a ring of fixed-size slots in one preallocated file.
+"""The Raft log as a ring of fixed-size slots in preallocated segment files.
+
+The ring is cut into segments of at most 4096 bytes (one littlefs block):
+segment 0 is the file NAME, segment k > 0 the file NAME.k, each holding
+`per` = 4096 // slot_size slots. Why not one file: littlefs is
+copy-on-write, and a write in the middle of a file is flushed by copying
+everything from there to the end of the file into fresh blocks; with one
+file of 512 slots of 660 bytes (esp32) that was 43 block erases per
+appended entry, which would wear a 4 MB flash out in days
+(tools/bench/bench_flash.py, tools/bench/lfswear.py). A one-block segment
+costs one erase per flush. segment_bytes=0 keeps the whole ring in one file
+(host runs on POSIX files, which are rewritten in place).
 
 Slot layout (``<IIIIBBH``, 20 bytes, then data): magic, crc32 (over bytes
 8..20 and the data), index, term, kind, pad, data length. Entry i lives in slot
@@ -67,6 +78,7 @@ except ImportError:
 
 _MAGIC = const(0x31474C52)  # "RLG1"
 HEADER = const(20)
+_SEGMENT = const(4096)  # bytes per segment file at most: one littlefs block
 _FMT = "<IIIIBBH"
 
 
@@ -74,7 +86,7 @@ class LogFile:
     """Invariant: self.terms[i % slots] is the term of every live entry i.
     ``written`` counts bytes sent to flash, ``flushes`` the syncs."""
 
-    def __init__(self, fs, name, slots, slot_size):
+    def __init__(self, fs, name, slots, slot_size, segment_bytes=_SEGMENT):
         if slots < 2 or slot_size < HEADER + 1 or slot_size - HEADER > 0xFFFF:
             raise StorageError("log: slots=%d slot_size=%d; need slots >= 2 and %d < slot_size <= %d" % (
                 slots, slot_size, HEADER, HEADER + 0xFFFF))
@@ -88,34 +100,84 @@ class LogFile:
         self._buf = bytearray(slot_size)
         self._zero = bytes(8)
         self.terms = [0] * slots
-        self._f = None
+        # Invariant: per * nseg >= slots; slot s lives in segment s // per.
+        # segment_bytes 0: one file (POSIX files are rewritten in place).
+        self.per = min(slots, max(1, segment_bytes // slot_size)) if segment_bytes else slots
+        self.nseg = (slots + self.per - 1) // self.per
+        # One segment open for writing (_w, segment _ws) and one for reading
+        # (_r, segment _rs); never the same segment in both.
+        self._w = None
+        self._ws = -1
+        self._r = None
+        self._rs = -1
+        self._dirty = False
 
-    def _create(self):
-        tmp = self.name + ".tmp"
+    def _seg_name(self, k):
+        return self.name if k == 0 else "%s.%d" % (self.name, k)
+
+    def _seg_bytes(self, k):
+        return min(self.per, self.slots - k * self.per) * self.slot_size
+
+    def _create(self, k):
+        name = self._seg_name(k)
+        tmp = name + ".tmp"
         f = self.fs.open(tmp, "wb")
-        z = bytes(self.slot_size)
-        for _ in range(self.slots):
+        z = bytes(self.slot_size)  # one slot at a time: a whole ring may not fit the heap
+        for _ in range(self._seg_bytes(k) // self.slot_size):
             f.write(z)
         f.flush()
         f.close()
-        self.written += self.slots * self.slot_size
-        replace(self.fs, tmp, self.name)
+        self.written += self._seg_bytes(k)
+        replace(self.fs, tmp, name)
 
     def open(self):
-        if not self.fs.exists(self.name):
-            self._create()
-        want = self.slots * self.slot_size
-        if self.fs.size(self.name) != want:
-            raise CorruptStorage("log: file %s is %d bytes, expected %d slots x %d = %d; "
-                                 "the ring settings changed or the file is damaged" % (
-                                     self.name, self.fs.size(self.name), self.slots, self.slot_size, want))
-        self._f = self.fs.open(self.name, "r+b")
+        for k in range(self.nseg):
+            name = self._seg_name(k)
+            if self.fs.exists(name + ".tmp"):
+                self.fs.remove(name + ".tmp")  # a creation cut short
+            if not self.fs.exists(name):
+                self._create(k)
+            want = self._seg_bytes(k)
+            if self.fs.size(name) != want:
+                raise CorruptStorage("log: file %s is %d bytes, expected %d; the ring settings "
+                                     "(%d slots x %d) changed or the file is damaged" % (
+                                         name, self.fs.size(name), want, self.slots, self.slot_size))
+
+    def _at(self, slot, write):
+        """The open file holding slot, positioned at it."""
+        k = slot // self.per
+        if k == self._ws:
+            f = self._w
+        elif write:
+            self._flush_w()
+            if self._w is not None:
+                self._w.close()
+            if k == self._rs:
+                self._r.close()
+                self._r = None
+                self._rs = -1
+            f = self._w = self.fs.open(self._seg_name(k), "r+b")
+            self._ws = k
+        elif k == self._rs:
+            f = self._r
+        else:
+            if self._r is not None:
+                self._r.close()
+            f = self._r = self.fs.open(self._seg_name(k), "rb")
+            self._rs = k
+        f.seek((slot - k * self.per) * self.slot_size)
+        return f
+
+    def _flush_w(self):
+        if self._w is not None and self._dirty:
+            self._w.flush()
+            self.flushes += 1
+        self._dirty = False
 
     def _read(self, slot):
         """Read slot into self._buf; return (index, term, kind, length) or None if invalid."""
         buf = self._buf
-        f = self._f
-        f.seek(slot * self.slot_size)
+        f = self._at(slot, False)
         f.readinto(buf)
         magic, crc, index, term, kind, _pad, n = struct.unpack_from(_FMT, buf, 0)
         if magic != _MAGIC or n > self.max_data:
@@ -169,27 +231,34 @@ class LogFile:
         c = binascii.crc32(mv[HEADER:HEADER + n], binascii.crc32(mv[8:HEADER])) & 0xFFFFFFFF
         struct.pack_into("<I", buf, 4, c)
         slot = index % self.slots
-        f = self._f
-        f.seek(slot * self.slot_size)
+        f = self._at(slot, True)
         f.write(mv[:HEADER + n])
+        self._dirty = True
         self.written += HEADER + n
         self.terms[slot] = term
 
     def invalidate(self, i):
         """Make entry i unreadable (zero its magic and CRC); not durable until
         sync(). Invalidate a stale tail from the highest index down."""
-        f = self._f
-        f.seek((i % self.slots) * self.slot_size)
+        f = self._at(i % self.slots, True)
         f.write(self._zero)
+        self._dirty = True
         self.written += 8
 
     def sync(self):
         """Flush every write and invalidation so far to flash, in their order."""
-        self._f.flush()
+        if self._w is not None:
+            self._w.flush()
+        self._dirty = False
         self.flushes += 1
 
     def close(self):
-        if self._f is not None:
-            self._f.close()
-            self._f = None
+        if self._w is not None:
+            self._w.close()
+            self._w = None
+            self._ws = -1
+        if self._r is not None:
+            self._r.close()
+            self._r = None
+            self._rs = -1
 

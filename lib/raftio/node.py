@@ -20,7 +20,6 @@ except ImportError:
 
 from raft import msg as M
 from raft.config import Config
-from raft import events as EV
 from raftio import clock
 from raftio.batch import BatchMachine
 from raftio.engine import Engine
@@ -70,7 +69,11 @@ class Node:
                      heartbeat_tick=board["heartbeat_ticks"],
                      ring_capacity=board["ring_capacity"],
                      max_entry_bytes=board["max_entry_bytes"],
-                     max_size_per_msg=MAX_PAYLOAD - M.HEADER_SIZE)
+                     max_size_per_msg=MAX_PAYLOAD - M.HEADER_SIZE,
+                     # Committed entries per Ready: a node rebooting with
+                     # thousands of them on flash must not read them into
+                     # one list (it died of a MemoryError at every boot).
+                     max_apply_bytes=MAX_PAYLOAD)
         if seed is None:
             seed = clock.ticks_ms() ^ (nid << 16)
         if max_keys is None:
@@ -97,6 +100,8 @@ class Node:
                              snapshot_keep, 4 * board["ring_capacity"], observer=self)
         self.server = Server(self.engine, self.transport, self.status)
         self.stopped = False
+        # raftio.station.Station on a wifi_sta board: polled once per turn.
+        self.station = None
 
     def close(self):
         self.transport.close()
@@ -114,6 +119,8 @@ class Node:
 
     def run_once(self):
         self.server.run_once()
+        if self.station is not None:
+            self.station.poll()
 
     # -- events (raft/events.py) ---------------------------------------------
     def event(self, ev):
@@ -155,6 +162,10 @@ class Node:
             gc.collect()
             st["heap_used"] = ma()
             st["heap_free"] = gc.mem_free()
+        s = self.station
+        if s is not None:
+            st["wifi"] = {"up": s.up, "drops": s.drops, "attempts": s.attempts,
+                          "rejoins": s.rejoins}
         return st
 
 

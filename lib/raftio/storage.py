@@ -31,7 +31,8 @@ class FlashStorage:
     last - off <= slots; off <= snap.index after a reboot, and compact()
     never lets it pass snap.index; off_term is the term of entry off."""
 
-    def __init__(self, fs, voters=(), learners=(), slots=256, slot_size=512, prefix="raft"):
+    def __init__(self, fs, voters=(), learners=(), slots=256, slot_size=512, prefix="raft",
+                 segment_bytes=4096):
         self.fs = fs
         hs_name = prefix + ".hs"
         log_name = prefix + ".log"
@@ -45,7 +46,9 @@ class FlashStorage:
                 fs.remove(tmp)
         self._hs = HardStateFile(fs, hs_name)
         self._snapf = SnapFile(fs, snap_name)
-        self._log = LogFile(fs, log_name, slots, slot_size)
+        # segment_bytes: the log ring's files hold one littlefs block each
+        # (raftio/logfile.py); 0 keeps one file (host POSIX files).
+        self._log = LogFile(fs, log_name, slots, slot_size, segment_bytes)
         hs = self._hs.load()
         snap = self._snapf.load()
         if snap is None:

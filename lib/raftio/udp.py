@@ -28,6 +28,11 @@ Portability notes (MicroPython unix port 1.29, checked by host_tests/node/test_u
 - A non-blocking receive with nothing waiting raises OSError(EAGAIN): not an error.
 - `sendto` raises OSError when a link is down or the kernel refuses: counted
   (send_errors), never raised, because Raft retries by itself.
+- On esp32, `sendto` to an address that does not answer ARP (a peer that is
+  down) raises OSError(12), ENOMEM, once lwIP's ARP queue is full, until it
+  drains. Retrying at once only refills it, so UdpTransport backs off per
+  peer: after an ENOMEM it skips that peer's next 1, 2, 4 ... 32 sends
+  (counted as send_backoff), and a datagram from the peer ends the back-off.
 - Only `select.poll` exists (no `select.select`).
 
 A returned payload buffer is valid until the next recv() on the same endpoint.
@@ -37,7 +42,7 @@ import select
 import socket
 
 from raftio.frame import (DROP_NO_MEMORY, DROP_UNKNOWN_PEER, HEADER, MAX_DATAGRAM, RECV_ERROR,
-                          SEND_ERROR, Framer)
+                          SEND_BACKOFF, SEND_ERROR, Framer)
 
 try:
     from micropython import const
@@ -51,6 +56,8 @@ _PEEK_MID = const(512)
 _MAX_DRAIN = const(16)  # datagrams examined per recv(): bounds the time junk can steal from a tick
 _EAGAIN = const(11)
 _EWOULDBLOCK_BSD = const(35)
+_ENOMEM = const(12)
+_HOLD_MAX = const(32)  # most sends skipped after repeated ENOMEM (~6 s of heartbeats)
 
 
 def resolve(host, port):
@@ -78,6 +85,7 @@ class UdpEndpoint:
         self._txmv = memoryview(self.tx)
         self.sent = 0
         self.received = 0
+        self.errno = 0  # of the last failed sendto
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             sock.bind(resolve(bind_host, bind_port))
@@ -126,7 +134,8 @@ class UdpEndpoint:
         n = self.framer.seal(self.tx, payload_len)
         try:
             self._sock.sendto(self._txmv[:n], addr)
-        except OSError:
+        except OSError as e:
+            self.errno = e.args[0] if e.args else 0
             self.counters.slots[SEND_ERROR] += 1
             return False
         self.sent += 1
@@ -249,6 +258,8 @@ class UdpTransport(UdpEndpoint):
         self._peer_of = {}
         # Node id of the sender of the frame last returned by recv(); 0 = not a peer.
         self.last_peer = 0
+        # ENOMEM back-off: peer id -> [sends still to skip, skips after the next ENOMEM].
+        self._hold = {}
         for pid in sorted(peers):
             host, port = peers[pid]
             self.set_peer(pid, host, port)
@@ -263,6 +274,7 @@ class UdpTransport(UdpEndpoint):
         self._peer_of[_addr_key(addr)] = peer_id
 
     def remove_peer(self, peer_id):
+        self._hold.pop(peer_id, None)
         addr = self._addr_of.pop(peer_id, None)
         if addr is not None:
             self._peer_of.pop(_addr_key(addr), None)
@@ -273,6 +285,8 @@ class UdpTransport(UdpEndpoint):
     def _accept(self, key):
         pid = self._peer_of.get(key, 0)
         self.last_peer = pid
+        if self._hold and pid in self._hold:
+            del self._hold[pid]  # it answers: its address resolves again
         return pid != 0 or self.allow_unknown
 
     def send(self, peer_id, writer):
@@ -281,7 +295,25 @@ class UdpTransport(UdpEndpoint):
         if addr is None:
             self.counters.slots[SEND_ERROR] += 1
             return False
-        return self.send_to(addr, writer)
+        hold = self._hold
+        if hold:
+            h = hold.get(peer_id)
+            if h is not None and h[0] > 0:
+                h[0] -= 1
+                self.counters.slots[SEND_BACKOFF] += 1
+                return False
+        if self.send_to(addr, writer):
+            if hold:
+                hold.pop(peer_id, None)
+            return True
+        if self.errno == _ENOMEM:
+            h = hold.get(peer_id)
+            if h is None:
+                hold[peer_id] = [1, 2]
+            else:
+                h[0] = h[1]
+                h[1] = min(2 * h[1], _HOLD_MAX)
+        return False
 
     def send_payload(self, peer_id, data, n):  # mpraft: host-only
         """Frame and send data[:n] to peer_id; False if peer unknown or the kernel refused."""

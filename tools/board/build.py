@@ -174,6 +174,31 @@ def method_uses(texts, methods):
 _PRIVATE = re.compile(r"_[A-Za-z0-9]")
 
 
+# Names every MicroPython port has in ROM (py/makeqstrdata.py's static qstr
+# list, fixed for .mpy compatibility): a private name renamed to one of them
+# costs no RAM qstr when the firmware loads, and no string in the .mpy.
+# Left out: dunders, and names the runtime looks up on objects by itself
+# (stream and iterator protocols, exception fields) or the compiler treats
+# specially, so a renamed attribute can never be mistaken for one.
+_ROM_NAMES = (
+    "ArithmeticError", "AssertionError", "AttributeError", "BaseException", "EOFError",
+    "Ellipsis", "Exception", "GeneratorExit", "ImportError", "IndentationError", "IndexError",
+    "KeyError", "KeyboardInterrupt", "LookupError", "MemoryError", "NameError", "NoneType",
+    "NotImplementedError", "OSError", "OverflowError", "RuntimeError", "StopIteration",
+    "SyntaxError", "SystemExit", "TypeError", "ValueError", "ZeroDivisionError",
+    "abs", "all", "any", "append", "bool", "bytearray", "bytecode", "bytes", "callable", "chr",
+    "classmethod", "clear", "copy", "count", "dict", "dir", "divmod", "endswith", "eval",
+    "exec", "extend", "find", "format", "from_bytes", "getattr", "globals", "hasattr", "hash",
+    "id", "index", "insert", "int", "isalpha", "isdigit", "isinstance", "islower", "isspace",
+    "issubclass", "isupper", "iter", "join", "len", "list", "little", "locals", "lower",
+    "lstrip", "map", "object", "open", "ord", "pop", "popitem", "pow", "print", "range",
+    "remove", "replace", "repr", "reverse", "rfind", "rindex", "round", "rsplit", "rstrip",
+    "set", "setattr", "setdefault", "sort", "sorted", "split", "startswith", "staticmethod",
+    "str", "strip", "sum", "super", "to_bytes", "tuple", "type", "update", "upper", "zip")
+
+_CONST_DEF = re.compile(r"^(_[A-Za-z0-9_]+)\s*=\s*const\(", re.M)
+
+
 def _short_names(taken):
     """_a, _b, ..., _Z, _a0, ... skipping names the sources already use."""
     alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -219,9 +244,21 @@ def minify_private(texts):
         for tk in t:
             if tk.string in count:
                 count[tk.string] += 1
+    # Private consts must stay private (a const() the compiler folds is
+    # stored nowhere); every other private name is a qstr in RAM unless it
+    # becomes a ROM name, so those go first, however long.
+    consts = set()
+    for text in texts.values():
+        consts.update(_CONST_DEF.findall(text))
+    rom = [r for r in _ROM_NAMES if r not in used]
+    rom.reverse()
     gen = _short_names(used)
     rename = {}
-    for n in sorted(private, key=lambda x: (-count[x] * len(x), x)):
+    order = sorted(private, key=lambda x: (-count[x] * len(x), x))
+    for n in [x for x in order if x not in consts] + [x for x in order if x in consts]:
+        if rom and n not in consts:
+            rename[n] = rom.pop()
+            continue
         new = next(gen)
         if len(new) < len(n):
             rename[n] = new

@@ -250,9 +250,11 @@ def start(d, nid, runtime="micropython", config=None, data=None, heap="16M", flu
     board = os.path.join(d, "board.json")
     if not os.path.exists(board):
         board = BOARD
+    # Board emulation (node_main.py --net-profile ...): per cluster, and per start.
+    extra = list(cl.get("node_args", ()) if cl is not None else ()) + list(extra)
     main = os.path.join(tree, "tools", "ops", "node_main.py") if tree else os.path.join(TOOLS, "node_main.py")
     p = subprocess.Popen(interp + [main, "--config", config,
-                                   "--data", data, "--board", board, "--flush", flush] + list(extra),
+                                   "--data", data, "--board", board, "--flush", flush] + extra,
                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                          cwd=ROOT, start_new_session=True)
     log.close()
@@ -375,9 +377,15 @@ def faults(d, **kw):
 
 
 def up(d, nodes=5, runtime="micropython", timeout_s=20.0, heap="16M", flush="on", board=None,
-       proxy=False, netns=False, voters=None, tree=None):
+       proxy=False, netns=False, voters=None, tree=None, node_args=None):
+    """node_args: extra node_main.py arguments for every node, kept in
+    cluster.json (e.g. ["--net-profile", "esp32"])."""
     if not os.path.exists(os.path.join(d, "cluster.json")):
         create(d, nodes, board=board, proxy=proxy, netns=netns, voters=voters)
+        if node_args:
+            cl = load(d)
+            cl["node_args"] = list(node_args)
+            _write(d, cl)
     cl = load(d)
     if netns and "netns" not in cl:
         raise ClusterError("%s/cluster.json is not a --netns cluster; use another --dir" % d)

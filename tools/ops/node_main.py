@@ -21,7 +21,12 @@ from raftio.board import load_board, load_node_config
 
 USAGE = ("usage: node_main.py --config NODE.json --data DIR [--board BOARD.json] [--seconds N]\n"
          "                    [--flush on|off]   (off: measurement only, NOT durable)\n"
-         "                    [--metrics-port P] [--metrics-host H] [--log-json]   (CPython)")
+         "                    [--metrics-port P] [--metrics-host H] [--log-json]   (CPython)\n"
+         "                    [--net-profile rp2|esp32|...] [--wifi-off FILE] [--clock-start MS]\n"
+         "  --net-profile: a stock board's UDP stack (tools/board/netprofile.py)\n"
+         "  --wifi-off: emulated Wi-Fi station; its access point is gone while FILE exists\n"
+         "              ({id} in FILE: this node's id)\n"
+         "  --clock-start: a board's 2**30 ms tick clock, starting at MS (e.g. near the wrap)")
 _FLAGS = ("log-json",)
 
 
@@ -55,7 +60,8 @@ class _NoFlushFS:
 def parse(argv):
     opts = {"config": None, "data": None, "board": paths.ROOT + "/boards/unix/board.json",
             "seconds": "-1", "flush": "on", "metrics-port": None, "metrics-host": "127.0.0.1",
-            "log-json": None}
+            "log-json": None, "net-profile": None, "wifi-off": None,
+            "clock-start": None}
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -72,6 +78,50 @@ def parse(argv):
     return opts
 
 
+def board_clock(start):
+    """raftio.clock as on a 32-bit board (ticks wrap at 2**30), reading `start` now."""
+    from raftio import clock
+    real = clock.ticks_ms
+    mask = (1 << 30) - 1
+    half = 1 << 29
+    off = start - real()
+
+    def ticks_ms():
+        return (real() + off) & mask
+
+    def ticks_diff(a, b):
+        return ((a - b + half) & mask) - half
+
+    def ticks_add(a, d):
+        return (a + d) & mask
+
+    clock.ticks_ms = ticks_ms
+    clock.ticks_diff = ticks_diff
+    clock.ticks_add = ticks_add
+
+
+def emulate(opts, node_id):
+    """Install the board emulations asked for; returns (the station's wlan, the shim)."""
+    wlan = None
+    if opts["wifi-off"] is not None:
+        import netprofile
+        wlan = netprofile.FakeWLAN(opts["wifi-off"].replace("{id}", str(node_id)))
+    shim = None
+    if opts["net-profile"] is not None or wlan is not None:
+        import netprofile
+        from raftio import udp
+        shim = netprofile.install(opts["net-profile"] or "none", udp, link=wlan)
+    return wlan, shim
+
+
+def _with_shim_stats(status, shim):
+    def st():
+        d = status()
+        d["netprofile"] = shim.stats
+        return d
+    return st
+
+
 def main(argv):
     opts = parse(argv)
     if opts is None:
@@ -80,6 +130,8 @@ def main(argv):
     try:
         seconds = int(opts["seconds"])
         port = None if opts["metrics-port"] is None else int(opts["metrics-port"])
+        if opts["clock-start"] is not None:
+            board_clock(int(opts["clock-start"]))
     except ValueError:
         print(USAGE)
         return 2
@@ -93,6 +145,11 @@ def main(argv):
     except RaftError as e:
         print("node: %s" % e)
         return 2
+    try:
+        wlan, shim = emulate(opts, cfg["node_id"])
+    except ValueError as e:
+        print("node: %s" % e)
+        return 2
     from raftio.fs import RealFS
     from raftio.node import Node, initial_voters, slot_size
     from raftio.storage import FlashStorage
@@ -101,14 +158,22 @@ def main(argv):
         fs = RealFS(opts["data"])
         if opts["flush"] == "off":
             fs = _NoFlushFS(fs)
+        # One log file: the host's POSIX files are rewritten in place, so
+        # littlefs's one-block segments (the boards' default) buy nothing here.
         if cloud:
             import metrics
             import noderuntime
             counting = metrics.Counting()
             fs = noderuntime.TimedFS(fs, counting.flash)
         storage = FlashStorage(fs, voters, (), board["flash_log_slots"],
-                               slot_size(board))
+                               slot_size(board), segment_bytes=0)
         node = Node(cfg, board, storage)
+        if wlan is not None:
+            from raftio.clock import Clock
+            from raftio.station import Station
+            node.station = Station(wlan, "emulated", "", Clock())
+        if shim is not None:
+            node.server.status = _with_shim_stats(node.status, shim)
     except (RaftError, OSError) as e:
         print("node %d: cannot start: %s" % (cfg["node_id"], e))
         return 2

@@ -42,6 +42,7 @@ USAGE = ("usage: sim.py [--nodes N] [--seed S] [--steps K] [--faults all|none|LI
          "              [--apply-bytes N]  (committed entries per Ready, 0: no limit)\n"
          "              [--election TICKS] [--quiet] [--trace] [--no-shrink]\n"
          "              [--clients N] [--check-linear] [--reads index|lease|local]\n"
+         "              [--clock-start MS]  (first ticks_ms; default 50 s before the 2**30 wrap)\n"
          "              [--machine kv|lock]  (lock: the lock service, --clients N contend)\n"
          "              [--timeline OUT.html]  (the run as a page: tools/timeline/)\n"
          "  LIST is a comma list of: " + ",".join(FAULTS + EXTRA_FAULTS) + "\n"
@@ -78,14 +79,14 @@ DEFAULTS = {"nodes": 5, "seed": 1, "steps": 1000, "faults": FAULTS, "ring": 64,
             "election": 10, "snap_every": 200, "snap_keep": 20,
             "batch_bytes": 1300, "apply_bytes": 256,
             "clients": 0, "check_linear": False, "reads": "index", "machine": "kv",
-            "timeline": None}
+            "timeline": None, "clock_start": None}
 
 
 def parse_args(argv):
     opts = dict(DEFAULTS)
     opts["faults"] = list(FAULTS)
     ints = ("nodes", "seed", "steps", "ring", "election",
-            "snap_every", "snap_keep", "batch_bytes", "apply_bytes", "clients")
+            "snap_every", "snap_keep", "batch_bytes", "apply_bytes", "clients", "clock_start")
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -158,7 +159,8 @@ class Sim:
             self.workload = wmod.Workload(self, opts["clients"], opts["reads"],
                                           self.rand.fork())
         # One clock for the whole cluster; a step is one tick of it.
-        self.clock = SimClock()
+        # (--clock-start: the first ticks_ms, e.g. a few seconds before the wrap.)
+        self.clock = SimClock() if opts["clock_start"] is None else SimClock(opts["clock_start"])
         self.now = 0
         # Structured recording for the timeline page (tools/timeline/simrec.py),
         # before the nodes, which report their events to it: it only

@@ -96,8 +96,9 @@ BAD_BOARDS = (
      "board esp32: max_entry_bytes (1400) must be an integer in 16..1334"),
     ({"heartbeat_tick": 4},
      "board esp32: unknown field 'heartbeat_tick'; known fields: arch, election_ticks,"
-     " flash_log_slots, heap_budget_bytes, heartbeat_ticks, max_entry_bytes, max_key,"
-     " max_sessions, max_value, name, network, ring_capacity, snapshot_entries, tick_ms"),
+     " flash_log_slots, heap_budget_bytes, heartbeat_ticks, log_segment_bytes,"
+     " max_entry_bytes, max_key, max_sessions, max_value, name, network, ring_capacity,"
+     " snapshot_entries, tick_ms"),
     ({"tick_ms": _DELETE}, "board esp32: missing field 'tick_ms'"),
     ({"network": "wifi"},
      "board esp32: network ('wifi') must be one of ethernet, none, wifi_sta"),

@@ -86,18 +86,19 @@ py(merged || romArg ? "from mpraft import RealFS, Node, slot_size, FlashStorage"
 const code = live() - base;
 py(`c = json.load(open("node.json")); b = json.load(open("board.json"))
 os.mkdir("raft")
-node = Node(c, b, FlashStorage(RealFS("raft"), [1], (), b["flash_log_slots"], slot_size(b)))
-node.t.poll = lambda ms: False`);
+node = Node(c, b, FlashStorage(RealFS("raft"), [1], (), b["flash_log_slots"], slot_size(b),
+                              "raft", b["log_segment_bytes"]))
+node.transport.poll = lambda ms: False`);
 const built = live() - base;
 py(`t0 = time.ticks_ms()
-while node.raft.role != 2 and time.ticks_diff(time.ticks_ms(), t0) < 5000:
+while node.engine.core.role != 2 and time.ticks_diff(time.ticks_ms(), t0) < 5000:
     node.run_once()
-if node.raft.role != 2:
+if node.engine.core.role != 2:
     raise SystemExit("mem32: the single node did not become leader")
 for i in range(16):
-    node.node.propose(b"\\x01")
+    node.engine.propose(b"\\x01")
     node.run_once()
-cids = list(range(1, node.raft.log.last + 1))[-16:]
+cids = list(range(1, node.engine.core.log.last + 1))[-16:]
 seq = [0] * 16
 def load(n, k0):
     for k in range(k0, k0 + n):
@@ -105,7 +106,7 @@ def load(n, k0):
         seq[s] += 1
         key = b"k%d" % (k % 64)
         val = b"v%d" % k
-        node.node.propose(struct.pack("<BIIBH", 2, cids[s], seq[s], len(key), len(val)) + key + val)
+        node.engine.propose(struct.pack("<BIIBH", 2, cids[s], seq[s], len(key), len(val)) + key + val)
         node.run_once()`);
 const samples = [];
 const step = Math.floor(puts / 6);
