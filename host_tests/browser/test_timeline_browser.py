@@ -10,8 +10,10 @@ pages: simulator seed 7; seed 1 with stale local reads (the negative
 control lincheck rejects); the shortest reproduction of a violation found
 with the up-to-date check sabotaged; a 10 s chaos run on real MicroPython
 nodes; and the 20,000-step, 5-node, 5-client run, whose size and render time
-are printed (README and docs/timeline.md report them). Screenshots go to
-build/timeline/.
+are printed (README and docs/timeline.md report them). Each page also runs
+its self-test (#selftest in the address): every element drawn at four zooms
+has a tooltip, hovering shows one, the wheel zooms and dragging pans, with
+no script error. Screenshots go to build/timeline/.
 """
 import json
 import os
@@ -58,10 +60,12 @@ class _Dom(HTMLParser):
 
 def open_page(path, name, size="1400,800"):
     """(elements, body attributes, seconds) of the page after its scripts
-    ran; a screenshot lands in build/timeline/NAME.png."""
+    ran, with its self-test (#selftest: a tooltip for every element drawn at
+    four zooms, hover, wheel zoom and drag pan, then the whole run again);
+    a screenshot of the page as opened lands in build/timeline/NAME.png."""
     url = "file://" + os.path.abspath(path)
     t = time.monotonic()
-    p = _browser(["--dump-dom", url])
+    p = _browser(["--dump-dom", url + "#selftest"])
     secs = time.monotonic() - t
     assert p.returncode == 0 and "<body" in p.stdout, p.stderr[-2000:]
     dom = _Dom()
@@ -70,6 +74,7 @@ def open_page(path, name, size="1400,800"):
     errors = re.search(r'<pre id="errors">(.*?)</pre>', p.stdout, re.S)
     assert body.get("data-errors") == "0", (body, errors and errors.group(1))
     assert body.get("data-rendered") == "1", body
+    assert int(body.get("data-selftest", "0")) > 0, body
     png = os.path.join(OUT, name + ".png")
     if os.path.exists(png):
         os.remove(png)

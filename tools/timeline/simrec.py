@@ -320,7 +320,7 @@ class SimRecorder:
             role = r.role
             if i in r.learners:
                 role = _LEARNER
-            elif i not in r.voters:
+            elif i not in r.voters and i not in getattr(r, "voters_out", ()):
                 role = _REMOVED
             term = r.term
             self._role(k, now, role, term)
@@ -344,8 +344,10 @@ class SimRecorder:
         ck = sim.checker
         if ck.conf_changes != self._conf_seen:
             self._conf_seen = ck.conf_changes
-            c = ck.confs[-1]
-            self.confs.append([now, c[0], list(c[1]), list(c[2])])
+            # (index, (voters, voters_out, learners, auto_leave)); voters_out
+            # is not empty while the cluster is in a joint configuration.
+            idx, c = ck.confs[-1]
+            self.confs.append([now, idx, list(c[0]), list(c[2]), list(c[1])])
         wl = sim.workload
         if wl is not None and hasattr(wl, "history"):  # the lock clients keep none
             h = wl.history

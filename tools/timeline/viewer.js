@@ -516,7 +516,9 @@
     if (c === "c") {
       var cf = D.confs[i];
       return "membership committed at index " + cf[1] + " (" + fmt(cf[0]) + ")\nvoters " +
-        JSON.stringify(cf[2]) + ", learners " + JSON.stringify(cf[3]);
+        JSON.stringify(cf[2]) + ", learners " + JSON.stringify(cf[3]) +
+        (cf[4] && cf[4].length ? "\njoint: the outgoing voters " + JSON.stringify(cf[4]) +
+         " must agree too" : "");
     }
     if (c === "d") {
       var den = D.density, B = den.bucket, per = +p[2], s3 = 0, l3 = 0;
@@ -563,5 +565,45 @@
   render();
   document.body.setAttribute("data-rendered", "1");
   document.body.setAttribute("data-render-ms", String(Math.round(performance.now())));
+  // #selftest (make test-browser): every drawn element at several zooms must
+  // have a tooltip, and the zoom, pan and hover handlers must run without an
+  // error (window.onerror counts any on <body data-errors>).
+  if (/selftest/.test(location.hash)) {
+    var checked = 0, span = t1 - t0;
+    [[t0, t1], [t0, t0 + span / 9], [t0 + span * 0.45, t0 + span * 0.5], [t1 - span / 20, t1]]
+      .forEach(function (r) {
+        setRange(r[0], r[1]);
+        pending = false;
+        render();
+        var els = svg.querySelectorAll("[data-k]");
+        for (var i = 0; i < els.length; i++) {
+          var b = els[i].getBoundingClientRect();
+          var ev = { clientX: b.left + b.width / 2, clientY: b.top + b.height / 2 };
+          if (!describe(els[i].getAttribute("data-k"), ev))
+            throw new Error("no tooltip for " + els[i].getAttribute("data-k"));
+          checked++;
+        }
+        if (els.length) {
+          var b0 = els[0].getBoundingClientRect();
+          els[0].dispatchEvent(new MouseEvent("mousemove", { bubbles: true, clientX: b0.left + 1,
+                                                              clientY: b0.top + 1 }));
+          if (!tip.textContent) throw new Error("hover showed no tooltip");
+        }
+      });
+    var r0 = view.getBoundingClientRect(), cx = r0.left + LABEL + 200, cy = r0.top + 40;
+    var before = v1 - v0;
+    view.dispatchEvent(new WheelEvent("wheel", { deltaY: -120, clientX: cx, clientY: cy,
+                                                 bubbles: true, cancelable: true }));
+    if (!(v1 - v0 < before)) throw new Error("the wheel did not zoom in");
+    var a0 = v0;
+    view.dispatchEvent(new MouseEvent("mousedown", { bubbles: true, clientX: cx, clientY: cy }));
+    window.dispatchEvent(new MouseEvent("mousemove", { bubbles: true, clientX: cx + 150, clientY: cy }));
+    window.dispatchEvent(new MouseEvent("mouseup", { bubbles: true, clientX: cx + 150, clientY: cy }));
+    if (v0 === a0 && v0 !== t0) throw new Error("dragging did not pan");
+    setRange(t0, t1);
+    pending = false;
+    render();
+    document.body.setAttribute("data-selftest", String(checked));
+  }
   window.mpraftTimeline = { setRange: setRange, describe: describe, data: D };
 })();
