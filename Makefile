@@ -20,7 +20,7 @@ JOBS   ?= 2
 SEEDS  ?= 1000
 BOARD  ?= unix
 
-.PHONY: all venv test test-py test-mp test-netns sim sim-sweep sim-sweep-kv sim-sweep-lock sim-soak bench-core bench-flash bench profile demo demo-sim cluster chaos build memproof mem32 clean
+.PHONY: all venv test test-py test-mp test-netns test-browser timeline cloud-deps image cloud-demo test-prometheus exporter sim sim-sweep sim-sweep-kv sim-sweep-lock sim-soak bench-core bench-flash bench profile demo demo-sim cluster chaos build memproof mem32 clean
 
 all: test
 
@@ -34,13 +34,26 @@ venv: $(STAMP)
 # pytest exits 5 when it collects nothing; that is a failure here, as is any
 # other non-zero status, so CI can never pass by running no tests.
 test: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) host_tests --ignore=host_tests/ops/test_netns.py --ignore=host_tests/mp_only
+	$(PY) -m pytest -n $(JOBS) host_tests --ignore=host_tests/ops/test_netns.py --ignore=host_tests/mp_only --ignore=host_tests/browser
 	$(MPTEST) host_tests/portable
 	$(MPTEST) --backend engine $(PAPER) $(SCENARIOS)
 	$(MPTEST) host_tests/mp_only
 
 test-py: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) host_tests --ignore=host_tests/ops/test_netns.py --ignore=host_tests/mp_only
+	$(PY) -m pytest -n $(JOBS) host_tests --ignore=host_tests/ops/test_netns.py --ignore=host_tests/mp_only --ignore=host_tests/browser
+
+# Timeline pages in headless Chromium (Debian's; installed here when missing):
+# no script errors, lanes, leader spans, unorderable ops, a chaos run, and
+# the 20,000-step run's size and render time. Screenshots in build/timeline/.
+test-browser: $(STAMP)
+	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+	$(PY) -m pytest -q -s host_tests/browser
+
+# A simulator run as a page: make timeline [SEED=7] [STEPS=2000] -> build/timeline/seedN.html
+timeline: $(STAMP)
+	mkdir -p build/timeline
+	$(PY) tools/simulator/sim.py --seed $(or $(SEED),7) --steps $(or $(STEPS),2000) --clients 5 \
+	  --check-linear --timeline build/timeline/seed$(or $(SEED),7).html
 
 # Needs root and nftables (apt-get install -y nftables): five nodes in their
 # own network namespaces on a bridge; link cuts and nftables packet loss.
@@ -184,3 +197,27 @@ firmware: $(STAMP)
 
 clean:
 	rm -rf build .pytest_cache .hypothesis
+
+# --- issue 15: containers, Kubernetes, Prometheus (docs/cloud.md) -----------
+# Root. Each installs what it needs from Debian (podman, mmdebstrap, runc;
+# prometheus) and pulls no image. make image: ~2 min the first time (the
+# Debian base), ~5 s after. make cloud-demo: ~15 s after the image.
+# make test-prometheus: ~12 s. make exporter CLUSTER=DIR/cluster.json [PORT=9100].
+cloud-deps:
+	@command -v podman >/dev/null && command -v mmdebstrap >/dev/null && command -v runc >/dev/null || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman mmdebstrap runc)
+
+image: $(STAMP) cloud-deps
+	deploy/container/build.sh $(or $(IMAGE),mpraft:latest)
+
+cloud-demo: image
+	$(PY) tools/cloud/cloud_demo.py --image $(or $(IMAGE),mpraft:latest)
+
+test-prometheus: $(STAMP)
+	@command -v prometheus >/dev/null || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus)
+	$(PY) tools/cloud/prom_check.py --prometheus $$(command -v prometheus)
+
+exporter: $(STAMP)
+	@if [ -z "$(CLUSTER)" ]; then echo "usage: make exporter CLUSTER=DIR/cluster.json [PORT=9100]"; exit 2; fi
+	$(PY) tools/cloud/exporter.py --cluster $(CLUSTER) --port $(or $(PORT),9100)

@@ -16,6 +16,15 @@ paths.setup(tests=True)
 # "processes". The summary prints the count per suite and backend.
 import pytest  # noqa: E402
 
+
+@pytest.fixture(scope="session", autouse=True)
+def _raftctl_state(tmp_path_factory):
+    """raftctl keeps its client sessions in a state folder (tools/ops/ctlsession.py):
+    the tests' go to a temporary one, never the user's home."""
+    os.environ["MPRAFT_STATE_DIR"] = str(tmp_path_factory.mktemp("raftctl-state"))
+    yield
+
+
 _PAPER = "test_paper_"
 _SCENARIOS = "test_cluster_scenarios"
 _PROCESSES = "test_cluster_scenarios_processes"

@@ -38,7 +38,7 @@ Portable: runs under MicroPython, so paths are built with string operations.
 import sys
 
 # tools/<name>/: one folder per job.
-GROUPS = ("simulator", "history", "ops", "board", "bench")
+GROUPS = ("simulator", "history", "ops", "board", "bench", "timeline", "cloud")
 # host_tests/<name>/ folders holding modules that tests import by name.
 TEST_DIRS = ("helpers", "portable/core", "portable/storage", "portable/kv", "portable/apps",
              "portable/node",

@@ -344,7 +344,7 @@ def test_raftctl_exit_codes_and_status(five):
         assert len(p.stderr.strip().splitlines()) <= 2, p.stderr  # error line (+ usage)
         return p.returncode, p.stdout.strip()
 
-    assert ctl("put", "k", "v1") == (0, "")
+    assert ctl("put", "k", "v1") == (0, "OK")
     assert ctl("get", "k") == (0, "v1")
     assert ctl("get", "nope")[0] == 1
     assert ctl("cas", "k", "v1", "v2")[0] == 0

@@ -37,6 +37,7 @@ except ImportError:
 
 _MAX_BACKOFF_MS = const(100)
 _ELECTION_POLL_MS = const(5)
+_CMD_OVERHEAD = const(15)  # the largest raftkv command header (CAS)
 
 
 class ClientError(RaftError):
@@ -48,7 +49,17 @@ class ClusterUnavailable(ClientError):
 
 
 class RequestRejected(ClientError):
-    """The cluster refused the request as malformed or too large; retrying won't help."""
+    """The cluster refused the request; retrying won't help. reason: the
+    admin refusal code (raftio.wire.R_*), 0 if none was given."""
+
+    def __init__(self, text, reason=0):
+        ClientError.__init__(self, text)
+        self.reason = reason
+
+
+class ChangePending(ClusterUnavailable):
+    """An admin change was refused BUSY until the deadline: another
+    membership change is still pending. Nothing was changed."""
 
 
 class SessionExpired(ClientError):
@@ -83,6 +94,7 @@ class Client:
         self._rr = seed % len(self._ids)
         self.cid = 0
         self.seq = 0
+        self._admin_node = 0
         # put_many's sessions: [client id, last seq] each.
         self._pool = []
         # Request ids start at a per-client offset so two clients sharing a
@@ -149,6 +161,7 @@ class Client:
         pending) is retried with back-off until timeout_ms.
         """
         rid = self._next_rid()
+        self._admin_node = node
         return self._until_ok(rid, wire.encode_admin_into(self._req, 0, rid, op, node, ctx),
                               timeout_ms)
 
@@ -164,10 +177,14 @@ class Client:
         # silent node is followed only once `wait` ms passed since its silence
         # (it may just have been slow), else the next node is tried.
         silent = {}
+        busy = False  # the last answer was BUSY
         while True:
             elapsed = clock.ticks_diff(clock.ticks_ms(), start)
             if elapsed >= timeout_ms:
                 self.leader = 0
+                if busy and self._req[0] == wire.ADMIN:
+                    raise ChangePending("another membership change is still pending after %d ms"
+                                        % timeout_ms)
                 raise ClusterUnavailable("cluster unavailable: no leader answered within %d ms"
                                          % timeout_ms)
             self.ep.send_payload_to(self._addrs[target], self._req, ln)
@@ -183,10 +200,14 @@ class Client:
             if target in silent:
                 del silent[target]
             code, hint, body = got
+            busy = code == wire.BUSY
             if code == wire.OK:
                 self.leader = target
                 return body
             if code == wire.BAD_REQUEST:
+                if len(body) == 1 and 0 < body[0] < len(wire.REASONS):
+                    raise RequestRejected("refused by node %d: node %d is %s" % (
+                        target, self._admin_node, wire.REASONS[body[0]]), body[0])
                 raise RequestRejected("request rejected by node %d (malformed or too large)"
                                       % target)
             if code == wire.NOT_LEADER:
@@ -232,7 +253,18 @@ class Client:
         self.seq = 0
         return self.cid
 
+    def _fits(self, args):
+        """ValueError unless a command carrying args fits in one datagram."""
+        n = _CMD_OVERHEAD
+        for a in args:
+            if a is not None:
+                n += len(a)
+        if n > MAX_PAYLOAD - wire.REQ_HDR:
+            raise ValueError("client: a command of %d bytes does not fit in a datagram (%d)"
+                             % (n, MAX_PAYLOAD - wire.REQ_HDR))
+
     def _write(self, encode, *args):
+        self._fits(args)
         if not self.cid:
             self.register()
         self.seq += 1
@@ -323,7 +355,9 @@ class Client:
 
     def get(self, key):
         """The value (bytes) or None; linearizable (ReadIndex on the leader)."""
-        n = codec.encode_get_into(self._cmd, self.cid, 0, _b(key))
+        key = _b(key)
+        self._fits((key,))
+        n = codec.encode_get_into(self._cmd, self.cid, 0, key)
         status, value = codec.decode_result(self.call(self._cmd, n))
         if status == codec.NOT_FOUND:
             return None

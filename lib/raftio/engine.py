@@ -488,7 +488,7 @@ class Engine:
         st = {"id": self.id, "role": role, "term": r.term, "vote": r.vote,
               "leader": r.lead, "commit": log.committed, "applied": log.applied,
               "first": log.snap_index + 1, "last": log.last,
-              "snapshot": self.storage.snapshot().index,
+              "snapshot": self.storage.snapshot().index, "pending": len(self._pending),
               "drops": self.counters.as_dict(),
               "voters": list(r.voters), "learners": list(r.learners),
               "uptime_ms": self.clock.ticks_diff(self.clock.ticks_ms(), self.started)}

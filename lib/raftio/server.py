@@ -144,17 +144,33 @@ class Server:
             self.counters.slots[DROP_MALFORMED] += 1
             return
         eng = self.engine
-        if op == wire.A_TRANSFER:
-            # OK means started: the caller watches status for the new leader.
-            if eng.core.role != LEADER:
-                self._reply((addr, rid), wire.NOT_LEADER, eng.core.lead, b"")
-            elif eng.transfer_leader(nid):
-                self._reply((addr, rid), wire.OK, 0, b"")
-            else:
-                self._reply((addr, rid), wire.BAD_REQUEST, 0, b"")
+        r = eng.core
+        if r.role != LEADER:
+            self._reply((addr, rid), wire.NOT_LEADER, r.lead, b"")
             return
-        # Membership: answered OK once applied, like a put.
-        eng.propose_conf_change(op - 1, nid, ctx, (addr, rid))
+        # What the leader can tell at once is refused with its reason (wire.R_*).
+        v = r.voters
+        why = 0
+        if op == wire.A_TRANSFER:
+            why = 0 if nid in v else wire.R_NOT_VOTER
+        elif op == wire.A_ADD_VOTER:
+            why = wire.R_ALREADY_VOTER if nid in v else 0
+        elif op == wire.A_ADD_LEARNER:
+            why = wire.R_ALREADY_LEARNER if nid in r.learners else 0
+        elif op == wire.A_REMOVE:
+            if nid not in v and nid not in r.learners:
+                why = wire.R_NOT_MEMBER
+            elif v == (nid,):
+                why = wire.R_LAST_VOTER
+        if why:
+            self._reply((addr, rid), wire.BAD_REQUEST, 0, bytes((why,)))
+        elif op == wire.A_TRANSFER:
+            # OK means started: the caller watches status for the new leader.
+            eng.transfer_leader(nid)
+            self._reply((addr, rid), wire.OK, 0, b"")
+        else:
+            # Membership: answered OK once applied, like a put.
+            eng.propose_conf_change(op - 1, nid, ctx, (addr, rid))
 
     def _reply(self, token, code, leader, result):
         if token.__class__ is not tuple:

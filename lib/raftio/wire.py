@@ -14,7 +14,9 @@ Little-endian, fixed headers:
 ADMIN ops: A_TRANSFER (hand leadership to node; answered OK once started),
 A_ADD_VOTER, A_ADD_LEARNER, A_REMOVE (membership; answered OK once the
 change is applied, BUSY while another change is pending). ctx is opaque
-to the wire (at most ADMIN_MAX_CTX bytes).
+to the wire (at most ADMIN_MAX_CTX bytes). An admin request the leader
+refuses is answered BAD_REQUEST with one reason byte (R_*) as its result,
+so the operator learns why (already a voter, not a member, ...).
 
 `rid` is the client's request id, echoed so a client matches answers to
 requests and ignores late duplicates. Exactly-once is not the rid's job: the
@@ -53,6 +55,15 @@ _MAX_ADMIN_OP = const(4)
 ADMIN_MAX_CTX = const(64)
 _ADMIN_HDR = "<BIBH"
 ADMIN_HDR = const(8)
+
+# Why an ADMIN request was refused: the result byte of its BAD_REQUEST.
+R_ALREADY_VOTER = const(1)
+R_ALREADY_LEARNER = const(2)
+R_NOT_MEMBER = const(3)
+R_LAST_VOTER = const(4)
+R_NOT_VOTER = const(5)    # leadership only goes to a voter
+REASONS = ("", "already a voter", "already a learner", "not a member",  # mpraft: client-side
+           "the last voter", "not a voter")
 
 OK = const(0)
 NOT_LEADER = const(1)

@@ -2,7 +2,7 @@
 random faults for as long as you like, then a linearizability check.
 
     python3 tools/ops/chaos.py [--seconds 60] [--seed 1] [--clients 6] [--dir DIR]
-                           [--json FILE] [--no-membership]
+                           [--json FILE] [--no-membership] [--timeline OUT.html]
 
 (`make chaos SECONDS=300 SEED=7`.) Boots 5 nodes behind tools/ops/udp_proxy.py
 (cluster.py up --proxy) and runs CLIENTS closed-loop clients doing put, get,
@@ -29,6 +29,11 @@ a voter again, final reads of every key join the history, and the run passes
 nodes apply the same log, and no node printed a traceback. Exit 1 otherwise,
 2 on a usage error. Prints a summary line and a JSON line. Loopback only;
 every wait is bounded (the run ends within SECONDS + about 60 s).
+
+The run log (DIR/cluster/run.jsonl, tools/timeline/runlog.py) keeps what
+the run saw with times: every node's status polled every 0.1 s, each fault
+injected, each client invocation and outcome. --timeline OUT.html draws it,
+with the nodes' own event logs when they wrote any (tools/timeline/).
 """
 import json
 import os
@@ -46,24 +51,28 @@ paths.setup()
 
 import cluster  # noqa: E402
 import lincheck  # noqa: E402
+import runlog  # noqa: E402
 from raftio import wire  # noqa: E402
 from raftio.client import ClientError  # noqa: E402
 
 USAGE = ("usage: chaos.py [--seconds 60] [--seed 1] [--clients 6] [--dir DIR] [--json FILE]\n"
-         "                [--no-membership]")
+         "                [--no-membership] [--timeline OUT.html]")
 KEYS = ["a", "b", "c", "d"]
 
 
 class History:
     """Invocations and outcomes from many client threads, in real-time order."""
 
-    def __init__(self):
+    def __init__(self, log=None):
         self.events = []
         self.lock = threading.Lock()
+        self.log = log  # the run log: each event with its time
 
     def add(self, ev):
         with self.lock:
             self.events.append(ev)
+            if self.log is not None:
+                self.log.write("op", **ev)
 
 
 def worker(d, proc, hist, stop, keys, seed, max_ops=100000):
@@ -157,7 +166,7 @@ def tracebacks(d):
 class Chaos:
     """The fault schedule; every action is logged as (seconds since start, text)."""
 
-    def __init__(self, d, rnd, membership=True):
+    def __init__(self, d, rnd, membership=True, log=None):
         self.d = d
         self.rnd = rnd
         self.membership = membership
@@ -168,13 +177,16 @@ class Chaos:
         self.noise = {}
         self.removed = []     # ids removed from the membership, to add back
         self.log = []
+        self.runlog = log
         self.counts = {}
         self.t0 = time.monotonic()
         self.ctl = cluster.client(d, timeout_ms=3000, try_ms=50, seed=rnd.randrange(1 << 30))
 
-    def note(self, kind, text):
+    def note(self, kind, text, **fields):
         self.counts[kind] = self.counts.get(kind, 0) + 1
         self.log.append((round(time.monotonic() - self.t0, 2), text))
+        if self.runlog is not None:
+            self.runlog.write("fault", fault=kind, text=text, **fields)
 
     def _faults(self, partition=None):
         kw = dict(self.noise)
@@ -188,7 +200,7 @@ class Chaos:
             if now >= at:
                 cluster.start(self.d, nid)
                 del self.down[nid]
-                self.note("restart", "restart %d" % nid)
+                self.note("restart", "restart %d" % nid, node=nid)
         for nid, (p, at) in sorted(self.paused.items()):
             if now >= at:
                 self._resume(nid)
@@ -203,14 +215,15 @@ class Chaos:
             nid = lead if (lead in up and self.rnd.random() < 0.5) else self.rnd.choice(up)
             cluster.kill(self.d, nid)
             self.down[nid] = now + self.rnd.uniform(0.5, 3.0)
-            self.note("kill", "kill %d%s" % (nid, " (leader)" if nid == lead else ""))
+            self.note("kill", "kill %d%s" % (nid, " (leader)" if nid == lead else ""), node=nid)
         elif r < 0.35 and len(self.down) + len(self.paused) < 2 and up:
             nid = lead if (lead in up and self.rnd.random() < 0.5) else self.rnd.choice(up)
             p = cluster.pid(self.d, nid)
             if p is not None:
                 os.kill(p, signal.SIGSTOP)
                 self.paused[nid] = (p, now + self.rnd.uniform(0.3, 3.0))
-                self.note("pause", "pause %d%s" % (nid, " (leader)" if nid == lead else ""))
+                self.note("pause", "pause %d%s" % (nid, " (leader)" if nid == lead else ""),
+                          node=nid)
         elif r < 0.5 and self.heal_at is None:
             k = self.rnd.choice([1, 2])
             pool = list(self.ids)
@@ -221,7 +234,7 @@ class Chaos:
             majority = [i for i in self.ids if i not in minority]
             self._faults([minority, majority])
             self.heal_at = now + self.rnd.uniform(0.5, 3.0)
-            self.note("partition", "partition %s | %s" % (minority, majority))
+            self.note("partition", "partition %s | %s" % (minority, majority), nodes=minority)
         elif r < 0.7:
             self.noise = {}
             for k in ("drop", "dup", "reorder"):
@@ -229,11 +242,11 @@ class Chaos:
                     self.noise[k] = round(self.rnd.uniform(0.0, 0.2), 3)
             if self.heal_at is None:
                 self._faults()
-            self.note("noise", "noise %s" % (self.noise,))
+            self.note("noise", "noise %s" % (self.noise,), levels=dict(self.noise))
         elif r < 0.85:
             to = self.rnd.choice(self.ids)
             if self._admin(wire.A_TRANSFER, to):
-                self.note("transfer", "transfer to %d" % to)
+                self.note("transfer", "transfer to %d" % to, node=to)
         elif self.membership:
             self._membership(lead)
 
@@ -243,7 +256,7 @@ class Chaos:
             os.kill(p, signal.SIGCONT)
         except OSError:
             pass  # killed while paused; the restart takes care of it
-        self.note("resume", "resume %d" % nid)
+        self.note("resume", "resume %d" % nid, node=nid)
 
     def _admin(self, op, nid, timeout_ms=3000):
         try:
@@ -257,20 +270,22 @@ class Chaos:
             nid = self.removed[0]
             if self._admin(wire.A_ADD_LEARNER, nid) and self._admin(wire.A_ADD_VOTER, nid):
                 self.removed.pop(0)
-                self.note("rejoin", "node %d added back as learner, promoted to voter" % nid)
+                self.note("rejoin", "node %d added back as learner, promoted to voter" % nid,
+                          node=nid)
         else:
             cand = [i for i in self.ids if i != lead and i not in self.down]
             if cand:
                 nid = self.rnd.choice(cand)
                 if self._admin(wire.A_REMOVE, nid):
                     self.removed.append(nid)
-                    self.note("remove", "remove %d" % nid)
+                    self.note("remove", "remove %d" % nid, node=nid)
 
     def heal(self, timeout_s=30):
         """Every fault off, every node up, every removed node a voter again."""
         cluster.faults(self.d)
         self.noise = {}
         self.heal_at = None
+        self.note("heal", "heal everything", all=True)
         for nid in sorted(self.paused):
             self._resume(nid)
         for nid in sorted(self.down):
@@ -282,7 +297,8 @@ class Chaos:
             if (self._admin(wire.A_ADD_LEARNER, nid, 5000)
                     and self._admin(wire.A_ADD_VOTER, nid, 5000)):
                 self.removed.pop(0)
-                self.note("rejoin", "node %d added back as learner, promoted to voter" % nid)
+                self.note("rejoin", "node %d added back as learner, promoted to voter" % nid,
+                          node=nid)
         self.ctl.close()
         return not self.removed
 
@@ -297,7 +313,14 @@ def run(opts):
            "failures": []}
     fails = res["failures"]
     cluster.up(cdir, 5, "micropython", timeout_s=20, proxy=True)
-    hist = History()
+    log = runlog.RunLog(os.path.join(cdir, "run.jsonl"), source="chaos", seed=opts["seed"],
+                        seconds=opts["seconds"], clients=opts["clients"],
+                        nodes=[n["id"] for n in cluster.load(cdir)["nodes"]],
+                        command="python3 tools/ops/chaos.py --seconds %s --seed %d --clients %d%s"
+                        % (opts["seconds"], opts["seed"], opts["clients"],
+                           "" if opts["membership"] else " --no-membership"))
+    poller = runlog.StatusPoller(log, cdir, max_s=opts["seconds"] + 300).start()
+    hist = History(log)
     stop = threading.Event()
     threads = [threading.Thread(target=worker, args=(cdir, p, hist, stop, KEYS,
                                                      rnd.randrange(1 << 30)))
@@ -306,7 +329,7 @@ def run(opts):
     try:
         for t in threads:
             t.start()
-        chaos = Chaos(cdir, rnd, opts["membership"])
+        chaos = Chaos(cdir, rnd, opts["membership"], log)
         end = time.monotonic() + opts["seconds"]
         while time.monotonic() < end:
             chaos.step()
@@ -337,6 +360,9 @@ def run(opts):
     except ClientError as e:
         fails.append("final reads failed: %s" % e)
     finally:
+        poller.stop()
+        log.write("note", text="cluster down")
+        log.close()
         cluster.down(cdir)
     bad = tracebacks(cdir)
     if bad:
@@ -347,12 +373,18 @@ def run(opts):
     with open(os.path.join(d, "history.json"), "w") as f:
         json.dump(hist.events, f)
     res["dir"] = d
+    res["run_log"] = log.path
+    if opts.get("timeline"):
+        import page
+        import runview
+        page.write(opts["timeline"], runview.load(cdir))
+        res["timeline"] = opts["timeline"]
     return (1 if fails else 0), res
 
 
 def parse(argv):
     opts = {"seconds": 60.0, "seed": 1, "clients": 6, "dir": None, "json": None,
-            "membership": True}
+            "membership": True, "timeline": None}
     i = 0
     try:
         while i < len(argv):
@@ -361,7 +393,8 @@ def parse(argv):
                 opts["membership"] = False
                 i += 1
                 continue
-            if a not in ("--seconds", "--seed", "--clients", "--dir", "--json") or i + 1 >= len(argv):
+            if a not in ("--seconds", "--seed", "--clients", "--dir", "--json", "--timeline") \
+                    or i + 1 >= len(argv):
                 return None
             v = argv[i + 1]
             key = a[2:]

@@ -5,6 +5,7 @@
     python3 tools/ops/cluster.py kill NODE --dir DIR      (SIGKILL)
     python3 tools/ops/cluster.py start NODE --dir DIR
     python3 tools/ops/cluster.py down --dir DIR
+    python3 tools/ops/cluster.py add-node --id 7 [--host H] [--port P] --dir DIR
     python3 tools/ops/cluster.py run --nodes 5 --dir DIR  (up, then stay in the foreground until Ctrl-C)
     python3 tools/ops/cluster.py up --proxy --dir DIR; cluster.py faults --dir DIR --drop 0.1 --partition 1,2/3,4,5
 
@@ -29,6 +30,11 @@ node file per node (DIR/nodeN.json), a copy of the board file
 DIR/nN and their output in DIR/nN.log, records pids in DIR/pids.json, waits
 until a leader answers and returns. An existing DIR/cluster.json is reused,
 so `up` after `down` restarts the same cluster with its data.
+
+`add-node --id N [--host H] [--port P]` adds a node to DIR/cluster.json (a
+free loopback port by default) and writes its node file, so the new node
+(`start N`, or a board flashed with NODE=N) boots outside the membership;
+it prints the `raftctl add-learner N HOST:PORT` that brings it in.
 
 Every node binds 127.0.0.1 only (with --netns: its namespace's address).
 Exit status: 0 ok, 2 usage, 3 no leader in time (or --netns unavailable).
@@ -62,8 +68,13 @@ class ClusterError(Exception):
 
 
 def micropython():
-    p = os.path.join(ROOT, ".venv", "bin", "micropython")
-    return p if os.path.exists(p) else "micropython"
+    """The unix port: the checkout's .venv, else beside this Python (a pip
+    install with the [micropython] extra), else PATH."""
+    for p in (os.path.join(ROOT, ".venv", "bin", "micropython"),
+              os.path.join(os.path.dirname(sys.executable), "micropython")):
+        if os.path.exists(p):
+            return p
+    return "micropython"
 
 
 def free_ports(n):
@@ -159,6 +170,35 @@ def write_node_file(d, cl, nid, key=None, name=None):
     return path
 
 
+def add_node(d, nid, host=HOST, port=None):
+    """Add node nid (host:port; a free port if None) to DIR/cluster.json and
+    write its node file; returns the address. The running members learn of
+    it from `raftctl add-learner`, whose change carries the address. The
+    first membership is pinned as "voters" (it was every node), so the new
+    node boots as an outsider, never as a founding voter."""
+    cl = load(d)
+    if "proxy" in cl or "netns" in cl:
+        raise ClusterError("add-node: not for --proxy or --netns clusters (their links are "
+                           "made at up)")
+    ids = [n["id"] for n in cl["nodes"]]
+    if not 0 < nid <= 0xFFFF:
+        raise ClusterError("add-node: node id %d is out of range 1..65535" % nid)
+    if nid in ids:
+        raise ClusterError("add-node: node %d is already in %s/cluster.json" % (nid, d))
+    if port is None:
+        port = free_ports(1)[0]
+    if not host or not 0 < port < 0x10000:
+        raise ClusterError("add-node: bad address %s:%s" % (host, port))
+    for n in cl["nodes"]:
+        if (n["host"], n["port"]) == (host, port):
+            raise ClusterError("add-node: node %d already listens on %s:%d" % (n["id"], host,
+                                                                               port))
+    cl.setdefault("voters", ids)
+    cl["nodes"].append({"id": nid, "host": host, "port": port})
+    _write(d, cl)
+    return "%s:%d" % (host, port)
+
+
 def _pids(d):
     try:
         with open(os.path.join(d, "pids.json")) as f:
@@ -188,8 +228,9 @@ def alive(pid):
 
 
 def start(d, nid, runtime="micropython", config=None, data=None, heap="16M", flush="on",
-          tree=None):
+          extra=(), tree=None):
     """Start node nid (or a custom node file/data folder); returns its pid.
+    extra: more node_main.py arguments (e.g. --metrics-port, CPython only).
 
     flush="off" is for measurements only: log writes are not flushed (on the
     MicroPython unix port flush is fsync), so they would not survive a power cut.
@@ -211,7 +252,7 @@ def start(d, nid, runtime="micropython", config=None, data=None, heap="16M", flu
         board = BOARD
     main = os.path.join(tree, "tools", "ops", "node_main.py") if tree else os.path.join(TOOLS, "node_main.py")
     p = subprocess.Popen(interp + [main, "--config", config,
-                                   "--data", data, "--board", board, "--flush", flush],
+                                   "--data", data, "--board", board, "--flush", flush] + list(extra),
                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                          cwd=ROOT, start_new_session=True)
     log.close()
@@ -362,6 +403,8 @@ USAGE = ("usage: cluster.py up|run|status|down [--nodes N] --dir DIR [--runtime 
          "                                   [--board BOARD.json] [--heap 16M] [--proxy|--netns]\n"
          "                                   [--voters K]   (only nodes 1..K are members at first)\n"
          "       cluster.py kill|start NODE --dir DIR\n"
+         "       cluster.py add-node --id N [--host H] [--port P] --dir DIR"
+         "   (then: raftctl add-learner)\n"
          "       cluster.py faults --dir DIR [--drop P] [--dup P] [--reorder P] [--delay LO,HI]\n"
          "                                   [--partition 1,2/3,4,5] [--cut 1-2,2-1]"
          "   (no options: heal)\n"
@@ -371,7 +414,8 @@ USAGE = ("usage: cluster.py up|run|status|down [--nodes N] --dir DIR [--runtime 
 def main(argv):
     opts = {"nodes": "5", "voters": "0", "dir": None, "runtime": "micropython", "heap": "16M",
             "board": None, "proxy": False, "drop": "0", "dup": "0", "reorder": "0", "delay": None,
-            "partition": None, "cut": None, "netns": False, "linkdown": None}
+            "partition": None, "cut": None, "netns": False, "linkdown": None, "id": None,
+            "host": HOST, "port": None}
     pos = []
     i = 0
     while i < len(argv):
@@ -447,6 +491,27 @@ def main(argv):
             return 0
         if cmd == "down":
             down(d)
+            return 0
+        if cmd == "add-node":
+            if opts["id"] is None:
+                print("cluster: add-node needs --id N")
+                return 2
+            try:
+                nid = int(opts["id"])
+                addr = add_node(d, nid, opts["host"], None if opts["port"] is None
+                                else int(opts["port"]))
+            except ValueError:
+                print("cluster: add-node wants numbers for --id and --port")
+                return 2
+            except ClusterError as e:  # a usage error here, not an unavailable cluster
+                print("cluster: %s" % e)
+                return 2
+            path = os.path.join(d, "cluster.json")
+            print("node %d added to %s at %s (node file %s)" % (
+                nid, path, addr, os.path.join(d, "node%d.json" % nid)))
+            print("start it: cluster.py start %d --dir %s  (a board: make flash NODE=%d "
+                  "CLUSTER=%s ...)" % (nid, d, nid, path))
+            print("then: raftctl --cluster %s add-learner %d %s" % (path, nid, addr))
             return 0
         if cmd == "status":
             import raftctl

@@ -9,7 +9,11 @@
    verify every value;
 6. print a summary, shut everything down, exit 0 only if every check passed.
 
-    python3 tools/ops/cluster_demo.py [--nodes 5] [--keys 1000] [--runtime micropython|cpython] [--keep DIR]
+The run log (DIR/run.jsonl, tools/timeline/runlog.py) records every node's
+status every 0.1 s, the kill and the restart, and every put and get with
+its times; --timeline OUT.html draws the run (tools/timeline/).
+
+    python3 tools/ops/cluster_demo.py [--nodes 5] [--keys 1000] [--runtime micropython|cpython] [--keep DIR] [--timeline OUT.html]
 
 Bounded: every wait has a deadline; the whole run is cut off at 180 s.
 """
@@ -25,6 +29,7 @@ import paths  # noqa: E402
 paths.setup()
 
 import cluster  # noqa: E402
+import runlog  # noqa: E402
 from raftio.client import ClientError  # noqa: E402
 
 _LIMIT_S = 180
@@ -38,6 +43,7 @@ class Demo:
         self.runtime = runtime
         self.checks = []
         self.t0 = time.monotonic()
+        self.log = None  # the run log, once the cluster is up
 
     def check(self, name, ok, detail=""):
         self.checks.append((name, ok, detail))
@@ -55,11 +61,36 @@ class Demo:
             return self.check("cluster boots and elects a leader", False, str(e))
         self.check("cluster boots and elects a leader", True,
                    "node %d after %.2f s" % (lead, time.monotonic() - t))
+        self.log = runlog.RunLog(os.path.join(d, "run.jsonl"), source="demo",
+                                 nodes=list(range(1, self.nodes + 1)), keys=self.keys,
+                                 runtime=self.runtime,
+                                 command="python3 tools/ops/cluster_demo.py --nodes %d --keys %d "
+                                 "--runtime %s" % (self.nodes, self.keys, self.runtime))
+        poller = runlog.StatusPoller(self.log, d, max_s=_LIMIT_S).start()
         c = cluster.client(d, timeout_ms=5000, try_ms=50)
         try:
             return self._body(c, lead)
         finally:
             c.close()
+            poller.stop()
+            self.log.close()
+
+    def _op(self, f, key, value=None, call=None):
+        """One client call, logged as invoke and ok (or info: it may have
+        happened) in the run log; returns the call's result."""
+        ev = {"process": 0, "f": f, "key": key}
+        if f == "put":
+            ev["value"] = value
+        self.log.write("op", type="invoke", **ev)
+        try:
+            v = call()
+        except ClientError:
+            self.log.write("op", type="fail" if f == "get" else "info", **ev)
+            raise
+        if f == "get":
+            ev["value"] = None if v is None else v.decode()
+        self.log.write("op", type="ok", **ev)
+        return v
 
     def _body(self, c, lead):
         d = self.d
@@ -67,20 +98,23 @@ class Demo:
         t = time.monotonic()
         try:
             for i in range(n):
-                c.put("key%04d" % i, "value-%d-%d" % (i, i * i))
+                k, v = "key%04d" % i, "value-%d-%d" % (i, i * i)
+                self._op("put", k, v, lambda: c.put(k, v))
         except ClientError as e:
             return self.check("write %d keys" % n, False, "at key %d: %s" % (i, e))
         dt = time.monotonic() - t
         self.check("write %d keys" % n, True, "%.2f s, %.0f puts/s, one at a time" % (dt, n / dt))
         old = cluster.leader(d) or lead
         kill_t = time.monotonic()
+        self.log.write("fault", fault="kill", node=old, text="kill leader %d" % old)
         cluster.kill(d, old)
         print("  killed leader %d (SIGKILL)" % old)
         c.leader = 0
         committed = False
         while time.monotonic() - kill_t < 15:
             try:
-                c.put("failover", "after-%d" % old)
+                self._op("put", "failover", "after-%d" % old,
+                         lambda: c.put("failover", "after-%d" % old))
                 committed = True
                 break
             except ClientError:
@@ -92,6 +126,7 @@ class Demo:
             return False
         self.failover_ms = fail_ms
         cluster.start(d, old, self.runtime)
+        self.log.write("fault", fault="restart", node=old, text="restart %d" % old)
         t = time.monotonic()
         caught = None
         while time.monotonic() - t < 20:
@@ -108,10 +143,11 @@ class Demo:
         bad = []
         try:
             for i in range(n):
-                v = c.get("key%04d" % i)
+                k = "key%04d" % i
+                v = self._op("get", k, call=lambda: c.get(k))
                 if v != ("value-%d-%d" % (i, i * i)).encode():
                     bad.append((i, v))
-            fv = c.get("failover")
+            fv = self._op("get", "failover", call=lambda: c.get("failover"))
         except ClientError as e:
             return self.check("read %d keys back" % n, False, str(e))
         dt = time.monotonic() - t
@@ -129,14 +165,14 @@ class Demo:
 
 
 def main(argv):
-    opts = {"nodes": 5, "keys": 1000, "runtime": "micropython", "keep": None}
+    opts = {"nodes": 5, "keys": 1000, "runtime": "micropython", "keep": None, "timeline": None}
     i = 0
     while i < len(argv):
         k = argv[i][2:] if argv[i].startswith("--") else None
         if k not in opts or i + 1 >= len(argv):
             print(__doc__.strip().splitlines()[-3].strip())
             return 2
-        opts[k] = argv[i + 1] if k in ("runtime", "keep") else int(argv[i + 1])
+        opts[k] = argv[i + 1] if k in ("runtime", "keep", "timeline") else int(argv[i + 1])
         i += 2
     d = opts["keep"] or tempfile.mkdtemp(prefix="mpraft-demo-")
     demo = Demo(d, opts["nodes"], opts["keys"], opts["runtime"])
@@ -154,6 +190,11 @@ def main(argv):
     finally:
         signal.alarm(0)
         cluster.down(d)
+        if opts["timeline"] and demo.log is not None:
+            import page
+            import runview
+            page.write(opts["timeline"], runview.load(d))
+            print("timeline: %s" % opts["timeline"])
         if opts["keep"] is None:
             shutil.rmtree(d, ignore_errors=True)
     failed = [c for c in demo.checks if not c[1]]

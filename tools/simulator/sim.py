@@ -41,6 +41,7 @@ USAGE = ("usage: sim.py [--nodes N] [--seed S] [--steps K] [--faults all|none|LI
          "              [--election TICKS] [--quiet] [--trace] [--no-shrink]\n"
          "              [--clients N] [--check-linear] [--reads index|lease|local]\n"
          "              [--machine kv|lock]  (lock: the lock service, --clients N contend)\n"
+         "              [--timeline OUT.html]  (the run as a page: tools/timeline/)\n"
          "  LIST is a comma list of: " + ",".join(FAULTS + EXTRA_FAULTS) + "\n"
          "  (all = " + ",".join(FAULTS) + "; e.g. --faults all,reconfig)")
 
@@ -70,12 +71,17 @@ def parse_faults(s):
     return out
 
 
-def parse_args(argv):
-    opts = {"nodes": 5, "seed": 1, "steps": 1000, "faults": list(FAULTS), "ring": 64,
+DEFAULTS = {"nodes": 5, "seed": 1, "steps": 1000, "faults": FAULTS, "ring": 64,
             "quiet": False, "trace": False, "shrink": True,
             "election": 10, "snap_every": 200, "snap_keep": 20,
             "batch_bytes": 1300, "apply_bytes": 256,
-            "clients": 0, "check_linear": False, "reads": "index", "machine": "kv"}
+            "clients": 0, "check_linear": False, "reads": "index", "machine": "kv",
+            "timeline": None}
+
+
+def parse_args(argv):
+    opts = dict(DEFAULTS)
+    opts["faults"] = list(FAULTS)
     ints = ("nodes", "seed", "steps", "ring", "election",
             "snap_every", "snap_keep", "batch_bytes", "apply_bytes", "clients")
     i = 0
@@ -104,6 +110,8 @@ def parse_args(argv):
                 raise UsageError("%s wants an integer, got %r" % (a, v))
         elif key == "faults":
             opts["faults"] = parse_faults(v)
+        elif key == "timeline":
+            opts["timeline"] = v
         elif key == "reads":
             if v not in ("index", "lease", "local"):
                 raise UsageError("--reads takes index, lease or local, got %r" % v)
@@ -127,6 +135,7 @@ def parse_args(argv):
 class Sim:
     def __init__(self, opts):
         self.opts = opts
+        self.rec = None  # a simrec.SimRecorder with --timeline
         self.rand = Rand(opts["seed"])
         self.ids = list(range(1, opts["nodes"] + 1))
         faults = opts["faults"]
@@ -148,11 +157,17 @@ class Sim:
                                           self.rand.fork())
         # One clock for the whole cluster; a step is one tick of it.
         self.clock = SimClock()
+        self.now = 0
+        # Structured recording for the timeline page (tools/timeline/simrec.py),
+        # before the nodes, which report their events to it: it only
+        # observes, so the run (and its digest) is the same without it.
+        if opts.get("timeline"):
+            import simrec
+            self.rec = simrec.SimRecorder(self)
         self.nodes = {}
         for i in self.ids:
             self.nodes[i] = SimNode(self, i)
         self.checker = Checker(self)
-        self.now = 0
         self.trace = []
         self.trace_on = opts["trace"]
         self.proposed = 0
@@ -194,6 +209,8 @@ class Sim:
         self.power_cuts += 1
         self.net.drop_for(n.id)
         self.log("power cut on %d mid-write" % n.id)
+        if self.rec is not None:
+            self.rec.mark("powercut", n.id, "power cut mid-write")
         self.heals.append((self.now + 5 + self._fault_rand.below(60), "restart", n.id))
 
     def deliver(self, pkt):
@@ -251,6 +268,8 @@ class Sim:
                 self.crashes += 1
                 self.net.drop_for(victim)
                 self.log("crash %d" % victim)
+                if self.rec is not None:
+                    self.rec.mark("crash", victim, "crash")
                 self.heals.append((now + 10 + rnd.below(150), "restart", victim))
         if "leader" in f and len(down) < max_down and rnd.chance(6):
             # Figure 8 pressure: crash a leader right after it took new
@@ -261,6 +280,8 @@ class Sim:
                 self.crashes += 1
                 self.net.drop_for(ld.id)
                 self.log("crash leader %d" % ld.id)
+                if self.rec is not None:
+                    self.rec.mark("crash", ld.id, "crash the leader")
                 self.heals.append((now + 3 + rnd.below(40), "restart", ld.id))
                 down.append(ld.id)
         if "powercut" in f and not down and rnd.chance(1):
@@ -271,12 +292,16 @@ class Sim:
                 if v.fs is not None and v.fs.budget is None:
                     v.fs.budget = rnd.below(300)
             self.log("arm power cut on every node")
+            if self.rec is not None:
+                self.rec.mark("arm", 0, "power cut armed on every node")
         elif "powercut" in f and len(down) < max_down and rnd.chance(5):
             # Arm a cut: the victim loses power somewhere in its next writes.
             victim = self.nodes[self.ids[rnd.below(len(self.ids))]]
             if victim.up and victim.fs is not None and victim.fs.budget is None:
                 victim.fs.budget = rnd.below(400)
                 self.log("arm power cut on %d" % victim.id)
+                if self.rec is not None:
+                    self.rec.mark("arm", victim.id, "power cut armed")
         if not self.net.blocked:
             if "partition" in f and rnd.chance(3):
                 self.partitions += 1
@@ -289,6 +314,14 @@ class Sim:
                             if not oneway or a in side:
                                 self.net.blocked.add((a, b))
                 self.log("partition %r%s" % (side, " one-way" if oneway else ""))
+                if self.rec is not None:
+                    other = [i for i in ids if i not in side]
+                    # The page hatches the cut-off side: the smaller one, or
+                    # the one that cannot send.
+                    self.rec.fault_begin(
+                        "partition", side if oneway or len(side) <= len(other) else other,
+                        "partition %r | %r%s" % (side, other, " (one-way: only %r cannot send)"
+                                                 % (side,) if oneway else ""))
                 self.heals.append((now + 20 + rnd.below(300), "heal", None))
             elif "leader" in f and rnd.chance(3):
                 ld = self.leader()
@@ -299,6 +332,8 @@ class Sim:
                             self.net.blocked.add((ld.id, b))
                             self.net.blocked.add((b, ld.id))
                     self.log("isolate leader %d" % ld.id)
+                    if self.rec is not None:
+                        self.rec.fault_begin("isolate", [ld.id], "leader %d isolated" % ld.id)
                     self.heals.append((now + 20 + rnd.below(200), "heal", None))
 
     def _voters_down(self, down):
@@ -351,6 +386,9 @@ class Sim:
             return
         self.reconfigs += 1
         self.log("leader %d proposes %s %d at %d" % (ld.id, _OP_NAMES[op], nid, idx))
+        if self.rec is not None:
+            self.rec.mark("conf", ld.id, "leader %d proposes %s %d at index %d"
+                          % (ld.id, _OP_NAMES[op], nid, idx))
 
     def heal(self, ev):
         if ev[1] == "restart":
@@ -363,9 +401,13 @@ class Sim:
             n.boot()
             self.checker.rebooted(n)
             self.log("restart %d term=%d" % (n.id, n.engine.core.term))
+            if self.rec is not None:
+                self.rec.mark("restart", n.id, "restart")
         elif ev[1] == "heal":
             self.net.blocked = set()
             self.log("heal")
+            if self.rec is not None:
+                self.rec.fault_end()
 
     # -- clients --------------------------------------------------------------
     def clients(self):
@@ -399,6 +441,8 @@ class Sim:
             # Datagrams: they reach the nodes from the next step on.
             self.workload.step()
         self.checker.check_step()
+        if self.rec is not None:
+            self.rec.end_step()
 
     def run(self):
         steps = self.opts["steps"]
@@ -441,6 +485,7 @@ def shrink(opts, fail_step):
     """Find a smaller fault set and step count that still fails."""
     best = dict(opts)
     best["steps"] = fail_step
+    best["timeline"] = None  # only the run main() reports records one
     for f in list(opts["faults"]):
         trial = dict(best)
         trial["faults"] = [x for x in best["faults"] if x != f]
@@ -461,6 +506,56 @@ def command_line(o):
     return s
 
 
+def _page_command(o):
+    """The command that makes this run, for the page's header."""
+    c = "python3 " + command_line(o)
+    if o["clients"]:
+        c += " --reads %s" % o["reads"]
+        if o["check_linear"]:
+            c += " --check-linear"
+    for k in ("election", "snap_every", "snap_keep", "batch_bytes", "apply_bytes"):
+        if o[k] != DEFAULTS[k]:
+            c += " --%s %d" % (k.replace("_", "-"), o[k])
+    return c
+
+
+def write_timeline(sim, res, path):
+    """The run as one HTML page (tools/timeline/); returns the path written."""
+    import page
+    i = path.rfind("/")
+    if i > 0:
+        _makedirs(path[:i])
+    o = dict(sim.opts)
+    o["steps"] = res["steps"]
+    try:
+        page.write(path, sim.rec.data(res, _page_command(o), flat=False))
+    except MemoryError:
+        return "%s not written: out of memory (a shorter run, or CPython)" % path
+    except OSError as e:
+        return "%s not written: %s" % (path, e)
+    return path
+
+
+def _makedirs(d):
+    import os
+    parts = d.split("/")
+    for k in range(1, len(parts) + 1):
+        p = "/".join(parts[:k])
+        if p:
+            try:
+                os.mkdir(p)
+            except OSError:
+                pass  # exists (or cannot be made: open() then says so)
+
+
+def _repro_path(opts):
+    """Where the timeline of a violation's shortest reproduction goes."""
+    t = opts["timeline"]
+    if t:
+        return (t[:-5] if t.endswith(".html") else t) + "-repro.html"
+    return "%s/build/timeline/sim-seed%d-violation.html" % (paths.ROOT, opts["seed"])
+
+
 def main(argv):
     try:
         opts = parse_args(argv)
@@ -470,6 +565,8 @@ def main(argv):
         print(USAGE)
         return 2
     sim, res = run(opts)
+    if opts["timeline"]:
+        print("timeline: " + write_timeline(sim, res, opts["timeline"]))
     if res["violations"]:
         print("VIOLATION at step %d: %s" % (res["steps"], res["violations"][0]))
         best = opts
@@ -477,8 +574,10 @@ def main(argv):
             best = shrink(opts, res["steps"])
         t = dict(best)
         t["trace"] = True
+        t["timeline"] = _repro_path(opts)
         sim2, res2 = run(t)
         print("shortest reproduction found: " + command_line(best))
+        print("timeline of that run: " + write_timeline(sim2, res2, t["timeline"]))
         print("trace of that run (last events):")
         for line in sim2.trace[-60:]:
             print("  " + line)

@@ -238,13 +238,15 @@ def check_history(hist, nkeys):
     """lincheck each key alone (P-compositionality), collecting garbage in
     between so a small heap holds one key's ops at a time. Returns
     (linearizable True/False/None, first failing key, line where its
-    shortest failing prefix ends)."""
+    shortest failing prefix ends, invoke lines of the ops of that key that
+    lincheck could not order (its ops_unorderable), for the timeline)."""
     import lincheck
     if hist.truncated:
         return None, None, None
     verdict = True
     bad_key = None
     bad_line = None
+    bad_ops = []
     for k in range(nkeys):
         gc.collect()
         items = None
@@ -267,10 +269,11 @@ def check_history(hist, nkeys):
             if bad_key is None or line < bad_line:
                 bad_key = hist.keys[k]
                 bad_line = line
+                bad_ops = [o["invoke"] for o in res.get("ops_unorderable", ())]
             verdict = False
         elif lin is None and verdict is True:
             verdict = None
-    return verdict, bad_key, bad_line
+    return verdict, bad_key, bad_line, bad_ops
 
 
 class Client:
@@ -331,6 +334,8 @@ class Workload:
         # executed (cid, seq) (0: never) and what the client was told (_S_*).
         self.sessions = {}
         self.eo_errors = []
+        # History lines (invokes) of the ops lincheck could not order.
+        self.unorderable = []
         self.c = {"tries": 0, "retries": 0, "redirects": 0, "lost": 0, "gave_up": 0,
                   "registers": 0, "expired": 0, "stale_seq": 0, "busy": 0,
                   "timeouts": 0, "restarts": 0, "stale_replies": 0, "bad_request": 0}
@@ -448,7 +453,7 @@ class Workload:
         out["dup_served"] = dup
         if check_linear:
             self._reserve = None
-            lin, key, line = check_history(h, len(self.keys))
+            lin, key, line, self.unorderable = check_history(h, len(self.keys))
             out["linearizable"] = lin
             if lin is False:
                 out["lincheck_key"] = key

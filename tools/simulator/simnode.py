@@ -243,7 +243,18 @@ class _Observer:
     def restored(self, snap):
         n = self.n
         n.sim.snapshots_installed += 1
+        if n.sim.rec is not None:
+            n.sim.rec.snap_installed(n, snap.index)
         n.sim.checker.restored(n, snap)
+
+
+class _RecordingObserver(_Observer):
+    """With --timeline: the engine's events too (raft/events.py), for the
+    recorder. A separate class, as the engine looks the hook up once and
+    builds no event for an observer without it."""
+
+    def event(self, ev):
+        self.n.sim.rec.event(self.n, ev)
 
 
 class SimNode:
@@ -289,7 +300,11 @@ class SimNode:
                                     make() if make is not None else None)
         self.engine = Engine(cfg, self.storage, self.transport, self.machine, s.clock,
                              self.rand.below, TICK_MS, o["snap_every"] or 1 << 30,
-                             o["snap_keep"], 4 * o["ring"], _Observer(self))
+                             o["snap_keep"], 4 * o["ring"],
+                             _Observer(self) if s.rec is None else _RecordingObserver(self))
+        if s.rec is not None:
+            # Votes are reported at DEBUG: the recorder wants the pre-votes.
+            self.engine.set_event_level(s.rec.EVENT_LEVEL)
         self.server = Server(self.engine, self.transport)
         self.up = True
 
