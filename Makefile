@@ -20,7 +20,7 @@ JOBS   ?= 2
 SEEDS  ?= 1000
 BOARD  ?= unix
 
-.PHONY: all venv test test-py test-mp test-netns test-browser timeline cloud-deps image cloud-demo test-prometheus exporter sim sim-sweep sim-sweep-kv sim-sweep-lock sim-soak bench-core bench-flash bench profile demo demo-sim cluster chaos build memproof mem32 clean
+.PHONY: all venv test test-py test-mp test-netns test-browser timeline cloud-deps image cloud-demo test-prometheus exporter sim sim-sweep sim-sweep-kv sim-sweep-lock sim-sweep-joint sim-soak bench-core bench-flash bench profile demo demo-sim cluster chaos build memproof mem32 clean
 
 all: test
 
@@ -76,6 +76,10 @@ sim-sweep: $(STAMP)
 # Issue 4 acceptance: the same sweep with 5 KV clients, histories checked by lincheck.
 sim-sweep-kv: $(STAMP)
 	$(PY) tools/simulator/sweep.py --seeds 200 --steps 20000 --faults all --clients 5 --jobs $(JOBS)
+
+# Issue 14 acceptance: membership changes (joint ones too) with every fault and 5 KV clients.
+sim-sweep-joint: $(STAMP)
+	$(PY) tools/simulator/sweep.py --seeds 100 --steps 20000 --faults all,reconfig --clients 5 --jobs $(JOBS)
 
 # Issue 11 acceptance: the lock service (lib/raftapp/lock.py) with 5 contending
 # clients under every fault; tools/simulator/lockcheck.py checks every entry.

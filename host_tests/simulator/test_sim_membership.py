@@ -40,7 +40,21 @@ def test_reconfig_digest_identical_on_micropython():
     assert rc1 == 0 and rc2 == 0, (a, b)
     assert a["digest"] == b["digest"], (a, b)
     assert a["conf_changes_committed"] == b["conf_changes_committed"] >= 5
+    # Joint changes too, entered and left alike on both interpreters.
+    assert a["joint_entered"] == b["joint_entered"] >= 1
+    assert a["joint_left"] == b["joint_left"]
     assert a["voters"] == b["voters"]
+
+
+@pytest.mark.parametrize("seed", [1, 6])
+def test_reconfig_makes_joint_changes_and_leaves_them(seed):
+    s, res = run_inproc(seed=seed, steps=3000, faults=ALL_RECONFIG, shrink=False)
+    assert res["violations"] == [], res
+    assert res["joint_entered"] >= 1, res
+    # Each one is left (by the leader, or when the simulator asks), unless
+    # the run ends inside the last one.
+    assert res["joint_entered"] - res["joint_left"] in (0, 1), res
+    assert res["joint_entered"] == res["joint_left"] or res["voters_out"], res
 
 
 def test_all_means_the_classic_faults_and_reconfig_is_opt_in():
@@ -69,7 +83,7 @@ def test_checker_flags_a_node_with_the_wrong_membership():
     # A node that believes in a configuration the log never had.
     n = s.nodes[s.ids[0]]
     v, ln = n.engine.rawnode.conf_state()
-    n.engine.core._switch_config(tuple(s.ids), ())
+    n.engine.core._switch_config((tuple(s.ids), (), (), False))
     assert (v, ln) != n.engine.rawnode.conf_state()
     s.step()
     assert any("membership" in x for x in s.checker.violations), s.checker.violations

@@ -25,7 +25,7 @@ from raft.errors import Compacted, EntryTooLarge, LogFull, NotLeader, ProposalDr
 from raft.log import RaftLog
 from raft.membership import Membership
 from raft.progress import PROBE, REPLICATE, SNAPSHOT, Progress
-from raft.quorum import VOTE_LOST, VOTE_WON, committed_index, vote_result
+from raft.quorum import VOTE_LOST, VOTE_WON, joint_committed_index, joint_vote_result
 from raft.readonly import ReadOnly
 from raft.snapshot import SnapshotTransfer
 from raft.storage import ENTRY_CONF, ENTRY_NORMAL
@@ -44,10 +44,13 @@ class Raft(ReadOnly, Membership, SnapshotTransfer):
             voters = c.voters
             learners = c.learners
         # The configuration as of the applied index (etcd semantics: a conf
-        # change takes effect when applied, see _apply_conf).
-        self.voters = tuple(sorted(voters))
-        self.learners = tuple(sorted(learners))
-        self.peers = tuple(sorted(self.voters + self.learners))
+        # change takes effect when applied, see _apply_conf); the joint
+        # half (voters_out, auto_leave) comes with the snapshot. Every
+        # quorum needs a majority of voters and one of voters_out (empty
+        # unless joint, confchange.py). _voter_ids: both, sorted.
+        snap = storage.snapshot()
+        self._set_conf(tuple(sorted(voters)), tuple(sorted(snap.voters_out)),
+                       tuple(sorted(learners)), snap.auto_leave)
         # Leader: index of the newest conf change it may not have applied yet;
         # another change is refused until applied >= it (etcd pendingConfIndex).
         self._pending_conf = 0
@@ -245,7 +248,7 @@ class Raft(ReadOnly, Membership, SnapshotTransfer):
                     self._send_snapshot_chunk(p, pr)
 
     def _promotable(self):
-        return self.id in self.voters
+        return self.id in self._voter_ids
 
     def hup(self, transfer):
         if self.role == LEADER or not self._promotable():
@@ -273,7 +276,7 @@ class Raft(ReadOnly, Membership, SnapshotTransfer):
             vote_term = self.term
             t = M.VOTE
         self.votes[self.id] = True
-        r = vote_result(self.voters, self.votes)
+        r = joint_vote_result(self.voters, self.voters_out, self.votes)
         if r == VOTE_WON:
             if pre:
                 self._campaign(False, transfer)
@@ -282,7 +285,7 @@ class Raft(ReadOnly, Membership, SnapshotTransfer):
             return
         log = self.log
         flags = M.FLAG_FORCE if transfer else 0
-        for p in self.voters:
+        for p in self._voter_ids:
             if p != self.id:
                 self._send(M.Message(t, p, self.id, vote_term, log.last_term(),
                                      log.last, flags=flags))
@@ -355,7 +358,7 @@ class Raft(ReadOnly, Membership, SnapshotTransfer):
     def transfer_leader(self, to):
         if self.role != LEADER:
             raise NotLeader(self.lead)
-        if to == self.id or to not in self.voters:
+        if to == self.id or to not in self._voter_ids:
             return
         self.lead_transferee = to
         self.election_elapsed = 0
@@ -424,12 +427,13 @@ class Raft(ReadOnly, Membership, SnapshotTransfer):
                                  hint=self.ticks))
 
     def maybe_commit(self):
-        """Advance commit to the highest index a majority stores, but only if
-        that entry is from the current term (paper 5.4.2, Figure 8)."""
+        """Advance commit to the highest index a majority stores (of both
+        halves of a joint conf, thesis 4.3), but only if that entry is from
+        the current term (paper 5.4.2, Figure 8)."""
         acked = self._acked
-        for p in self.voters:
+        for p in self._voter_ids:
             acked[p] = self.prs[p].match
-        mci = committed_index(self.voters, acked, self._scratch)
+        mci = joint_committed_index(self.voters, self.voters_out, acked, self._scratch)
         log = self.log
         if mci > log.committed and self._commit_term_ok(mci):
             log.commit_to(mci)
@@ -448,9 +452,9 @@ class Raft(ReadOnly, Membership, SnapshotTransfer):
 
     def _quorum_active(self):
         votes = {}
-        for p in self.voters:
+        for p in self._voter_ids:
             votes[p] = p == self.id or self.prs[p].recent_active
-        return vote_result(self.voters, votes) == VOTE_WON
+        return joint_vote_result(self.voters, self.voters_out, votes) == VOTE_WON
 
     def committed_in_term(self):
         return self._commit_term_ok(self.log.committed)
@@ -499,7 +503,7 @@ def _step_candidate(r, m):
     elif (t == M.VOTE_RESP and r.role == CANDIDATE) or (
             t == M.PREVOTE_RESP and r.role == PRE_CANDIDATE):
         r.votes[m.frm] = not (m.flags & M.FLAG_REJECT)
-        res = vote_result(r.voters, r.votes)
+        res = joint_vote_result(r.voters, r.voters_out, r.votes)
         if res == VOTE_WON:
             if r.role == PRE_CANDIDATE:
                 r._campaign(False, False)

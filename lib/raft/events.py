@@ -11,7 +11,8 @@ before the tuple is built.
   kind             level      a                b
   ROLE             essential  new role         leader id (0: unknown)
   LEADER           essential  leader id        -
-  CONF             essential  confchange op    node id
+  CONF             essential  confchange op    node id (a joint change: one
+                                                   per step; leaving it: op JOINT)
   ELECTION         info       1 pre-vote       -
   LEASE            info       1 granted, 0 revoked
   SNAP_SENT        info       peer             snapshot index
@@ -68,7 +69,7 @@ DROP_CONF_PENDING = const(5)
 NAMES = ("role", "leader", "conf", "election", "lease", "snap_sent", "snap_installed",
          "snap_taken", "dropped", "proposal_failed", "vote", "commit", "applied")
 LEVEL_NAMES = ("off", "essential", "info", "debug", "trace")
-CONF_OPS = ("", "add-voter", "add-learner", "remove")  # by raft.confchange op
+CONF_OPS = ("", "add-voter", "add-learner", "remove", "leave-joint")  # by raft.confchange op
 DROP_REASONS = ("", "not-leader", "transfer", "too-large", "log-full", "conf-pending")
 REPLY_CODES = ("ok", "not-leader", "retry", "busy", "bad-request", "timeout")  # raftio.wire
 # The names of a and b per kind ("" = unused).

@@ -90,11 +90,13 @@ class MemoryStorage:
             self.hard_state = (hs[0], hs[1], snap.index)
         self.writes += 1
 
-    def create_snapshot(self, index, voters, learners, data):
-        """Record the state machine image at applied index ``index``."""
+    def create_snapshot(self, index, voters, learners, data, voters_out=(), auto_leave=False):
+        """Record the state machine image at applied index ``index`` (and the
+        membership then, RawNode.conf())."""
         if index <= self.snap.index:
             return self.snap
-        self.snap = Snapshot(index, self.term(index), voters, learners, data)
+        self.snap = Snapshot(index, self.term(index), voters, learners, data, voters_out,
+                             auto_leave)
         self.writes += 1
         return self.snap
 

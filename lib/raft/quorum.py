@@ -40,9 +40,10 @@ def committed_index(voters, acked, scratch):
     return scratch[n - majority_size(n)]
 
 
-def joint_committed_index(incoming, outgoing, acked, scratch):  # mpraft: host-only
-    a = committed_index(incoming, acked, scratch)
-    b = committed_index(outgoing, acked, scratch)
+def joint_committed_index(voters, voters_out, acked, scratch):
+    # Thesis 4.3: in a joint conf an entry commits on majorities of both.
+    a = committed_index(voters, acked, scratch)
+    b = committed_index(voters_out, acked, scratch)
     return a if a < b else b
 
 
@@ -68,9 +69,9 @@ def vote_result(voters, votes):
     return VOTE_LOST
 
 
-def joint_vote_result(incoming, outgoing, votes):  # mpraft: host-only
-    a = vote_result(incoming, votes)
-    b = vote_result(outgoing, votes)
+def joint_vote_result(voters, voters_out, votes):
+    a = vote_result(voters, votes)
+    b = vote_result(voters_out, votes)
     if a == b:
         return a
     if a == VOTE_LOST or b == VOTE_LOST:

@@ -13,21 +13,25 @@ The driver loop, in this order, every time has_ready() is true:
   4. Apply rd.snapshot (restore) and then rd.committed_entries, in order, to
      the state machine; serve rd.read_states once applied >= their index.
      rd.conf_changes lists the committed membership changes among them as
-     (index, op, node_id, ctx) (raft/confchange.py): the runtime learns
-     new peers' addresses from ctx here. The core then relies on their
+     (index, op, node_id, ctx), or (index, JOINT, (transition, steps), ctx)
+     for a joint one (raft/confchange.py): the runtime learns new peers'
+     addresses from ctx here. The core then relies on their
      commit being durable, so such a Ready carries the hard state with
      sync_hard_state set.
   4b. rd.events lists what happened since the last Ready (raft/events.py),
      only kinds at or below raft.event_level (0, the default, reports
      nothing); read them before advance (it may add the next Ready's).
   5. node.advance(rd). This applies rd.conf_changes to the core, in order;
-     conf_state() then returns the new membership.
-  6. Optionally snapshot: storage.create_snapshot(applied, *conf_state(),
-     data) -- after advance(), so the membership matches the applied index.
+     conf() then returns the new membership. A leader in a joint conf
+     entered with auto-leave proposes leaving it here, once applied.
+  6. Optionally snapshot: storage.create_snapshot(applied, voters,
+     learners, data, voters_out, auto_leave) from conf() -- after
+     advance(), so the membership matches the applied index.
 
 Never call ready() twice without advance() in between.
 """
 from raft import events as EV
+from raft.confchange import JOINT
 from raft.core import LEADER, Raft
 
 
@@ -59,13 +63,23 @@ class RawNode:
 
     def propose_conf_change(self, op, node_id, ctx=b""):
         """Propose a membership change (confchange.ADD_VOTER, ADD_LEARNER,
-        REMOVE); returns the entry's index. See Raft.propose_conf_change."""
+        REMOVE with a node id; JOINT with (transition, steps)); returns the
+        entry's index. See Raft.propose_conf_change."""
         return self.raft.propose_conf_change(op, node_id, ctx)
+
+    def propose_conf_change_v2(self, transition, steps, ctx=b""):  # mpraft: host-only
+        """Several changes at once through a joint conf (etcd ConfChangeV2;
+        see Raft.propose_conf_change_v2); returns the entry's index."""
+        return self.raft.propose_conf_change(JOINT, (transition, steps), ctx)
 
     def conf_state(self):
         """(voters, learners) as of the applied index."""
         r = self.raft
         return r.voters, r.learners
+
+    def conf(self):
+        """(voters, voters_out, learners, auto_leave) as of the applied index."""
+        return self.raft.conf()
 
     def read_index(self, ctx):
         self.raft.read_index(ctx)
@@ -136,7 +150,13 @@ class RawNode:
         if rd.committed_entries:
             if rd.conf_changes and r.event_level:
                 for c in rd.conf_changes:
-                    r._ev(EV.CONF, c[1], c[2])
+                    if c[1] != JOINT:
+                        r._ev(EV.CONF, c[1], c[2])
+                    elif not c[2][1]:
+                        r._ev(EV.CONF, JOINT, 0)   # left the joint conf
+                    else:
+                        for s in c[2][1]:          # entered it: each step
+                            r._ev(EV.CONF, s[0], s[1])
             r._advance_conf(rd.conf_changes)
             log.applied = rd.committed_entries[-1][0]
         if rd.hard_state is not None:
@@ -145,6 +165,8 @@ class RawNode:
             me = r.prs.get(r.id)
             if me is not None and me.maybe_update(log.stable):
                 r.maybe_commit()
+            if r.voters_out:
+                r._maybe_auto_leave()
 
     def compacted(self, index, term):
         """The driver snapshotted and compacted storage through index."""

@@ -15,7 +15,7 @@ methods up through the bases, so nothing per message lives here.
 from raft import msg as M
 from raft.config import READ_LEASE
 from raft.errors import NotLeader
-from raft.quorum import VOTE_WON, committed_index, vote_result
+from raft.quorum import VOTE_WON, joint_committed_index, joint_vote_result
 from raft.roles import LEADER
 
 
@@ -31,7 +31,7 @@ class ReadOnly:
             raise NotLeader(0)
 
     def _leader_read(self, ctx, frm):
-        if len(self.voters) == 1:
+        if len(self._voter_ids) == 1:
             self._read_done(self.log.committed, ctx, frm)
             return
         if not self.committed_in_term():
@@ -51,9 +51,9 @@ class ReadOnly:
         """Lease reads (thesis 6.4.1): a quorum acked heartbeats sent less than
         election_tick - drift ticks ago, so no other leader can exist yet."""
         acked = self._acked
-        for p in self.voters:
+        for p in self._voter_ids:
             acked[p] = self.ticks if p == self.id else self.prs[p].lease_tick
-        since = committed_index(self.voters, acked, self._scratch)
+        since = joint_committed_index(self.voters, self.voters_out, acked, self._scratch)
         c = self.cfg
         return (not self._lease_revoked and since >= 0
                 and self.ticks - since < c.election_tick - c.lease_drift_ticks)
@@ -86,7 +86,7 @@ class ReadOnly:
         # quorum can confirm one).
         q = self._read_queue
         for k in range(len(q) - 1, -1, -1):
-            if vote_result(self.voters, q[k][4]) == VOTE_WON:
+            if joint_vote_result(self.voters, self.voters_out, q[k][4]) == VOTE_WON:
                 for j in range(k + 1):
                     r = q[j]
                     self._read_done(r[1], r[2], r[3])

@@ -1,4 +1,8 @@
-"""The snapshot as transferred: membership header + state machine image."""
+"""The snapshot as transferred: membership header + state machine image.
+
+Header: ``<HHHH`` voter, learner and outgoing-voter counts and flags (bit 0:
+auto_leave), then the ids as u16: voters, learners, voters_out.
+"""
 import struct
 
 from raft.errors import DecodeError
@@ -9,10 +13,11 @@ def blob_head(snap):
     """The membership header that precedes snap.data in the blob."""
     nv = len(snap.voters)
     nl = len(snap.learners)
-    head = bytearray(4 + 2 * (nv + nl))
-    struct.pack_into("<HH", head, 0, nv, nl)
-    p = 4
-    for v in snap.voters + snap.learners:
+    no = len(snap.voters_out)
+    head = bytearray(8 + 2 * (nv + nl + no))
+    struct.pack_into("<HHHH", head, 0, nv, nl, no, 1 if snap.auto_leave else 0)
+    p = 8
+    for v in snap.voters + snap.learners + snap.voters_out:
         struct.pack_into("<H", head, p, v)
         p += 2
     return bytes(head)
@@ -23,12 +28,13 @@ def encode_blob(snap):
 
 
 def decode_blob(index, term, blob):
-    if len(blob) < 4:
+    if len(blob) < 8:
         raise DecodeError("snapshot blob too short")
-    nv, nl = struct.unpack_from("<HH", blob, 0)
-    p = 4 + 2 * (nv + nl)
+    nv, nl, no, fl = struct.unpack_from("<HHHH", blob, 0)
+    p = 8 + 2 * (nv + nl + no)
     if p > len(blob):
         raise DecodeError("snapshot membership truncated")
-    ids = [struct.unpack_from("<H", blob, 4 + 2 * k)[0] for k in range(nv + nl)]
+    ids = [struct.unpack_from("<H", blob, 8 + 2 * k)[0] for k in range(nv + nl + no)]
     # One copy, not two (a slice of a bytearray is itself a copy).
-    return Snapshot(index, term, ids[:nv], ids[nv:], bytes(memoryview(blob)[p:]))
+    return Snapshot(index, term, ids[:nv], ids[nv:nv + nl], bytes(memoryview(blob)[p:]),
+                    ids[nv + nl:], bool(fl & 1))

@@ -27,17 +27,23 @@ class Snapshot:
 
     Invariant: every entry with index <= ``index`` is reflected in ``data``;
     ``term`` is the term of the entry at ``index``; voters and learners are
-    the membership once ``index`` is applied (RawNode.conf_state() after
-    advance()).
+    the membership once ``index`` is applied (RawNode.conf() after
+    advance()); voters_out and auto_leave are its joint half
+    (raft/confchange.py), empty and False unless joint.
     """
 
-    def __init__(self, index=0, term=0, voters=(), learners=(), data=b""):
+    def __init__(self, index=0, term=0, voters=(), learners=(), data=b"", voters_out=(),
+                 auto_leave=False):
         self.index = index
         self.term = term
         self.voters = tuple(voters)
         self.learners = tuple(learners)
         self.data = data
+        self.voters_out = tuple(voters_out)
+        self.auto_leave = auto_leave
 
     def __repr__(self):  # mpraft: host-only
-        return "Snapshot(index=%d, term=%d, voters=%r, learners=%r, %d bytes)" % (
-            self.index, self.term, self.voters, self.learners, len(self.data))
+        return "Snapshot(index=%d, term=%d, voters=%r, learners=%r, %d bytes%s)" % (
+            self.index, self.term, self.voters, self.learners, len(self.data),
+            ", voters_out=%r, auto_leave=%r" % (self.voters_out, self.auto_leave)
+            if self.voters_out else "")

@@ -208,7 +208,9 @@ class Engine:
 
     def propose_conf_change(self, op, nid, ctx, token=None):
         """A membership change (raft/confchange.py); answered once applied,
-        like a command. ctx b"host:port" teaches every member the address."""
+        like a command. ctx b"host:port" teaches every member the address.
+        op JOINT: nid is (transition, steps) and ctx b"id=host:port ...",
+        a joint change (etcd ConfChangeV2)."""
         r = self.core
         if r.role != LEADER:
             return self._refuse(token, NOT_LEADER, None)
@@ -380,7 +382,20 @@ class Engine:
         # ctx is "host:port" from raftctl: how every node learns where a
         # joining node listens. Booked for self too: others learn it from
         # our snapshots.
-        if op == CC.REMOVE:
+        if op == CC.JOINT:
+            # Addresses as "id=host:port" words; a node removed is kept
+            # while the joint conf still has it as a voter.
+            for w in ctx.split():
+                try:
+                    k, a = w.split(b"=", 1)
+                    self._on_conf_change(CC.ADD_LEARNER, int(k), a)
+                except ValueError:
+                    self.counters.slots[DROP_MALFORMED] += 1
+            peers = self.core.peers
+            for k in sorted(self._book):
+                if k not in peers:
+                    del self._book[k]
+        elif op == CC.REMOVE:
             self._book.pop(nid, None)
         elif ctx:
             try:
@@ -453,7 +468,7 @@ class Engine:
         applied = machine.applied_index
         snap = st.snapshot()
         if applied - snap.index >= (1 if force else self.snapshot_entries):
-            voters, learners = self.rawnode.conf_state()
+            cf = self.core.conf()
             b = b" ".join(sorted(self._book.values()))
             # One buffer, filled in place: a board's heap holds the image
             # once while it is made, not three times.
@@ -461,7 +476,7 @@ class Engine:
             d = bytearray(n + machine.snapshot_size())
             d[:n] = _BOOK + len(b).to_bytes(2, "little") + b
             machine.snapshot_into(memoryview(d)[n:])
-            snap = st.create_snapshot(applied, voters, learners, d)
+            snap = st.create_snapshot(applied, cf[0], cf[2], d, cf[1], cf[3])
             d = None
             self.stats["snapshots"] += 1
             self._emit(EV.SNAP_TAKEN, applied, 0)
@@ -491,6 +506,7 @@ class Engine:
               "snapshot": self.storage.snapshot().index, "pending": len(self._pending),
               "drops": self.counters.as_dict(),
               "voters": list(r.voters), "learners": list(r.learners),
+              "voters_out": list(r.voters_out),
               "uptime_ms": self.clock.ticks_diff(self.clock.ticks_ms(), self.started)}
         try:
             st["keys"] = len(self.machine)

@@ -25,6 +25,7 @@ Each turn of run_once:
 """
 import json
 
+from raft import confchange as CC
 from raft import msg as M
 from raft.core import LEADER
 from raft.errors import DecodeError
@@ -147,6 +148,16 @@ class Server:
         r = eng.core
         if r.role != LEADER:
             self._reply((addr, rid), wire.NOT_LEADER, r.lead, b"")
+            return
+        if op == wire.A_JOINT:
+            try:
+                op, nid, ctx = CC.decode(ctx)
+            except DecodeError:
+                op = 0
+            if op != CC.JOINT:
+                self._reply((addr, rid), wire.BAD_REQUEST, 0, b"")
+                return
+            eng.propose_conf_change(op, nid, ctx, (addr, rid))
             return
         # What the leader can tell at once is refused with its reason (wire.R_*).
         v = r.voters

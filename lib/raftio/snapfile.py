@@ -1,8 +1,10 @@
 """The snapshot file: header, membership, state machine image.
 
 Layout: ``<IIIIBBHI`` header (24 bytes): magic, index, term, data length,
-voter count, learner count, pad, crc32 over bytes 4..20 + ids + data; then
-the voters and learners as u32 each; then the data. The file size must equal
+voter count, learner count, joint (outgoing voter count in the low byte,
+bit 8 auto_leave; 0 unless the membership is joint), crc32 over bytes
+4..20 + ids + data; then the voters, learners and outgoing voters as u32
+each; then the data. The file size must equal
 what the header announces, so a short (torn) file never passes.
 
 A new snapshot goes to ``NAME.tmp`` (write, flush, close) and is then renamed
@@ -48,21 +50,24 @@ class SnapFile:
             hdr = f.read(_HEADER)
             if len(hdr) != _HEADER:
                 return None
-            magic, index, term, dlen, nv, nl, _pad, crc = struct.unpack_from(_FMT, hdr, 0)
-            if magic != _MAGIC or size != _HEADER + 4 * (nv + nl) + dlen:
+            magic, index, term, dlen, nv, nl, jt, crc = struct.unpack_from(_FMT, hdr, 0)
+            no = jt & 0xFF
+            ni = nv + nl + no
+            if magic != _MAGIC or size != _HEADER + 4 * ni + dlen:
                 return None
-            ids = f.read(4 * (nv + nl))
+            ids = f.read(4 * ni)
             data = f.read(dlen)
         finally:
             f.close()
-        if len(ids) != 4 * (nv + nl) or len(data) != dlen:
+        if len(ids) != 4 * ni or len(data) != dlen:
             return None
         c = binascii.crc32(data, binascii.crc32(ids, binascii.crc32(memoryview(hdr)[4:20])))
         if c & 0xFFFFFFFF != crc:
             return None
         voters = struct.unpack_from("<%dI" % nv, ids, 0) if nv else ()
         learners = struct.unpack_from("<%dI" % nl, ids, 4 * nv) if nl else ()
-        return Snapshot(index, term, voters, learners, data)
+        out = struct.unpack_from("<%dI" % no, ids, 4 * (nv + nl)) if no else ()
+        return Snapshot(index, term, voters, learners, data, out, bool(jt & 0x100))
 
     def load(self):
         """Return the stored Snapshot, or None if there is none."""
@@ -87,16 +92,19 @@ class SnapFile:
     def save(self, snap):
         nv = len(snap.voters)
         nl = len(snap.learners)
-        if nv > 255 or nl > 255:
+        no = len(snap.voters_out)
+        if nv > 255 or nl > 255 or no > 255:
             raise StorageError("snapshot: %d voters, %d learners; at most 255 each" % (nv, nl))
-        for x in snap.voters + snap.learners:
+        every = snap.voters + snap.learners + snap.voters_out
+        for x in every:
             if not 0 <= x <= 0xFFFFFFFF:
                 raise StorageError("snapshot: node id %r is not a u32" % (x,))
         hdr = bytearray(_HEADER)
-        struct.pack_into(_FMT, hdr, 0, _MAGIC, snap.index, snap.term, len(snap.data), nv, nl, 0, 0)
-        ids = bytearray(4 * (nv + nl))
+        struct.pack_into(_FMT, hdr, 0, _MAGIC, snap.index, snap.term, len(snap.data), nv, nl,
+                         no | (0x100 if snap.auto_leave else 0), 0)
+        ids = bytearray(4 * len(every))
         k = 0
-        for x in snap.voters + snap.learners:
+        for x in every:
             struct.pack_into("<I", ids, k, x)
             k += 4
         c = binascii.crc32(snap.data, binascii.crc32(ids, binascii.crc32(memoryview(hdr)[4:20])))

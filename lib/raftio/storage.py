@@ -205,11 +205,13 @@ class FlashStorage:
             self.hard_state = (hs[0], hs[1], snap.index)
         self.writes += 1
 
-    def create_snapshot(self, index, voters, learners, data):
-        """Record the state machine image at applied index ``index``."""
+    def create_snapshot(self, index, voters, learners, data, voters_out=(), auto_leave=False):
+        """Record the state machine image at applied index ``index`` (and the
+        membership then, RawNode.conf())."""
         if index <= self.snap.index:
             return self.snap
-        snap = Snapshot(index, self.term(index), voters, learners, data)
+        snap = Snapshot(index, self.term(index), voters, learners, data, voters_out,
+                        auto_leave)
         self._snapf.save(snap)
         self.snap = snap
         self.writes += 1

@@ -13,8 +13,11 @@ Little-endian, fixed headers:
 
 ADMIN ops: A_TRANSFER (hand leadership to node; answered OK once started),
 A_ADD_VOTER, A_ADD_LEARNER, A_REMOVE (membership; answered OK once the
-change is applied, BUSY while another change is pending). ctx is opaque
-to the wire (at most ADMIN_MAX_CTX bytes). An admin request the leader
+change is applied, BUSY while another change is pending), A_JOINT (several
+changes at once through a joint configuration: node is 0 and ctx is the
+change as raft.confchange.encode_v2 writes it; answered OK once the entry
+entering the joint configuration is applied). ctx is opaque to the wire (at
+most ADMIN_MAX_CTX bytes). An admin request the leader
 refuses is answered BAD_REQUEST with one reason byte (R_*) as its result,
 so the operator learns why (already a voter, not a member, ...).
 
@@ -51,8 +54,10 @@ A_TRANSFER = const(1)
 A_ADD_VOTER = const(2)
 A_ADD_LEARNER = const(3)
 A_REMOVE = const(4)
-_MAX_ADMIN_OP = const(4)
-ADMIN_MAX_CTX = const(64)
+A_JOINT = const(5)
+_MAX_ADMIN_OP = const(5)
+# A joint change: 3 + 3 bytes per step + 1 + an address list.
+ADMIN_MAX_CTX = const(96)
 _ADMIN_HDR = "<BIBH"
 ADMIN_HDR = const(8)
 

@@ -42,10 +42,12 @@ sys.path.insert(0, __file__[:__file__.rfind("/") + 1] + "..")  # tools/, for pat
 import paths  # noqa: E402
 paths.setup()
 
+import raftctl_member  # noqa: E402
+
 ENV = "MPRAFT_CLUSTER"
 USAGE = ("usage: raftctl [--cluster FILE] [--timeout MS] [-w table|json|simple] COMMAND ...\n"
          "commands: put get delete cas endpoint status watch transfer add-learner add-voter "
-         "remove help (raftctl help COMMAND)")
+         "remove member help (raftctl help COMMAND)")
 
 # command -> (arguments, one-line help). Arity comes from the arguments text.
 COMMANDS = {
@@ -66,11 +68,13 @@ COMMANDS = {
     "remove": ("NODE", "remove a voter or a learner"),
     "bulk-load": ("FILE", "put every KEY VALUE line of FILE (- for stdin) in client batches "
                   "(16 sessions, up to 16 puts per datagram and log entry), each exactly-once"),
+    "member": ("list|add|promote|remove|replace ...", raftctl_member.USAGE),
     "help": ("[COMMAND]", "this help, or one command's"),
 }
 _ARITY = {"put": (2,), "get": (1,), "delete": (1,), "cas": (3,), "endpoint": (1,),
           "status": (0,), "watch": (0,), "transfer": (1,), "add-learner": (1, 2),
-          "add-voter": (1, 2), "remove": (1,), "bulk-load": (1,), "help": (0, 1)}
+          "add-voter": (1, 2), "remove": (1,), "bulk-load": (1,), "member": (1, 2, 3, 4, 5),
+          "help": (0, 1)}
 WRITE_OUT = ("table", "json", "simple")
 ENDPOINT_COLUMNS = ("id", "address", "role", "term", "leader", "commit", "applied",
                     "reachable")
@@ -192,6 +196,8 @@ def parse(argv, env=None):
             opts["help"] = True
         elif a == "--json":
             opts["write_out"] = "json"
+        elif a == "--learner":
+            pos.append(a)   # member add NODE --learner
         elif a == "--absent":
             opts["absent"] = True
             pos.append(None)
@@ -439,6 +445,16 @@ def run(opts, pos):
             return transfer(c, ids, pos[1], opts["timeout"])
         if cmd in ("add-learner", "add-voter", "remove"):
             return member(c, change[0], change[1], cmd)
+        if cmd == "member":
+            try:
+                rc = raftctl_member.run(c, nodes, pos[1:], opts)
+            except raftctl_member.Refused as e:
+                _err(str(e))
+                return 2
+            if rc is None:
+                _err("cluster unavailable: no leader answered within %d ms" % opts["timeout"])
+                return 3
+            return rc
         if cmd == "endpoint":
             rows = endpoint_rows(c, nodes)
             if opts["write_out"] == "json":

@@ -24,6 +24,9 @@ Commands (ids are node numbers, 1..N):
   crash ID | restart ID
   set-log ID TERMS [term=T commit=C]   replace ID's disk, e.g. `set-log 3 1x5 2x20`
   status [ID] | log ID | entries ID | applied ID | stats
+  and membership, snapshots and a hand-driven Ready loop: conf-change,
+  conf, snapshot, compact, manual, ready, persist, send, apply
+  (tools/simulator/interact_conf.py)
 
 After every command the script also prints role/term/leader changes and
 new read states, so the output shows what happened, not only what was asked.
@@ -36,26 +39,16 @@ paths.setup()
 from raft import msg as M
 from raft.core import ROLE_NAMES
 from raft.errors import RaftError
+from interact_conf import ConfCommands, ScriptError, _int
 from raftnet import Net, fmt_entry, fmt_msg
 
 SEP = "----"
-
-
-class ScriptError(Exception):
-    pass
 
 
 _OPTS = {"election": "election_tick", "heartbeat": "heartbeat_tick", "pre-vote": "pre_vote",
          "check-quorum": "check_quorum", "max-inflight": "max_inflight",
          "max-size": "max_size_per_msg", "max-entry": "max_entry_bytes",
          "ring": "ring_capacity"}
-
-
-def _int(s, what):
-    try:
-        return int(s)
-    except ValueError:
-        raise ScriptError("%s must be an integer, got %r" % (what, s))
 
 
 def _terms(args):
@@ -69,7 +62,7 @@ def _terms(args):
     return out
 
 
-class Interaction:
+class Interaction(ConfCommands):
     def __init__(self):
         self.net = None
         self.out = []
@@ -151,21 +144,26 @@ class Interaction:
         n = _int(args[0], "N")
         kw = {}
         seed = 1
+        voters = 0
         for a in args[1:]:
             if "=" not in a:
                 raise ScriptError("option %r is not key=value" % a)
             k, v = a.split("=", 1)
             if k == "seed":
                 seed = _int(v, k)
+            elif k == "voters":
+                voters = _int(v, k)
             elif k in _OPTS:
                 if v in ("true", "false"):
                     kw[_OPTS[k]] = v == "true"
                 else:
                     kw[_OPTS[k]] = _int(v, k)
             else:
-                raise ScriptError("unknown option %r (choose from seed, %s)"
+                raise ScriptError("unknown option %r (choose from seed, voters, %s)"
                                   % (k, ", ".join(sorted(_OPTS))))
         self.net = Net(n, seed=seed, **kw)
+        if voters:
+            self._newcomers(voters)
         self.net.trace = []
         self.net.on_ready = self._on_ready
         self._seen = {}
@@ -332,10 +330,13 @@ class Interaction:
 
     def c_entries(self, args):
         i = self._id(args[0])
-        ents = self.net.log_of(i)
+        st = self.net.storages[i]
+        lo = st.first_index()
+        hi = st.last_index()
+        ents = st.entries(lo, hi + 1, 0) if hi >= lo else []
         line = []
         for e in ents:
-            line.append(fmt_entry((e[0], e[1], 0, e[2])))
+            line.append(fmt_entry(e))
             if len(line) == 8:
                 self.p(" ".join(line))
                 line = []

@@ -27,6 +27,7 @@ from raft.config import Config
 from raft.core import LEADER
 from raft.rawnode import RawNode
 from raft.memstorage import MemoryStorage
+from raft.storage import ENTRY_CONF
 from raftio.engine import Engine
 from raftio.frame import Counters
 from simnet import Rand  # noqa: F401  (tests import Rand from here)
@@ -527,6 +528,8 @@ def fmt_msg(m):
 
 def fmt_entry(e):
     d = e[3]
+    if e[2] == ENTRY_CONF:
+        return "%d/%d:conf" % (e[0], e[1])
     if not d:
         return "%d/%d" % (e[0], e[1])
     try:

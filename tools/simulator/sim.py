@@ -31,7 +31,9 @@ from simnode import CLIENT_BASE, TICK_MS, SimClock, SimNode
 FAULTS = ("drop", "dup", "reorder", "partition", "crash", "leader", "powercut")
 # Opt-in faults: not part of "all", so existing seeds keep their digests.
 # reconfig: the leader removes a voter (keeping at least 3) or adds a removed
-# node back as a learner and promotes it once it caught up.
+# node back as a learner and promotes it once it caught up; or, in one joint
+# change (thesis 4.3): replaces a voter by a node outside, adds two voters,
+# removes two, or promotes a learner while demoting a voter.
 EXTRA_FAULTS = ("reconfig",)
 _OP_NAMES = ("?", "add-voter", "add-learner", "remove")
 
@@ -186,6 +188,7 @@ class Sim:
         # without it draw the same numbers as before it existed.
         self.reconfigs = 0
         self.reconfig_refused = 0
+        self.joint_proposed = 0
         self._conf_rand = self.rand.fork() if "reconfig" in faults else None
 
     def log(self, s):
@@ -337,9 +340,12 @@ class Sim:
                     self.heals.append((now + 20 + rnd.below(200), "heal", None))
 
     def _voters_down(self, down):
-        voters = self.checker.conf_at(self.checker.commit_count())[0]
-        vd = [i for i in down if i in voters]
-        return vd, (len(voters) - 1) // 2
+        c = self.checker.conf_at(self.checker.commit_count())
+        vd = [i for i in down if i in c[0] or i in c[1]]
+        m = (len(c[0]) - 1) // 2
+        if c[1] and (len(c[1]) - 1) // 2 < m:
+            m = (len(c[1]) - 1) // 2
+        return vd, m
 
     def reconfig(self):
         """Ask the leader for a membership change now and then; sometimes
@@ -358,8 +364,15 @@ class Sim:
     def _reconfig_one(self, ld, rnd):
         eng = ld.engine
         r = eng.core
-        voters, learners = eng.rawnode.conf_state()
+        voters, vout, learners, auto = eng.rawnode.conf()
+        if vout:
+            # Joint: the leader leaves on its own (auto); or we ask it to.
+            if not auto:
+                self._propose_conf(ld, CC.JOINT, (CC.AUTO, ()), b"", "leave-joint")
+            return
         out = [i for i in self.ids if i not in voters and i not in learners]
+        if rnd.chance(400) and self._joint_change(ld, rnd, voters, learners, out):
+            return
         op = 0
         nid = 0
         for lr in learners:
@@ -377,18 +390,55 @@ class Sim:
             else:
                 return
         # The address travels in the change, as raftctl sends it.
-        idx = eng.propose_conf_change(op, nid, b"sim:%d" % nid)
+        self._propose_conf(ld, op, nid, b"sim:%d" % nid, "%s %d" % (_OP_NAMES[op], nid))
+
+    def _joint_change(self, ld, rnd, voters, learners, out):
+        """One joint change (thesis 4.3), left automatically or, now and
+        then, only when asked (EXPLICIT). False if none fits now."""
+        r = ld.engine.core
+        k = rnd.below(4)
+        steps = None
+        if k == 0 and out:
+            # Replace a voter by a node outside the cluster.
+            steps = ((CC.REMOVE, voters[rnd.below(len(voters))]),
+                     (CC.ADD_VOTER, out[rnd.below(len(out))]))
+        elif k == 1 and len(out) >= 2 and len(voters) <= 3:
+            a = rnd.below(len(out))
+            b = (a + 1 + rnd.below(len(out) - 1)) % len(out)
+            steps = ((CC.ADD_VOTER, out[a]), (CC.ADD_VOTER, out[b]))
+        elif k == 2 and len(voters) >= 5:
+            a = rnd.below(len(voters))
+            b = (a + 1 + rnd.below(len(voters) - 1)) % len(voters)
+            steps = ((CC.REMOVE, voters[a]), (CC.REMOVE, voters[b]))
+        elif k == 3:
+            caught = [x for x in learners if r.prs[x].match >= r.log.committed]
+            if caught:
+                # Promote a caught-up learner, demote a voter (etcd LearnersNext).
+                steps = ((CC.ADD_VOTER, caught[rnd.below(len(caught))]),
+                         (CC.ADD_LEARNER, voters[rnd.below(len(voters))]))
+        if steps is None:
+            return False
+        tr = CC.EXPLICIT if rnd.chance(200) else CC.AUTO
+        ctx = b" ".join([b"%d=sim:%d" % (s[1], s[1]) for s in steps if s[0] != CC.REMOVE])
+        what = "joint %s%s" % (" ".join(["%s %d" % (_OP_NAMES[s[0]], s[1]) for s in steps]),
+                               " explicit" if tr == CC.EXPLICIT else "")
+        if self._propose_conf(ld, CC.JOINT, (tr, steps), ctx, what):
+            self.joint_proposed += 1
+        return True
+
+    def _propose_conf(self, ld, op, arg, ctx, what):
+        idx = ld.engine.propose_conf_change(op, arg, ctx)
         if idx == 0:
             # Refused: thesis 4.1, one change at a time (or no longer leader).
             self.reconfig_refused += 1
             if self.trace_on:
-                self.log("conf change %s %d refused by %d" % (_OP_NAMES[op], nid, ld.id))
-            return
+                self.log("conf change %s refused by %d" % (what, ld.id))
+            return 0
         self.reconfigs += 1
-        self.log("leader %d proposes %s %d at %d" % (ld.id, _OP_NAMES[op], nid, idx))
+        self.log("leader %d proposes %s at %d" % (ld.id, what, idx))
         if self.rec is not None:
-            self.rec.mark("conf", ld.id, "leader %d proposes %s %d at index %d"
-                          % (ld.id, _OP_NAMES[op], nid, idx))
+            self.rec.mark("conf", ld.id, "leader %d proposes %s at index %d" % (ld.id, what, idx))
+        return idx
 
     def heal(self, ev):
         if ev[1] == "restart":
@@ -465,12 +515,16 @@ class Sim:
                 "messages": self.net.sent, "dropped": self.net.dropped,
                 "violations": list(ck.violations), "digest": ck.digest()}
         if self._conf_rand is not None:
-            v, ln = ck.conf_at(ck.commit_count())
+            c = ck.conf_at(ck.commit_count())
             out["reconfigs"] = self.reconfigs
             out["reconfig_refused"] = self.reconfig_refused
             out["conf_changes_committed"] = ck.conf_changes
-            out["voters"] = list(v)
-            out["learners"] = list(ln)
+            out["joint_proposed"] = self.joint_proposed
+            out["joint_entered"] = ck.joint_entered
+            out["joint_left"] = ck.joint_left
+            out["voters"] = list(c[0])
+            out["voters_out"] = list(c[1])
+            out["learners"] = list(c[2])
         if self.workload is not None:
             self.workload.summarize(out, self.opts["check_linear"])
         return out

@@ -12,6 +12,19 @@ from raft.errors import Compacted, ConfigError, DecodeError, Unavailable
 from raft.storage import ENTRY_CONF
 
 
+def _quorum(conf, have):
+    """Do the nodes in have form a quorum of conf: a majority of its voters
+    and, if joint, of its outgoing voters too?"""
+    for half in conf[:2]:
+        n = 0
+        for v in half:
+            if v in have:
+                n += 1
+        if half and n < len(half) // 2 + 1:
+            return False
+    return True
+
+
 def _entry(storage, i):
     try:
         es = storage.entries(i, i + 1, 0)
@@ -48,31 +61,39 @@ class Checker:
             self.applied_at[i] = 0
             self.commit_seen[i] = 0
             self.durable_commit[i] = 0
-        # Membership as the committed log defines it: (index, voters,
-        # learners) after each committed conf change, oldest first, the last
-        # _CONFS of them (a few dozen per run at most).
-        self.confs = [(0, tuple(sim.ids), ())]
+        # Membership as the committed log defines it: (index, conf) after
+        # each committed conf change, conf as RawNode.conf() gives it
+        # (voters, voters_out, learners, auto_leave), oldest first, the
+        # last 64 of them (a few dozen per run at most).
+        self.confs = [(0, (tuple(sim.ids), (), (), False))]
         self.conf_changes = 0
+        # Joint changes committed: entered, left.
+        self.joint_entered = 0
+        self.joint_left = 0
 
     def conf_at(self, i):
-        """(voters, learners) in effect once index i is applied, or None if
-        that is older than the history kept."""
+        """The conf in effect once index i is applied, or None if that is
+        older than the history kept."""
         cs = self.confs
         k = len(cs) - 1
         while k >= 0 and cs[k][0] > i:
             k -= 1
         if k < 0:
             return None
-        return cs[k][1], cs[k][2]
+        return cs[k][1]
 
     def _learn_conf(self, e):
         try:
-            op, nid, _ = CC.decode(e[3])
-            cur = self.confs[-1]
-            v, ln = CC.apply(cur[1], cur[2], op, nid)
+            op, arg, _ = CC.decode(e[3])
+            cur = self.confs[-1][1]
+            c = CC.apply_conf(cur, op, arg)
         except (DecodeError, ConfigError):
             return  # every node ignores it alike
-        self.confs.append((e[0], v, ln))
+        if c[1] and not cur[1]:
+            self.joint_entered += 1
+        elif cur[1] and not c[1]:
+            self.joint_left += 1
+        self.confs.append((e[0], c))
         self.conf_changes += 1
         if len(self.confs) > 64:
             del self.confs[0]
@@ -226,19 +247,21 @@ class Checker:
             n = sim.nodes[i]
             if n.up and n.engine.core.role == LEADER:
                 self._observe_leader(n)
-        # No committed entry is lost: the newest one is durable on a majority
+        # No committed entry is lost: the newest one is durable on a quorum
         # (with log matching, so is every entry before it). With membership
-        # changes, of the voters that committed it: the leader counted with
-        # its applied configuration, which (one change at a time, applied
-        # before the next is proposed) is the newest committed one or the
-        # one before it.
+        # changes, a quorum of the configuration that committed it: the
+        # leader counted with its applied configuration, which (one change
+        # at a time, applied before the next is proposed) is the newest
+        # committed one or the one before it. In a joint configuration a
+        # quorum is a majority of both halves (thesis 4.3): commit only with
+        # both majorities.
         c = self.ccount
         if c > 0:
             t = self.committed[c % self.W][1]
             cs = self.confs
             cur = cs[-1][1]
             prev = cs[-2][1] if len(cs) > 1 else cur
-            have = have_prev = 0
+            have = []
             for i in sim.ids:
                 st = sim.nodes[i].storage
                 try:
@@ -248,13 +271,10 @@ class Checker:
                 except Exception:
                     ok = False
                 if ok:
-                    if i in cur:
-                        have += 1
-                    if i in prev:
-                        have_prev += 1
-            if have < len(cur) // 2 + 1 and have_prev < len(prev) // 2 + 1:
-                self.fail("committed entry %d (t%d) durable on only %d of voters %r"
-                          % (c, t, have, list(cur)))
+                    have.append(i)
+            if not (_quorum(cur, have) or _quorum(prev, have)):
+                self.fail("committed entry %d (t%d) durable on only %r, no quorum of %r"
+                          % (c, t, have, cur[:2]))
             if len(cs) > 1:
                 self._check_confs()
 
@@ -267,9 +287,9 @@ class Checker:
                 continue
             eng = n.engine
             want = self.conf_at(eng.core.log.applied)
-            if want is not None and eng.rawnode.conf_state() != want:
+            if want is not None and eng.rawnode.conf() != want:
                 self.fail("node %d applied %d with membership %r, the log says %r"
-                          % (i, eng.core.log.applied, eng.rawnode.conf_state(), want))
+                          % (i, eng.core.log.applied, eng.rawnode.conf(), want))
 
     def digest(self):
         h = hashlib.sha256(self._digest.digest())

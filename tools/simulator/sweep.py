@@ -60,10 +60,13 @@ def main():
             for s in range(a.first, a.first + a.seeds)]
     bad = []
     commits = elections = grants = 0
+    joint = [0, 0, 0]  # joint changes proposed, entered, left (reconfig)
     with multiprocessing.Pool(max(1, a.jobs)) as pool:
         for seed, res in pool.imap_unordered(_one, work):
             commits += res["commits"]
             elections += res["elections"]
+            for k, name in enumerate(("joint_proposed", "joint_entered", "joint_left")):
+                joint[k] += res.get(name, 0)
             why = res["violations"][0] if res["violations"] else None
             if why is None and kv and res.get("linearizable") is not True:
                 why = "history linearizable: %r" % res.get("linearizable")
@@ -82,6 +85,8 @@ def main():
     out = {"seeds": a.seeds, "first": a.first, "steps": a.steps, "faults": a.faults,
            "failed": sorted(bad), "commits": commits, "elections": elections,
            "seconds": round(time.time() - t0, 1)}
+    if "reconfig" in a.faults:
+        out["joint_proposed"], out["joint_entered"], out["joint_left"] = joint
     if a.machine != "kv":
         out["machine"] = a.machine
         out["grants"] = grants

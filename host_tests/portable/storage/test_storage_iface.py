@@ -249,3 +249,29 @@ def test_one_flush_per_append_batch():
     n0 = f2.flushes
     st3.apply_snapshot(Snapshot(20, 1, VOTERS, (), b"img"))
     assert with_tail == f2.flushes - n0 + 1
+
+
+def test_joint_membership_survives_the_snapshot_file_and_the_blob():
+    # A snapshot taken in a joint configuration (thesis 4.3) keeps its
+    # outgoing voters and auto-leave flag on flash and on the wire; one
+    # written without them (the header's spare u16 is 0) reads back plain.
+    from raft.snapblob import decode_blob, encode_blob
+    f, st = _fresh()
+    st.append([(1, 1, 0, b"a"), (2, 1, 0, b"b")])
+    st.set_hard_state((1, 1, 2))
+    st.create_snapshot(2, (1, 4, 5), (3,), b"img", (1, 2, 3), True)
+    st.close()
+    f = f.reboot()
+    st = FlashStorage(f, VOTERS, (), 4, 32, "n1")
+    s = st.snapshot()
+    assert (s.voters, s.learners, s.voters_out, s.auto_leave) == ((1, 4, 5), (3,), (1, 2, 3), True)
+    b = decode_blob(2, 1, encode_blob(s))
+    assert (b.voters, b.learners, b.voters_out, b.auto_leave, bytes(b.data)) == (
+        (1, 4, 5), (3,), (1, 2, 3), True, b"img")
+    st.create_snapshot(2 + 0, (1,), (), b"x")   # not newer: ignored
+    st.append([(3, 1, 0, b"c")])
+    st.set_hard_state((1, 1, 3))
+    st.create_snapshot(3, (1, 4, 5), (), b"img2")
+    st.close()
+    s = FlashStorage(f.reboot(), VOTERS, (), 4, 32, "n1").snapshot()
+    assert (s.voters, s.voters_out, s.auto_leave) == ((1, 4, 5), (), False)
