@@ -2,7 +2,7 @@
 """A node for code on the same board: the in-process API (docs/apps.md).
 An optional module (build --with-optional): the dedicated firmware leaves it out.
 
-    node = AppNode(node_cfg, board, storage, machine=Counter())
+    node = AppNode(node_cfg, board, storage, machine=counter.machine())   # raftapp.counter, under sessions
     c = node.propose(cmd)          # a Call (raftio/call.py)
     node.wait(c)                   # blocking use: serve until it completes
     await node.submit(cmd)         # asyncio use, with raftio/aio.serve(node)
