@@ -31,6 +31,7 @@ package('raftio', files=(
     'aio.py',
     'app.py',
     'auth.py',
+    'batch.py',
     'call.py',
     'client.py',
     'clock.py',
