@@ -167,23 +167,24 @@ def board_file(tmp_path, **changes):
 def test_a_pending_change_is_named_and_an_unreachable_cluster_exits_3(tmp_path, capsys):
     # Two of three voters down: a change can be proposed but never commit, so
     # the next one is refused BUSY until its deadline: "still pending". A
-    # 2 s election timeout keeps the lone leader in office meanwhile (it
-    # steps down once it has not heard a quorum for that long).
+    # 6 s election timeout keeps the lone leader in office meanwhile (it
+    # steps down once it has not heard a quorum for that long); the 2 s
+    # deadline leaves a loaded machine time to answer at all.
     d = str(tmp_path / "cl")
-    cluster.up(d, 3, "micropython", timeout_s=30, board=board_file(tmp_path, election_ticks=200))
+    cluster.up(d, 3, "micropython", timeout_s=30, board=board_file(tmp_path, election_ticks=600))
     try:
-        lead = cluster.wait_leader(d, 10)
+        lead = cluster.wait_leader(d, 20)
         for n in (1, 2, 3):
             if n != lead:
                 cluster.kill(d, n)
-        args = ["--cluster", d, "--timeout", "600"]
+        args = ["--cluster", d, "--timeout", "2000"]
         rc = raftctl.main(args[:-1] + ["300", "add-learner", "8", "127.0.0.1:9"], env={})
         out, err = capsys.readouterr()
         assert (rc, out) == (3, "") and "no leader answered within 300" in err, err
         rc = raftctl.main(args + ["add-learner", "9", "127.0.0.1:9"], env={})
         out, err = capsys.readouterr()
         assert (rc, out, err) == (3, "", "raftctl: another membership change is still pending "
-                                         "after 600 ms\n")
+                                         "after 2000 ms\n")
     finally:
         cluster.down(d)
     rc = raftctl.main(["--cluster", d, "--timeout", "300", "get", "k"], env={})
