@@ -149,3 +149,26 @@ def test_to_dict_and_describe_name_the_codes():
         assert False
     except ValueError as e:
         assert "no event level" in str(e) and "loud" in str(e), str(e)
+
+
+def test_a_reported_vote_is_already_on_storage():
+    # The engine hands events over after persisting (engine.drive): an
+    # observer that logs "voted for 2" must never see a disk that says otherwise.
+    net = Net(3, seed=4)
+    net.set_event_level(EV.DEBUG)
+    seen = []
+    if net.backend == "engine":
+        for i in net.ids:
+            eng = net.engines[i]
+            st = net.storages[i]
+
+            def check(ev, st=st, i=i):
+                if ev[0] == EV.VOTE and ev[3] == 0:
+                    hs = st.initial_state()[0]
+                    seen.append((i, ev[1], ev[2], hs[0], hs[1]))
+            eng._on_event = check
+    ld = net.wait_leader()
+    assert ld
+    for i, term, cand, st_term, st_vote in seen:
+        assert (st_term, st_vote) == (term, cand), (i, term, cand, st_term, st_vote)
+    assert seen or net.backend == "core"
