@@ -119,8 +119,6 @@ for (let i = 0; i < 6; i++) {
   py(`load(${step}, ${i * step})`);
   samples.push(live() - base);
 }
-py('st = node.status(); _s = json.dumps([st["applied"], st["n_snapshots"], st["keys"]])');
-const s = JSON.parse(mp.globals.get("_s"));
 // Did the load import a lazy part? (It must not: that is what they are for.)
 py('_m = json.dumps(sorted(k for k in sys.modules if k.startswith("mpraft_")))');
 const imported = JSON.parse(mp.globals.get("_m"));
@@ -131,5 +129,7 @@ for (const n of parts) {
   py(`import ${m}`);
   lazy[m] = live() - before;
 }
+py('st = node.status(); _s = json.dumps([st["applied"], st["n_snapshots"], st["keys"]])');
+const s = JSON.parse(mp.globals.get("_s"));
 console.log(JSON.stringify({ board: board.name, rom, code, node: built - code, samples,
   applied: s[0], snapshots: s[1], keys: s[2], imported, lazy }));
