@@ -102,8 +102,9 @@ def test_the_real_firmware_merges():
     err, left, out, lazy = build.merge_firmware(todo, texts)
     assert err is None
     # The resident firmware and its lazy parts (docs/memory.md).
-    assert sorted(out) == ["mpraft.mpy", "mpraft_conf.mpy", "mpraft_snap.mpy"]
-    assert sorted(lazy) == ["mpraft_conf.mpy", "mpraft_snap.mpy"]
+    assert sorted(out) == ["mpraft.mpy", "mpraft_admin.mpy", "mpraft_conf.mpy",
+                           "mpraft_snap.mpy"]
+    assert sorted(lazy) == ["mpraft_admin.mpy", "mpraft_conf.mpy", "mpraft_snap.mpy"]
     assert sorted(d for _, d, c in left if c) == sorted(out)
     assert "# --- raft.membership ---" in out["mpraft_conf.mpy"]
     assert "# --- raft.membership ---" not in out["mpraft.mpy"]
