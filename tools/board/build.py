@@ -13,9 +13,14 @@ board's filesystem so `mpremote cp -r` can copy it as is:
                                                        the board runs them by name)
     boards/BOARD/board.json -> build/BOARD/board.json
 
-Prints a size table and "total X KB of 48 KB budget"; exits 1 when a file
-does not compile (one line per file) or the total is over budget (unless
---no-budget), 2 on a usage error such as an unknown board. CPython only; no
+Merged (the default), firmware/mpraft.py and every module under lib/ become
+mpraft.mpy, except modules marked `# mpraft: lazy PART`, which become
+mpraft_PART.mpy, imported on first use (tools/board/merge.py,
+docs/memory.md). Prints a size table (lazy parts marked and totalled apart)
+and "total X KB [resident ]of 48 KB budget"; the budget is for the files
+other than the lazy parts. Exits 1 when a file does not compile (one line
+per file) or the total is over budget (unless --no-budget), 2 on a usage
+error such as an unknown board. CPython only; no
 network; every subprocess has a timeout.
 """
 import argparse
