@@ -490,8 +490,8 @@ class Engine:
     # -- inspection -----------------------------------------------------------
     def status(self):
         """The node's state as a dict (raftio/admin.py)."""
-        from raftio.admin import status
-        return status(self)
+        from raftio.admin import engine_status
+        return engine_status(self)
 
 def _no_reply(token, code, leader, result):
     pass
