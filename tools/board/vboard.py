@@ -12,6 +12,12 @@ a board over USB serial:
   runs /boot.py and /main.py at power-up (like a board) and then its REPL;
 - its pty has ISIG on and ECHO and OPOST off, so Ctrl-C during main.py raises
   KeyboardInterrupt and the raw-REPL bytes pass unchanged;
+- Ctrl-C interrupts code run from the raw REPL too, as a board's UART does
+  (it raises KeyboardInterrupt whenever code runs, whatever the terminal
+  mode): the unix port runs raw-paste code (mpremote exec) with its terminal
+  still raw, so ^C would be a byte nobody reads and the board unreachable
+  for good. While the VM runs code (it catches SIGINT then) and its terminal
+  has ISIG off, vboard turns the ^C byte into SIGINT;
 - the unix port ends its process on Ctrl-D (soft reset); vboard then prints
   "MPY: soft reboot" and starts a new VM. After a soft reset from the raw
   REPL, the new VM skips main.py and re-enters the raw REPL (as a board does);
@@ -188,6 +194,7 @@ class VBoard:
         self.raw = False
         self.tail = b""
         self.boots = 0
+        self.interrupts = 0  # ^C turned into SIGINT (see _interrupt)
         self.script = "/tmp/vboard-%d-%d.py" % (os.getpid(), self.host_slave)
 
     def start_vm(self, run_main):
@@ -208,6 +215,23 @@ class VBoard:
         self.boots += 1
         if not run_main:
             os.write(m, b"\r\x01")
+
+    def _interrupt(self, data):
+        # A board's UART raises KeyboardInterrupt on ^C while code runs (the
+        # VM catches SIGINT exactly then) and drops the byte; with ISIG on the
+        # kernel already does that, and at a REPL prompt ^C is a key.
+        try:
+            if termios.tcgetattr(self.vm)[3] & termios.ISIG:
+                return data
+            with open("/proc/%d/status" % self.proc.pid) as f:
+                caught = [ln for ln in f if ln.startswith("SigCgt:")]
+        except (OSError, termios.error):
+            return data
+        if not caught or not int(caught[0].split()[1], 16) & (1 << (signal.SIGINT - 1)):
+            return data
+        os.kill(self.proc.pid, signal.SIGINT)
+        self.interrupts += 1
+        return data.replace(b"\x03", b"")
 
     def _from_vm(self):
         try:
@@ -260,6 +284,8 @@ class VBoard:
                         self.raw = False
                     if b"\x01" in data:
                         self.raw = True
+                    if b"\x03" in data:
+                        data = self._interrupt(data)
                     try:
                         os.write(self.vm, data)
                     except OSError:
