@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -120,3 +121,44 @@ def test_reachable_after_detach(board):
     assert commit and commit == applied, r.stdout
     r = _exec(link, "print(6 * 7)")
     assert r.returncode == 0 and r.stdout.strip() == "42", r.stdout + r.stderr
+
+
+CONSOLE = """
+import asyncio
+from raftio import console
+st = [0]
+async def tick():
+    while True:
+        st[0] += 1
+        await asyncio.sleep_ms(10)
+async def main():
+    asyncio.create_task(tick())
+    await console.task(globals())
+asyncio.run(main())
+print("END", st[0])
+"""
+
+
+def test_console_task_reads_stdin_while_other_tasks_run(tmp_path):
+    # raftio/console.py with its default reader, asyncio's stream on stdin,
+    # under the unix port: a task beside it keeps running between lines.
+    script = str(tmp_path / "console_main.py")
+    with open(script, "w") as f:
+        f.write(CONSOLE)
+    env = dict(os.environ, MICROPYPATH=".frozen:" + os.path.join(ROOT, "lib"))
+    p = subprocess.Popen([os.path.join(ROOT, ".venv", "bin", "micropython"), script],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, env=env)
+    try:
+        time.sleep(0.3)
+        p.stdin.write(b"st[0]\n")
+        p.stdin.flush()
+        time.sleep(0.3)
+        out = p.communicate(b"st[0]\n\x04", timeout=10)[0].decode()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=10)
+    m = re.match(r"--> st\[0\]\n(\d+)\n--> st\[0\]\n(\d+)\n--> \nEND (\d+)\n$", out)
+    assert m, out
+    assert 0 < int(m.group(1)) < int(m.group(2)) <= int(m.group(3)), out
