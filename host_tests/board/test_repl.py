@@ -90,6 +90,7 @@ def test_resume_after_pause_keeps_the_heap_whole(board):
         out = r.stdout + r.stderr
         assert r.returncode == 0 and "Error" not in out, out
         free = int(re.search(r"max free sz: (\d+)", out).group(1))
+        print("repl: resume %d: largest free block %d blocks of 32 bytes" % (k + 1, free))
         # GC blocks of 32 bytes on the 64-bit unix port: 16 KB in one piece.
         assert free >= 512, (k, out)
     assert "KEYS 12" in out, out  # 120 keys plus the client sessions: caught up
