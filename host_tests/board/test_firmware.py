@@ -247,8 +247,10 @@ def test_status_after_a_failed_boot_says_why(build, tmp_path):
     del node["key"]
     root = board_root(build, str(tmp_path / "b"), node)
     with open(os.path.join(root, "script.py"), "w") as f:
-        f.write("import mpraft\nmpraft.main()\nmpraft.status()\n")
+        f.write("import mpraft\nmpraft.main()\nmpraft.status()\nmpraft.run()\n")
     r = subprocess.run([MICROPYTHON, "script.py"], cwd=root, env=ENV, capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 0 and "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
     assert "node not running: KeyError" in r.stdout and "key" in r.stdout, r.stdout
+    # run() too says why instead of an AttributeError on None.
+    assert r.stdout.count("node not running: KeyError") == 2, r.stdout
