@@ -196,9 +196,9 @@ def peers():
     entries in flight. Elsewhere who leads: only the leader tracks them."""
     r = node.engine.core
     if r.role != LEADER:
-        print(("learner" if r.id in r.learners else ROLE_NAMES[r.role]) + (
-            " of %d; replication state is the leader's" % r.lead if r.lead else
-            ": no leader known"))
+        # A learner is a follower here (node.status() tells them apart).
+        print(ROLE_NAMES[r.role] + (" of %d; replication state is the leader's" % r.lead
+                                    if r.lead else ": no leader known"))
         return
     print("peer  match   next  state      inflight")
     for i in sorted(r.prs):
