@@ -36,6 +36,7 @@ package('raftio', files=(
     'call.py',
     'client.py',
     'clock.py',
+    'console.py',
     'engine.py',
     'frame.py',
     'fs.py',
