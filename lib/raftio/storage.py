@@ -32,12 +32,18 @@ class FlashStorage:
     never lets it pass snap.index; off_term is the term of entry off."""
 
     def __init__(self, fs, voters=(), learners=(), slots=256, slot_size=512, prefix="raft",
-                 segment_bytes=4096):
+                 segment_bytes=4096, log=None):
         self.fs = fs
         hs_name = prefix + ".hs"
         log_name = prefix + ".log"
         snap_name = prefix + ".snap"
-        if not fs.exists(hs_name) and (fs.exists(log_name) or fs.exists(snap_name)):
+        # log: the entry log's backend when not files, raftio.rawlog.RawLog
+        # (a raw flash partition); its name says what to erase.
+        if log is not None:
+            log.open()
+            log_name = log.name
+        if not fs.exists(hs_name) and ((fs.exists(log_name) if log is None else log.in_use())
+                                       or fs.exists(snap_name)):
             raise CorruptStorage("storage: %s is missing but %s/%s exist; term and vote are lost, "
                                  "so this node must not rejoin with this data (delete it all)" % (
                                      hs_name, log_name, snap_name))
@@ -48,13 +54,17 @@ class FlashStorage:
         self._snapf = SnapFile(fs, snap_name)
         # segment_bytes: the log ring's files hold one littlefs block each
         # (raftio/logfile.py); 0 keeps one file (host POSIX files).
-        self._log = LogFile(fs, log_name, slots, slot_size, segment_bytes)
+        files = log is None
+        if files:
+            log = LogFile(fs, log_name, slots, slot_size, segment_bytes)
+        self._log = log
         hs = self._hs.load()
         snap = self._snapf.load()
         if snap is None:
             snap = Snapshot(0, 0, voters, learners, b"")
         self.snap = snap
-        self._log.open()
+        if files:
+            log.open()  # after the hard state file exists (see the check above)
         self._slots = slots
         self._off = snap.index
         self._off_term = snap.term
@@ -202,6 +212,7 @@ class FlashStorage:
         self._off = snap.index
         self._off_term = snap.term
         self._last = snap.index
+        self._log.keep = snap.index + 1
         hs = self.hard_state
         if hs[2] < snap.index:
             self._hs.save((hs[0], hs[1], snap.index))
@@ -231,3 +242,5 @@ class FlashStorage:
                 index, self.snap.index))
         self._off_term = self.term(index)
         self._off = index
+        # The raw log erases no block holding an entry from keep on.
+        self._log.keep = index + 1
