@@ -23,7 +23,8 @@ from raft.errors import DecodeError
 from raft.memstorage import MemoryStorage
 from raftio import wire
 from raftio.engine import Engine
-from raftio.fakeflash import FakeFlash
+from raftio.fakeflash import FakeBlockDev, FakeFlash
+from raftio.rawlog import RawLog
 from raftio.frame import HEADER, MAX_DATAGRAM, SEND_ERROR, Framer
 from raftio.server import Server
 from raftio.storage import FlashStorage
@@ -276,7 +277,12 @@ class SimNode:
         self.boot()
 
     def open_storage(self):
-        return FlashStorage(self.fs, self.sim.ids, (), slots=320, slot_size=96)
+        log = None
+        if self.sim.opts.get("log") == "raw":
+            # A raw NOR partition of 32 1 KB blocks (raftio/rawlog.py) on the
+            # same fake flash: the same power cuts, NOR rules enforced.
+            log = RawLog(FakeBlockDev(self.fs, "raftlog", 32, 1024), 320, 96)
+        return FlashStorage(self.fs, self.sim.ids, (), slots=320, slot_size=96, log=log)
 
     def power_cycle(self):
         """Reboot the flash: whatever did not reach it is gone."""
