@@ -46,7 +46,11 @@ install); otherwise StorageFull, and the engine snapshots and compacts.
 import struct
 import binascii
 
-from raftio.fs import CorruptStorage, StorageError, StorageFull
+try:
+    from raft.errors import CorruptStorage, StorageError, StorageFull
+    from raftio.storage import FlashStorage
+except ImportError:  # compiled apart, beside the merged firmware (tools/board/merge.py)
+    from mpraft import CorruptStorage, StorageError, StorageFull, FlashStorage
 
 try:
     from micropython import const
@@ -334,3 +338,101 @@ class RawLog:
 
     def close(self):
         pass
+
+
+class FileBlockDev:
+    """A file standing in for a raw partition on the unix port (the virtual
+    board): erased bytes are 0xFF and a program ANDs, as on NOR flash."""
+
+    def __init__(self, path, nblocks, block_size=4096):
+        self.bs = block_size
+        self.nb = nblocks
+        try:
+            self.f = open(path, "r+b")
+        except OSError:
+            self.f = open(path, "w+b")
+            for _ in range(nblocks):
+                self.f.write(b"\xff" * block_size)
+            self.f.flush()
+        self.f.seek(0, 2)
+        if self.f.tell() != nblocks * block_size:
+            raise StorageError("rawlog: %s is %d bytes, expected %d blocks of %d" % (
+                path, self.f.tell(), nblocks, block_size))
+
+    def readblocks(self, n, buf, off=0):
+        self.f.seek(n * self.bs + off)
+        self.f.readinto(buf)
+
+    def writeblocks(self, n, buf, off=0):
+        old = bytearray(len(buf))
+        self.readblocks(n, old, off)
+        for j in range(len(buf)):
+            old[j] &= buf[j]
+        self.f.seek(n * self.bs + off)
+        self.f.write(old)
+        self.f.flush()
+
+    def ioctl(self, op, arg):
+        if op == 4:
+            return self.nb
+        if op == 5:
+            return self.bs
+        if op == 6:
+            self.f.seek(arg * self.bs)
+            self.f.write(b"\xff" * self.bs)
+            self.f.flush()
+            return 0
+
+
+def open_partition(label, slots, slot_size, root):
+    """The log on the data partition ``label`` (esp32's partition table), or
+    on the unix port in root/LABEL.bin, twice the size the slots need."""
+    import sys
+    if sys.platform == "esp32":
+        import esp32
+        found = esp32.Partition.find(esp32.Partition.TYPE_DATA, label=label)
+        if not found:
+            raise StorageError("rawlog: no data partition %r in this board's partition table; add one "
+                               "(boards/README.md) or set log_partition to null" % label)
+        return RawLog(found[0], slots, slot_size, 1, label)
+    if sys.platform not in ("linux", "darwin"):
+        raise StorageError("rawlog: log_partition works on esp32 and the unix port, not %s; set it "
+                           "to null" % sys.platform)
+    need = -(-slots * (slot_size - 4) // (4096 - _HDR))
+    return RawLog(FileBlockDev(root + "/" + label + ".bin", 2 + 2 * need), slots, slot_size, 1, label)
+
+
+class RawStorage(FlashStorage):
+    """FlashStorage (hard state and snapshot files on ``fs``) with its log
+    on ``log``, a RawLog. The log must not erase a block holding an entry
+    after the compaction point, so every compaction tells it (keep).
+    Invariant: self._raw.keep == self.first_index()."""
+
+    def __init__(self, fs, voters, learners, slots, slot_size, prefix, log):
+        log.open()
+        if log.in_use() and not fs.exists(prefix + ".hs"):
+            raise CorruptStorage("storage: %s.hs is missing but partition %s holds a log; term and vote "
+                                 "are lost, so this node must not rejoin with this data (erase it all)" % (
+                                     prefix, log.name))
+        self._raw = log
+        FlashStorage.__init__(self, fs, voters, learners, slots, slot_size, prefix)
+
+    def Log(self, fs, name, slots, slot_size, segment_bytes):
+        return self._raw
+
+    # Public names of FlashStorage only: compiled apart, this class extends
+    # the merged firmware's, whose private names are minified.
+    def compact(self, index):
+        FlashStorage.compact(self, index)
+        self._raw.keep = self.first_index()
+
+    def apply_snapshot(self, snap):
+        FlashStorage.apply_snapshot(self, snap)
+        self._raw.keep = self.first_index()
+
+
+def storage(fs, voters, learners, slots, slot_size, prefix, label):
+    """A board's storage with its log on the partition ``label``
+    (firmware/mpraft.py, when board.json sets log_partition)."""
+    return RawStorage(fs, voters, learners, slots, slot_size, prefix,
+                      open_partition(label, slots, slot_size, fs.root))

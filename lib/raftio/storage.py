@@ -31,19 +31,16 @@ class FlashStorage:
     last - off <= slots; off <= snap.index after a reboot, and compact()
     never lets it pass snap.index; off_term is the term of entry off."""
 
+    # The log's backend; raftio.rawlog.RawStorage puts it on a raw partition.
+    Log = LogFile
+
     def __init__(self, fs, voters=(), learners=(), slots=256, slot_size=512, prefix="raft",
-                 segment_bytes=4096, log=None):
+                 segment_bytes=4096):
         self.fs = fs
         hs_name = prefix + ".hs"
         log_name = prefix + ".log"
         snap_name = prefix + ".snap"
-        # log: the entry log's backend when not files, raftio.rawlog.RawLog
-        # (a raw flash partition); its name says what to erase.
-        if log is not None:
-            log.open()
-            log_name = log.name
-        if not fs.exists(hs_name) and ((fs.exists(log_name) if log is None else log.in_use())
-                                       or fs.exists(snap_name)):
+        if not fs.exists(hs_name) and (fs.exists(log_name) or fs.exists(snap_name)):
             raise CorruptStorage("storage: %s is missing but %s/%s exist; term and vote are lost, "
                                  "so this node must not rejoin with this data (delete it all)" % (
                                      hs_name, log_name, snap_name))
@@ -54,17 +51,13 @@ class FlashStorage:
         self._snapf = SnapFile(fs, snap_name)
         # segment_bytes: the log ring's files hold one littlefs block each
         # (raftio/logfile.py); 0 keeps one file (host POSIX files).
-        files = log is None
-        if files:
-            log = LogFile(fs, log_name, slots, slot_size, segment_bytes)
-        self._log = log
+        self._log = self.Log(fs, log_name, slots, slot_size, segment_bytes)
         hs = self._hs.load()
         snap = self._snapf.load()
         if snap is None:
             snap = Snapshot(0, 0, voters, learners, b"")
         self.snap = snap
-        if files:
-            log.open()  # after the hard state file exists (see the check above)
+        self._log.open()
         self._slots = slots
         self._off = snap.index
         self._off_term = snap.term
@@ -212,7 +205,6 @@ class FlashStorage:
         self._off = snap.index
         self._off_term = snap.term
         self._last = snap.index
-        self._log.keep = snap.index + 1
         hs = self.hard_state
         if hs[2] < snap.index:
             self._hs.save((hs[0], hs[1], snap.index))
@@ -242,5 +234,3 @@ class FlashStorage:
                 index, self.snap.index))
         self._off_term = self.term(index)
         self._off = index
-        # The raw log erases no block holding an entry from keep on.
-        self._log.keep = index + 1

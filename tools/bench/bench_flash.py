@@ -38,7 +38,7 @@ from raft.core import LEADER  # noqa: E402
 from raft.memstorage import MemoryStorage  # noqa: E402
 from raft.storage import Snapshot  # noqa: E402
 from raftio.fakeflash import FakeBlockDev  # noqa: E402
-from raftio.rawlog import RawLog  # noqa: E402
+from raftio.rawlog import RawLog, RawStorage  # noqa: E402
 from raftio.storage import FlashStorage  # noqa: E402
 
 # The wear model's flash and the life estimate's assumptions.
@@ -126,7 +126,10 @@ def node_erases_per_entry(segment_bytes, n=3000, data=60, raw=False, hs_every=64
     state write (the engine's _HS_COMMIT_LAG is 64; 1 is every Ready)."""
     fl = lfswear.LfsFlash()
     log = _raw_log(fl) if raw else None
-    st = FlashStorage(fl, [1, 2, 3], (), 512, 660, "raft", segment_bytes, log)
+    if raw:
+        st = RawStorage(fl, [1, 2, 3], (), 512, 660, "raft", log)
+    else:
+        st = FlashStorage(fl, [1, 2, 3], (), 512, 660, "raft", segment_bytes)
     t0 = fl.total()
     r0 = log.dev.total_erases() if raw else 0
     for i in range(1, n + 1):
@@ -149,8 +152,8 @@ def election_erases(raw=False):
     if raw:
         # 4 KB blocks as on the boards (the simulator's own are 1 KB).
         def open_storage(node):
-            return FlashStorage(node.fs, node.sim.ids, (), 320, 96,
-                                log=RawLog(FakeBlockDev(node.fs, "raftlog", 64, BLOCK), 320, 96))
+            return RawStorage(node.fs, node.sim.ids, (), 320, 96, "raft",
+                              RawLog(FakeBlockDev(node.fs, "raftlog", 64, BLOCK), 320, 96))
         simnode.SimNode.open_storage = open_storage
     try:
         opts = sim.parse_args(["--faults", "powercut", "--seed", "4", "--steps", "0"])

@@ -10,8 +10,7 @@ leave is reported in one line (CorruptStorage), never skipped.
 """
 from raftio.fakeflash import FakeBlockDev, FakeFlash, NorViolation, PowerCut
 from raftio.fs import CorruptStorage, StorageError, StorageFull
-from raftio.rawlog import RawLog
-from raftio.storage import FlashStorage
+from raftio.rawlog import RawLog, RawStorage
 from test_storage_cuts import (VOTERS, apply_op, expectations, gen_workload, model_reboot,
                                run, sweep, view)
 from test_storage_iface import answers
@@ -21,8 +20,8 @@ from raft.memstorage import MemoryStorage
 def _boot(nblocks, bs, slots, slot_size, prog=1):
     def boot(flash):
         dev = FakeBlockDev(flash, "part", nblocks, bs, prog)
-        return FlashStorage(flash, VOTERS, (), slots, slot_size, "n1",
-                            log=RawLog(dev, slots, slot_size, prog, "part"))
+        return RawStorage(flash, VOTERS, (), slots, slot_size, "n1",
+                          RawLog(dev, slots, slot_size, prog, "part"))
     return boot
 
 
