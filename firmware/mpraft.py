@@ -106,7 +106,7 @@ def boot(machine=None, make=None):
             # The log on a raw flash partition (an optional module; boards/README.md).
             from raftio.rawlog import storage as mk
         node = (make or Node)(c, b, mk(RealFS("raft"), initial_voters(c), (), b["flash_log_slots"],
-                                       slot_size(b), "raft", p or b.get("log_segment_bytes", 4096)),
+                                       slot_size(b), "raft", p or b["log_segment_bytes"]),
                               machine=machine)
         if w and b["network"] == "wifi_sta":
             from raftio.clock import Clock

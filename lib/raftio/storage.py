@@ -44,9 +44,9 @@ class FlashStorage:
             raise CorruptStorage("storage: %s is missing but %s/%s exist; term and vote are lost, "
                                  "so this node must not rejoin with this data (delete it all)" % (
                                      hs_name, log_name, snap_name))
-        for tmp in (hs_name + ".tmp", log_name + ".tmp"):
-            if fs.exists(tmp):
-                fs.remove(tmp)
+        # A creation cut short (the log's own are removed by LogFile.open).
+        if fs.exists(hs_name + ".tmp"):
+            fs.remove(hs_name + ".tmp")
         self._hs = HardStateFile(fs, hs_name)
         self._snapf = SnapFile(fs, snap_name)
         # segment_bytes: the log ring's files hold one littlefs block each
@@ -70,8 +70,6 @@ class FlashStorage:
             raise CorruptStorage("storage: commit %d is past the last log entry %d; committed entries are lost" % (
                 hs[2], self._last))
         self.hard_state = hs
-        # Mirrors MemoryStorage.writes: write operations that reached flash.
-        self.writes = 0
 
     @property
     def bytes_written(self):  # mpraft: host-only
@@ -136,7 +134,6 @@ class FlashStorage:
             return
         self._hs.save(hs)
         self.hard_state = tuple(hs)
-        self.writes += 1
 
     def _check(self, entries):
         prev = entries[0][0] - 1
@@ -185,7 +182,6 @@ class FlashStorage:
             log.write(e)
         log.sync()
         self._last = new_last
-        self.writes += 1
 
     def apply_snapshot(self, snap):
         """Replace everything with snap (a follower catching up from the leader)."""
@@ -209,7 +205,6 @@ class FlashStorage:
         if hs[2] < snap.index:
             self._hs.save((hs[0], hs[1], snap.index))
             self.hard_state = (hs[0], hs[1], snap.index)
-        self.writes += 1
 
     def create_snapshot(self, index, voters, learners, data, voters_out=(), auto_leave=False):
         """Record the state machine image at applied index ``index`` (and the
@@ -220,7 +215,6 @@ class FlashStorage:
                         auto_leave)
         self._snapf.save(snap)
         self.snap = snap
-        self.writes += 1
         return snap
 
     def compact(self, index):
