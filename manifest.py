@@ -41,6 +41,7 @@ package('raftio', files=(
     'hardstate.py',
     'logfile.py',
     'node.py',
+    'rawlog.py',
     'server.py',
     'snapfile.py',
     'station.py',
