@@ -27,7 +27,10 @@ seqs ending at the highest one.
 Replay (boot): the records of that run, oldest first, each block up to its
 first record that is not valid. A record at index i means "the log ends at
 i" (entries above i written earlier are gone): a truncation then append
-needs no rewrite of old records, and installing a snapshot writes a mark.
+needs no rewrite of old records (nor a mark: a cut before the new record
+lands leaves the old log, as if the append had not begun), and installing
+a snapshot writes a mark. Entry records leave the last 16 bytes of every
+block to a mark, so a snapshot installs even when the ring is full.
 So the recovered log is exactly the writes in order, cut at the first
 record that did not land.
 
@@ -85,13 +88,13 @@ class RawLog:
         self.slots = slots
         self.max_data = md = slot_size - 20  # the slot format's limit, so boards keep their entry size
         rec = _HDR + md
-        if md < 1 or md > 0xFFFF or rec > bs - _HDR or bs % prog:
+        if md < 1 or md > 0xFFFF or rec > bs - 2 * _HDR or bs % prog:
             raise StorageError("rawlog: entries of %d bytes do not fit %d-byte blocks (program unit %d)" % (
                 md, bs, prog))
-        if nb < 3 or (nb - 2) * (bs - _HDR) < slots * rec:
+        if nb < 3 or (nb - 2) * (bs - 2 * _HDR) < slots * rec:
             raise StorageError("rawlog: partition %s has %d blocks of %d bytes; %d slots of %d-byte "
                                "records need at least %d" % (name, nb, bs, slots, rec,
-                                                             2 + -(-slots * rec // (bs - _HDR))))
+                                                             2 + -(-slots * rec // (bs - 2 * _HDR))))
         self.terms = [0] * slots
         self._pos = [0] * slots
         self._buf = bytearray(rec)
@@ -205,9 +208,10 @@ class RawLog:
                     top = i
                 else:
                     if i > snap_index:
-                        if i > max(top, snap_index) + 1:
+                        t = max(top, snap_index)
+                        if i > t + 1:
                             raise CorruptStorage("rawlog: %s block %d has entry %d after entry %d; entries %d..%d "
-                                                 "are lost" % (self.name, b, i, top, top + 1, i - 1))
+                                                 "are lost" % (self.name, b, i, t, t + 1, i - 1))
                         if i - snap_index > slots:
                             raise CorruptStorage("rawlog: %s entry %d is more than %d slots past the snapshot "
                                                  "at %d; the slot setting shrank or the log is damaged" % (
@@ -304,7 +308,10 @@ class RawLog:
 
     def _append(self, index, term, kind, flags, data):
         n = len(data)
-        if self._w == 0 or self._w + _HDR + n > self.bs:
+        # Entries leave the last _HDR bytes of a block to a truncation mark,
+        # so installing a snapshot never needs a block erase (which a ring
+        # full of live entries would refuse).
+        if self._w == 0 or self._w + _HDR + n > self.bs - (0 if flags else _HDR):
             self._next_block()
         buf = self._buf
         struct.pack_into(_RFMT, buf, 0, 0, index, term, n, kind, flags)
@@ -320,20 +327,27 @@ class RawLog:
     def write(self, e):
         """Program entry e = (index, term, kind, data); on flash when it returns."""
         index, term, kind, data = e
+        if self._trunc >= 0 and index != self._trunc + 1:
+            self.mark(self._trunc)
+        self._trunc = -1
         p = self._append(index, term, kind, 0, data)
         s = index % self.slots
         self.terms[s] = term
         self._pos[s] = p
 
     def invalidate(self, i):
-        """Drop entry i and everything after it (called from the top down):
-        a truncation mark is programmed at the next sync."""
+        """Drop entry i and everything after it (called from the top down).
+        Nothing is written: the next entry record, at index i, says it (a
+        cut before it lands leaves the old log, which the caller had not
+        given up yet). apply_snapshot, which writes no entry, calls mark()."""
         self._trunc = i - 1
 
+    def mark(self, i):
+        """Program a truncation mark: the log ends at i."""
+        self._append(i, 0, 0, _MARK, b"")
+        self._trunc = -1
+
     def sync(self):
-        if self._trunc >= 0:
-            self._append(self._trunc, 0, 0, _MARK, b"")
-            self._trunc = -1
         self.flushes += 1
 
     def close(self):
@@ -398,7 +412,7 @@ def open_partition(label, slots, slot_size, root):
     if sys.platform not in ("linux", "darwin"):
         raise StorageError("rawlog: log_partition works on esp32 and the unix port, not %s; set it "
                            "to null" % sys.platform)
-    need = -(-slots * (slot_size - 4) // (4096 - _HDR))
+    need = -(-slots * (slot_size - 4) // (4096 - 2 * _HDR))
     return RawLog(FileBlockDev(root + "/" + label + ".bin", 2 + 2 * need), slots, slot_size, 1, label)
 
 
@@ -427,6 +441,10 @@ class RawStorage(FlashStorage):
         self._raw.keep = self.first_index()
 
     def apply_snapshot(self, snap):
+        # Entries past the snapshot must be unreachable before the snapshot
+        # that would make them look live is saved: a mark first, durable.
+        if snap.index > self.snapshot().index and self.last_index() > snap.index:
+            self._raw.mark(snap.index)
         FlashStorage.apply_snapshot(self, snap)
         self._raw.keep = self.first_index()
 
