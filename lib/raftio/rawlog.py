@@ -16,8 +16,10 @@ clears bits, so nothing is ever written twice; ``prog`` is the program unit
 (1 on esp32; 256 on rp2, where a record is programmed as whole pages with
 0xFF around it, which leaves earlier bytes of the page as they are).
 
-Layout. Block: a 16-byte header ``<IIII`` magic, seq, 0xFFFFFFFF, crc32 of
+Layout. Block: a 16-byte header ``<IIII`` magic, seq, first, crc32 of
 bytes 0..12, then records back to back; the rest of the block is erased.
+first is the lowest index the block's first record keeps (its index; a
+mark's plus one): every entry above it was written in this block or later.
 Record: 16-byte header ``<IIIHBB`` crc32 (over bytes 4..16 and the data),
 index, term, data length, kind, flags; then the data. flags 0: an entry;
 flags 1: a truncation mark, "the log ends at index". Blocks are used in
@@ -137,9 +139,10 @@ class RawLog:
         self.written += len(mv)
 
     def _block_seq(self, b):
-        """The seq in block b's header, or -1 if the header is not valid."""
+        """The seq in block b's header (its first in self._first), or -1 if
+        the header is not valid."""
         mv = self._rd(b * self.bs, _HDR)
-        magic, seq, _r, crc = struct.unpack_from("<IIII", mv, 0)
+        magic, seq, self._first, crc = struct.unpack_from("<IIII", mv, 0)
         if magic != _BMAGIC or binascii.crc32(mv[:12]) & 0xFFFFFFFF != crc:
             return -1
         return seq
@@ -188,8 +191,13 @@ class RawLog:
             return top
         nb = self.nb
         bs = self.bs
+        # Replay from the newest block whose first <= snap_index + 1 (no
+        # entry past the snapshot lives before it), else from the oldest
+        # of the run: a boot reads a few blocks, not the partition.
         n = 1
-        while n < nb and self._block_seq((head - n) % nb) == self._seq - n:
+        self._block_seq(head)
+        while self._first > snap_index + 1 and n < nb and \
+                self._block_seq((head - n) % nb) == self._seq - n:
             n += 1
         slots = self.slots
         terms = self.terms
@@ -287,8 +295,9 @@ class RawLog:
                 self.name, i, b, p % self.bs))
         return (i, r[1], r[2], bytes(memoryview(self._buf)[_HDR:_HDR + r[4]]))
 
-    def _next_block(self):
-        """Erase the next block of the ring and start it."""
+    def _next_block(self, first):
+        """Erase the next block of the ring and start it with a record
+        keeping entries from first on."""
         nb = self.nb
         b = (self._head + 1) % nb
         if self.keep <= self.top and self._pos[self.keep % self.slots] // self.bs == b:
@@ -298,7 +307,7 @@ class RawLog:
         self.erases += 1
         seq = self._seq + 1
         mv = memoryview(self._buf)[:_HDR]
-        struct.pack_into("<IIII", mv, 0, _BMAGIC, seq, 0xFFFFFFFF, 0)
+        struct.pack_into("<IIII", mv, 0, _BMAGIC, seq, first, 0)
         struct.pack_into("<I", mv, 12, binascii.crc32(mv[:12]) & 0xFFFFFFFF)
         self._program(b * self.bs, mv)
         self._head = b
@@ -312,7 +321,7 @@ class RawLog:
         # so installing a snapshot never needs a block erase (which a ring
         # full of live entries would refuse).
         if self._w == 0 or self._w + _HDR + n > self.bs - (0 if flags else _HDR):
-            self._next_block()
+            self._next_block(index + flags)
         buf = self._buf
         struct.pack_into(_RFMT, buf, 0, 0, index, term, n, kind, flags)
         buf[_HDR:_HDR + n] = data
