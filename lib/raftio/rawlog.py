@@ -14,7 +14,8 @@ writeblocks(n, buf, off) programs without erasing, ioctl(6, n) erases block
 n, ioctl(4)/ioctl(5) give block count and size. NOR rules: a program only
 clears bits, so nothing is ever written twice; ``prog`` is the program unit
 (1 on esp32; 256 on rp2, where a record is programmed as whole pages with
-0xFF around it, which leaves earlier bytes of the page as they are).
+0xFF around it, which leaves earlier bytes of the page as they are: serial
+NOR takes several programs of one page between erases).
 
 Layout. Block: a 16-byte header ``<IIII`` magic, seq, first, crc32 of
 bytes 0..12, then records back to back; the rest of the block is erased.
@@ -26,8 +27,9 @@ flags 1: a truncation mark, "the log ends at index". Blocks are used in
 ring order with seq + 1 each, so the live blocks are the run of consecutive
 seqs ending at the highest one.
 
-Replay (boot): the records of that run, oldest first, each block up to its
-first record that is not valid. A record at index i means "the log ends at
+Replay (boot): the records of that run from its newest block whose first
+is at or before the snapshot's next index (else from its oldest block), in
+order, each block up to its first record that is not valid. A record at index i means "the log ends at
 i" (entries above i written earlier are gone): a truncation then append
 needs no rewrite of old records (nor a mark: a cut before the new record
 lands leaves the old log, as if the append had not begun), and installing
@@ -107,7 +109,7 @@ class RawLog:
         self.torn = 0
         self.keep = 1
         self.top = 0
-        self._trunc = -1   # a truncation to mark at the next sync, or -1
+        self._trunc = -1   # a truncation the next entry record says, or -1
         self._head = -1    # block being appended to, -1: none yet
         self._seq = 0      # its seq
         self._w = 0        # next write offset in the head block; 0: start a new block
