@@ -32,6 +32,7 @@ package('raftio', files=(
     'app.py',
     'auth.py',
     'batch.py',
+    'blockfile.py',
     'call.py',
     'client.py',
     'clock.py',

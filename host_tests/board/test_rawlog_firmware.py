@@ -1,6 +1,6 @@
 """A board with ``log_partition`` set: the merged firmware and raftio/rawlog.py
 compiled apart beside it (an optional module), on the unix port, where the
-partition is a file standing in for it (raft/LABEL.bin). CPython only: runs
+partition is a file standing in for it (raftio/blockfile.py, raft/LABEL.bin). CPython only: runs
 the build, mpy-cross and micropython; one node on 127.0.0.1, bounded turns."""
 import json
 import os
@@ -43,12 +43,13 @@ def test_firmware_boots_with_its_log_on_a_raw_partition(tmp_path):
                        capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert p.returncode == 0, p.stderr
     assert (out / "mpraft.mpy").exists() and not (out / "lib").exists()
-    src = os.path.join(ROOT, "lib", "raftio", "rawlog.py")
-    assert "# mpraft: optional" in open(src).readline()
     (out / "lib" / "raftio").mkdir(parents=True)
-    r = subprocess.run([build.find_mpy_cross(), "-o", str(out / "lib" / "raftio" / "rawlog.mpy"), src],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
+    for name in ("rawlog", "blockfile"):   # blockfile: the unix port's stand-in partition
+        src = os.path.join(ROOT, "lib", "raftio", name + ".py")
+        assert "# mpraft: optional" in open(src).readline()
+        r = subprocess.run([build.find_mpy_cross(), "-o", str(out / "lib" / "raftio" / (name + ".mpy")),
+                            src], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
     board = json.load(open(out / "board.json"))
     board.update({"log_partition": "raftlog", "flash_log_slots": 64, "snapshot_entries": 32,
                   "ring_capacity": 16})

@@ -365,50 +365,6 @@ class RawLog:
         pass
 
 
-class FileBlockDev:
-    """A file standing in for a raw partition on the unix port (the virtual
-    board): erased bytes are 0xFF and a program ANDs, as on NOR flash."""
-
-    def __init__(self, path, nblocks, block_size=4096):
-        self.bs = block_size
-        self.nb = nblocks
-        try:
-            self.f = open(path, "r+b")
-        except OSError:
-            self.f = open(path, "w+b")
-            for _ in range(nblocks):
-                self.f.write(b"\xff" * block_size)
-            self.f.flush()
-        self.f.seek(0, 2)
-        if self.f.tell() != nblocks * block_size:
-            raise StorageError("rawlog: %s is %d bytes, expected %d blocks of %d" % (
-                path, self.f.tell(), nblocks, block_size))
-
-    def readblocks(self, n, buf, off=0):
-        self.f.seek(n * self.bs + off)
-        self.f.readinto(buf)
-
-    def writeblocks(self, n, buf, off=0):
-        old = bytearray(len(buf))
-        self.readblocks(n, old, off)
-        for j in range(len(buf)):
-            old[j] &= buf[j]
-        self.f.seek(n * self.bs + off)
-        self.f.write(old)
-        self.f.flush()
-
-    def ioctl(self, op, arg):
-        if op == 4:
-            return self.nb
-        if op == 5:
-            return self.bs
-        if op == 6:
-            self.f.seek(arg * self.bs)
-            self.f.write(b"\xff" * self.bs)
-            self.f.flush()
-            return 0
-
-
 def open_partition(label, slots, slot_size, root):
     """The log on the data partition ``label`` (esp32's partition table), or
     on the unix port in root/LABEL.bin, twice the size the slots need."""
@@ -423,6 +379,7 @@ def open_partition(label, slots, slot_size, root):
     if sys.platform not in ("linux", "darwin"):
         raise StorageError("rawlog: log_partition works on esp32 and the unix port, not %s; set it "
                            "to null" % sys.platform)
+    from raftio.blockfile import FileBlockDev
     need = -(-slots * (slot_size - 4) // (4096 - 2 * _HDR))
     return RawLog(FileBlockDev(root + "/" + label + ".bin", 2 + 2 * need), slots, slot_size, 1, label)
 
