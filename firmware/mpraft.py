@@ -101,9 +101,14 @@ def boot(machine=None, make=None):
         from raftio.fs import RealFS
         from raftio.node import Node, initial_voters, slot_size
         from raftio.storage import FlashStorage
-        node = (make or Node)(c, b, FlashStorage(RealFS("raft"), initial_voters(c), (), b["flash_log_slots"],
-                                       slot_size(b), "raft", b.get("log_segment_bytes", 4096)),
-                    machine=machine)
+        mk = FlashStorage
+        p = b.get("log_partition")
+        if p:
+            # The log on a raw flash partition (an optional module; boards/README.md).
+            from raftio.rawlog import storage as mk
+        node = (make or Node)(c, b, mk(RealFS("raft"), initial_voters(c), (), b["flash_log_slots"],
+                                       slot_size(b), "raft", p or b["log_segment_bytes"]),
+                              machine=machine)
         if w and b["network"] == "wifi_sta":
             from raftio.clock import Clock
             from raftio.station import Station
