@@ -62,7 +62,7 @@ def on_admin(self, buf, off, n, addr):
         eng.propose_conf_change(op - 1, nid, ctx, (addr, rid))
 
 
-def engine_status(self):
+def node_status(self):
     """Engine.status: the node's state as a dict (JSON for status queries)."""
     r = self.core
     log = r.log

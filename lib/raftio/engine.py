@@ -490,8 +490,10 @@ class Engine:
     # -- inspection -----------------------------------------------------------
     def status(self):
         """The node's state as a dict (raftio/admin.py)."""
-        from raftio.admin import engine_status
-        return engine_status(self)
+        # Not named status in admin.py: the merged firmware is one namespace,
+        # where mpraft.status (the REPL's) would be renamed for the clash.
+        from raftio.admin import node_status
+        return node_status(self)
 
 def _no_reply(token, code, leader, result):
     pass
