@@ -171,3 +171,23 @@ def test_what_a_lazy_part_cannot_do_is_a_clear_error(mods, msg):
     with pytest.raises(merge.MergeError) as e:
         merge.merge_parts(mods, {"pkg.lz": "z"}, "root")
     assert msg in str(e.value), str(e.value)
+
+
+def test_the_root_modules_names_win_a_clash(tmp_path):
+    # A lazy part's module-level status once took the name, and the merge
+    # renamed the REPL's mpraft.status to status_mpraft (AttributeError at
+    # the board's prompt). The root's names are what a person types.
+    import sys
+    mods = [("pkg", "# package\n"),
+            ("pkg.lz", "def status():\n    return 7\n"),
+            ("root", "def status():\n    from pkg.lz import status as s\n    return s() + 1\n\n\n"
+                     "def main():\n    return status()\n")]
+    parts = merge.merge_parts(mods, {"pkg.lz": "z"}, "root")
+    assert "def status():" in parts[""], parts[""]
+    assert "def status_lz():" in parts["z"], parts["z"]
+    (tmp_path / "root.py").write_text(parts[""])
+    (tmp_path / "root_z.py").write_text(parts["z"])
+    (tmp_path / "run.py").write_text("import root\nprint(root.status())\n")
+    r = subprocess.run([sys.executable, "run.py"], capture_output=True, text=True, timeout=30,
+                       cwd=str(tmp_path))
+    assert (r.returncode, r.stdout.strip()) == (0, "8"), parts[""] + parts["z"] + r.stderr

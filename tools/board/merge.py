@@ -211,7 +211,7 @@ def _key(mods, mod, name, seen=()):
     return None
 
 
-def _prepare(modules):
+def _prepare(modules, root=None):
     mods = dict((n, _Module(n, s)) for n, s in modules)
     internal = set(mods)
     for n in list(internal):
@@ -221,12 +221,15 @@ def _prepare(modules):
         _collect(m, internal)
     order = _order(mods)
 
-    # Final global names: externals first (they keep theirs), then definitions
-    # in import order; a clash renames the later definition.
+    # Final global names: externals first (they keep theirs), then the root
+    # module's (what a person types at the REPL: mpraft.status must stay
+    # status), then definitions in import order; a clash renames the later
+    # definition.
     final = {}
     taken = {}
+    first = [root] if root in mods else []
     for want in (("ext",), ("own",)):
-        for mn in order:
+        for mn in (order if want[0] == "ext" else first + [x for x in order if x != root]):
             m = mods[mn]
             for n in sorted(m.bindings):
                 k = _key(mods, mn, n)
@@ -262,7 +265,7 @@ def merge_parts(modules, lazy, root):
     """The modules merged into one resident module and one per lazy part:
     {"": resident source, part: source}. lazy: {module name: part name};
     the part's module is ROOT_PART (see the module docstring)."""
-    mods, order, final = _prepare(modules)
+    mods, order, final = _prepare(modules, root)
     for n in lazy:
         if n not in mods:
             raise MergeError("lazy module %s is not among the modules" % n)
