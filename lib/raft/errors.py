@@ -51,4 +51,6 @@ class StorageFull(StorageError):
 
 class OverLimit(RaftError):
     """Replicated state this node cannot hold (its capacity is below the
-    cluster's limits). Not corrupt: the node stops applying and reports it."""
+    cluster's limits). Not corrupt: the node stops applying and reports it.
+    args: (where: "snapshot" or "log", count needed, "keys" or "sessions",
+    count this node holds)."""

@@ -163,7 +163,7 @@ class SessionMachine:
         if n == 1 and data[0] == REGISTER:
             ns = len(self._sessions)
             if self.cap_sessions <= ns < self.max_sessions:
-                raise OverLimit("%d sessions, this node holds %d" % (ns + 1, self.cap_sessions))
+                raise OverLimit("log", ns + 1, "sessions", self.cap_sessions)
             self.applied_index = index
             return self._register(index)
         app = self.app
@@ -328,17 +328,13 @@ class SessionMachine:
         elif magic == _MAGIC:
             _, applied, nses, maxs, k = struct.unpack_from(_SNAP_HDR, data, 0)
             p = _SNAP_HDR_LEN + 4 * k
-            if p > end or maxs < 1:
-                raise DecodeError("raftapp: snapshot limits truncated")
+            if p > end or not 0 < maxs >= nses:
+                raise DecodeError("raftapp: snapshot limits")
             lims = struct.unpack_from("<%dI" % k, data, _SNAP_HDR_LEN)
-            if nses > maxs:
-                raise DecodeError("raftapp: snapshot has %d sessions, its limit is %d"
-                                  % (nses, maxs))
         else:
             raise DecodeError("raftapp: snapshot has bad magic/version %r" % (magic,))
         if nses > self.cap_sessions:
-            raise OverLimit("snapshot has %d sessions, this node holds %d"
-                            % (nses, self.cap_sessions))
+            raise OverLimit("snapshot", nses, "sessions", self.cap_sessions)
         sessions = {}
         prev = 0
         for _ in range(nses):

@@ -76,7 +76,7 @@ class KVStore:
             return _R_TOO_LARGE
         n = len(self.store)
         if value is not None and self.cap_keys <= n < self.max_keys and key not in self.store:
-            raise OverLimit("%d keys, this node holds %d" % (n + 1, self.cap_keys))
+            raise OverLimit("log", n + 1, "keys", self.cap_keys)
         return None
 
     def limits(self):
@@ -158,11 +158,10 @@ class KVStore:
         nkeys = struct.unpack_from("<I", data, 0)[0]
         mk, mv, mn = lims or self.limits()
         if not 0 < mk <= codec.WIRE_MAX_KEY or mv > _MAX_VALUE_LIMIT or lims and nkeys > mn:
-            raise DecodeError("raftkv: snapshot has %d keys, limits %d/%d/%d"
-                              % (nkeys, mk, mv, mn))
+            raise DecodeError("raftkv: snapshot limits")
         cap = min(self.cap_keys, mn)
         if nkeys > cap:
-            raise OverLimit("snapshot has %d keys, this node holds %d" % (nkeys, cap))
+            raise OverLimit("snapshot", nkeys, "keys", cap)
         p = 4
         store = {}
         prev = None

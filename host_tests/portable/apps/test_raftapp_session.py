@@ -368,7 +368,7 @@ def test_too_many_sessions_in_a_snapshot_are_over_this_nodes_capacity():
         small.sm.restore(snap)
         assert False, "restored 3 sessions into a capacity of 2"
     except OverLimit as e:
-        assert "snapshot has 3 sessions, this node holds 2" in str(e), e
+        assert e.args == ("snapshot", 3, "sessions", 2), e.args
     assert small.sm.snapshot() == before and small.sm.max_sessions == 2
     # A node configured with 2 but able to hold more adopts the snapshot's 4.
     roomy = _Log(max_sessions=2)

@@ -154,7 +154,7 @@ def _assert_over_limit(sm, data, why):
     try:
         sm.restore(data)
     except OverLimit as e:
-        assert why in str(e), e
+        assert e.args == why, e.args
         assert sm.snapshot() == before
         return
     assert False, "restore accepted %r" % (data,)
@@ -164,7 +164,7 @@ def test_snapshot_beyond_local_capacity_is_over_limit_and_its_limits_are_adopted
     sm = _filled()
     # 3 keys into a node that holds 2: not corrupt, over this node's limit.
     small = KVStateMachine(max_keys=2)
-    _assert_over_limit(small, sm.snapshot(), "snapshot has 3 keys, this node holds 2")
+    _assert_over_limit(small, sm.snapshot(), ("snapshot", 3, "keys", 2))
     assert small.limits() == (64, 64, 256, 2)  # (sessions, key, value, keys)
     # The limits are the cluster's, carried in the snapshot: a node set up
     # with other ones adopts them when it can hold the content.
@@ -178,9 +178,9 @@ def test_snapshot_beyond_local_capacity_is_over_limit_and_its_limits_are_adopted
     v1 = KVStateMachine()
     v1.restore(old)
     assert v1.get_local(b"alpha") == b"one" and v1.limits() == (64, 64, 256, 256)
-    _assert_over_limit(KVStateMachine(max_keys=2), old, "snapshot has 3 keys, this node holds 2")
+    _assert_over_limit(KVStateMachine(max_keys=2), old, ("snapshot", 3, "keys", 2))
     _assert_over_limit(KVStateMachine(max_sessions=1), old,
-                       "snapshot has 2 sessions, this node holds 1")
+                       ("snapshot", 2, "sessions", 1))
 
 
 def _v1(snap):
