@@ -286,6 +286,14 @@ def start(d, nid, runtime="micropython", config=None, data=None, heap="16M", flu
         # older node refuses fields it does not know (the benchmark's A/B).
         with open(board) as f:
             board = os.path.join(tree, "boards", json.load(f)["name"], "board.json")
+        # Nor does it know the node file's "limits" (it uses its board's,
+        # the default limits, README "Cluster limits").
+        with open(config) as f:
+            nf = json.load(f)
+        if nf.pop("limits", None) is not None:
+            config = os.path.join(d, "node%d.tree.json" % nid)
+            with open(config, "w") as f:
+                json.dump(nf, f, indent=1)
     # Board emulation (node_main.py --net-profile ...): per cluster, and per start.
     extra = list(cl.get("node_args", ()) if cl is not None else ()) + list(extra)
     main = os.path.join(tree, "tools", "ops", "node_main.py") if tree else os.path.join(TOOLS, "node_main.py")
