@@ -52,5 +52,5 @@ class StorageFull(StorageError):
 class OverLimit(RaftError):
     """Replicated state this node cannot hold (its capacity is below the
     cluster's limits). Not corrupt: the node stops applying and reports it.
-    args: (where: "snapshot" or "log", count needed, "keys" or "sessions",
-    count this node holds)."""
+    args: (where: "snapshot", "log" or "entry", count needed, "keys",
+    "sessions" or "bytes", count this node holds)."""

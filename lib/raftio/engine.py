@@ -45,7 +45,8 @@ flash write per commit.
 
 A state machine that cannot take what the log holds (OverLimit: content
 beyond this node's capacity, a board forced into a cluster whose limits its
-memory cannot hold; a MemoryError; a snapshot that does not decode) halts
+memory cannot hold, or an entry larger than its log slots; a MemoryError;
+a snapshot that does not decode) halts
 applying instead of raising out of the loop: ``halted`` says why (status
 "state"), nothing past the failed entry is applied or snapshotted, appends
 are dropped (counted, so the flash log cannot fill; the node still votes
@@ -188,9 +189,19 @@ class Engine:
     # -- input ----------------------------------------------------------------
     def step(self, m):
         """A Raft message from a peer (already authenticated and decoded)."""
-        if self.halted is not None and m.type == M.APP:
-            self.stats["halted"] += 1
-            return
+        if m.type == M.APP:
+            if self.halted is None:
+                # An entry past this node's slots (a board forced into a
+                # cluster with larger limits) would fail the flash append
+                # mid-Ready: refuse the whole append and halt instead.
+                mx = self.core.cfg.max_entry_bytes
+                for e in m.entries:
+                    if len(e[3]) > mx:
+                        self._halt(OverLimit("entry", len(e[3]), "bytes", mx))
+                        break
+            if self.halted is not None:
+                self.stats["halted"] += 1
+                return
         self.rawnode.step(m)
 
     def propose(self, data, token=None):

@@ -106,3 +106,31 @@ def test_an_entry_beyond_capacity_stops_applying_before_it_and_a_retry_applies_i
         assert st.snapshot().index >= i
     finally:
         n.close()
+
+
+def test_an_append_with_an_entry_larger_than_the_slots_is_dropped_and_halts():
+    # A board forced into a cluster whose entries are larger than its slots
+    # (max_entry_bytes): the flash append would fail mid-Ready; the append
+    # is refused whole instead, and the node keeps running.
+    st = MemoryStorage((1, 2), ())
+    cfg = {"node_id": 1, "cluster_id": 5, "key": "ab" * 16,
+           "peers": [{"id": 1, "host": "127.0.0.1", "port": 0},
+                     {"id": 2, "host": "127.0.0.1", "port": 0}]}
+    n = Node(cfg, BOARD, st, seed=1)
+    try:
+        big = M.Message(M.APP, 1, 2, 1, 0, 0, 0, entries=[(1, 1, 0, b"x" * 600)])
+        n.engine.step(big)
+        assert n.engine.halted == "over-limit: entry needs 600 bytes, this node holds 512"
+        assert n.engine.stats["halted"] == 1 and n.engine.core.log.last == 0
+        assert n.engine.core.term == 0  # the message never reached the core
+        for _ in range(20):
+            n.run_once()
+        ok = M.Message(M.APP, 1, 2, 1, 0, 0, 0, entries=[(1, 1, 0, b"x" * 500)])
+        n.engine._retry_at = n.clock.ticks_ms()  # the retry is due
+        n.run_once()
+        assert n.engine.halted is None
+        n.engine.step(ok)
+        n.run_once()
+        assert n.engine.core.log.last == 1 and st.last_index() == 1
+    finally:
+        n.close()
