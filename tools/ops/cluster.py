@@ -66,6 +66,7 @@ ROOT = paths.ROOT
 
 import netns as _netns  # noqa: E402
 from raftio.client import Client  # noqa: E402
+from raft.errors import ConfigError  # noqa: E402
 from raftkv import limits as _limits  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -115,7 +116,10 @@ def parse_limits(text, board):
             raise ClusterError("--limits: %r is not fit or k=v with k in %s"
                                % (kv, ", ".join(_limits.FIELDS)))
         lim[k] = int(v)
-    return _limits.validate(lim, "--limits")
+    try:
+        return _limits.validate(lim, "--limits")
+    except ConfigError as e:
+        raise ClusterError(str(e))
 
 
 def create(d, nodes=5, cluster_id=None, key=None, board=None, proxy=False, netns=False,
@@ -494,6 +498,13 @@ def main(argv):
         return 2
     cmd = pos[0]
     d = opts["dir"]
+    if opts["limits"] is not None:
+        try:  # a usage error, before anything is made or started
+            with open(opts["board"] or BOARD) as f:
+                parse_limits(opts["limits"], json.load(f))
+        except (ClusterError, OSError, ValueError) as e:
+            print("cluster: %s" % e)
+            return 2
     try:
         nodes = int(opts["nodes"])
         if cmd in ("up", "run"):
