@@ -13,11 +13,12 @@ snapshots, membership changes, refused proposals), the node keeping the
 last 32; level(name) chooses how much: essential < info < debug < trace.
 Lean on purpose: the whole esp32 firmware must fit in 48 KB of .mpy.
 """
+import gc
 import json
 import time
 
 from raft import events as EV
-from raft.roles import ROLE_NAMES
+from raft.roles import LEADER, ROLE_NAMES
 
 node = None
 # Why the node is not running (set when boot fails), for status().
@@ -100,9 +101,14 @@ def boot(machine=None, make=None):
         from raftio.fs import RealFS
         from raftio.node import Node, initial_voters, slot_size
         from raftio.storage import FlashStorage
-        node = (make or Node)(c, b, FlashStorage(RealFS("raft"), initial_voters(c), (), b["flash_log_slots"],
-                                       slot_size(b), "raft", b.get("log_segment_bytes", 4096)),
-                    machine=machine)
+        mk = FlashStorage
+        p = b.get("log_partition")
+        if p:
+            # The log on a raw flash partition (an optional module; boards/README.md).
+            from raftio.rawlog import storage as mk
+        node = (make or Node)(c, b, mk(RealFS("raft"), initial_voters(c), (), b["flash_log_slots"],
+                                       slot_size(b), "raft", p or b["log_segment_bytes"]),
+                              machine=machine)
         if w and b["network"] == "wifi_sta":
             from raftio.clock import Clock
             from raftio.station import Station
@@ -124,6 +130,16 @@ def run(turns=-1, reset=False):
     a power cut at any byte, so a reset is the recovery a power cut would be,
     and the node rejoins instead of sitting dead at the REPL."""
     n = node
+    if n is None:
+        return status()
+    # Collect once an eighth of the free heap is allocated, not only when
+    # it is full: garbage filling the whole heap between collections spread
+    # long-lived objects (log entries, keys, the KV table) over all of it,
+    # and a resumed node (the REPL's allocations, a burst of queued
+    # datagrams) met MemoryError on a 2 KB table growth with 100 KB free
+    # (docs/repl.md).
+    gc.collect()
+    gc.threshold(gc.mem_free() >> 3)
     n.stopped = False
     try:
         while turns and not n.stopped:
@@ -167,46 +183,73 @@ def _crashed(k):
 
 
 def status():
+    """The node's state as a table (counters: the ones that moved), then peers()."""
     if node is None:
         print("node not running:", _why)
         return
-    print(node.status())
+    st = node.status()
+    for k in sorted(st):
+        v = st[k]
+        if type(v) is dict:
+            v = " ".join("%s %s" % i for i in v.items() if i[1]) or "-"
+        print("%-12s %s" % (k, v))
     peers()
 
 
 def peers():
-    """Per peer: match, next, probe/replicate/snapshot, entries in flight."""
+    """On the leader, per peer: match, next, probe/replicate/snapshot,
+    entries in flight. Elsewhere who leads: only the leader tracks them."""
     r = node.engine.core
+    if r.role != LEADER:
+        # A learner is a follower here (node.status() tells them apart).
+        print(ROLE_NAMES[r.role] + (" of %d; replication state is the leader's" % r.lead
+                                    if r.lead else ": no leader known"))
+        return
+    print("peer  match   next  state      inflight")
     for i in sorted(r.prs):
         p = r.prs[i]
-        print(i, "self" if i == r.id else "match %d next %d %s inflight %d" % (
+        print("%-4d" % i, "self" if i == r.id else "%6d %6d  %-10s %d" % (
             p.match, p.next, ("probe", "replicate", "snapshot")[p.state], p.inflights.count))
+
+
+# Membership ops by raft.confchange op, JOINT (4) naming leaving a joint conf.
+_OPS = ("", "add-voter", "add-learner", "remove", "leave-joint")
 
 
 def log(k=10):
     """The last k entries still in the log: index, term, then the command
-    decoded (op, client id, seq, key, value[, old]) or noop."""
+    decoded (op, client id, seq, key, value[, old]), a membership change
+    (conf add-voter 6; a joint one lists its steps) or noop."""
+    from raft.confchange import decode
     from raftkv.codec import decode_command
     g = node.engine.core.log
     for e in g.slice(max(g.snap_index + 1, g.last - k + 1), g.last + 1, 0):
+        d = e[3]
         try:
-            c = decode_command(e[3]) if e[3] else None
+            if e[2]:  # ENTRY_CONF: op, node id; or JOINT, (transition, steps)
+                o, c, _ = decode(d)
+                c = ["conf"] + (["%s %d" % (_OPS[s[0]], s[1]) for s in (((o, c),) if o < 4 else
+                                                                           c[1])] or ["leave-joint"])
+            elif d:
+                c = decode_command(d)
+                c = (("register", "put", "get", "delete", "cas")[c[0] - 1],) + c[1:5] + c[5:] * (
+                    c[0] == 5)
+            else:
+                c = ("noop",)
         except Exception:
-            c = None
-        print(e[0], e[1], *(("noop",) if not e[3] else ("?", e[3]) if c is None else
-                            (("register", "put", "get", "delete", "cas")[c[0] - 1],)
-                            + c[1:5] + c[5:] * (c[0] == 5)))
+            c = ("?", d)
+        print(e[0], e[1], *c)
 
 
 def events(k=10):
-    """The last k events, oldest first, with how long ago they happened."""
+    """The last k events, oldest first: seconds before now, level, kind,
+    term, then its values (a role or membership op by name)."""
     now = time.ticks_ms()
     for t, ev in node.events[-k:]:
         k, term, x, y = ev
-        # Names where they are on the board; codes as numbers (raft/events.py).
-        print("%8.3fs ago %-9s %s term %d %s %d" % (
-            time.ticks_diff(now, t) / 1000, EV.LEVEL_NAMES[EV.LEVELS[k]], EV.NAMES[k], term,
-            ROLE_NAMES[x] if k == EV.ROLE else x, y))
+        print("%8.1fs %-9s %-15s term %d %s %d" % (
+            time.ticks_diff(t, now) / 1000, EV.LEVEL_NAMES[EV.LEVELS[k]], EV.NAMES[k], term,
+            ROLE_NAMES[x] if k == EV.ROLE else _OPS[x] if k == EV.CONF else x, y))
 
 
 def campaign():

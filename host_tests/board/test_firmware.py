@@ -7,6 +7,7 @@ every wait is bounded.
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -111,6 +112,18 @@ loop(50)
 print("ENTRIES")
 mpraft.log(2)
 print("THATS-ALL")
+e = mpraft.node.engine
+e.propose_conf_change(2, 6, b"127.0.0.1:7999")
+loop(50)
+e.propose_conf_change(4, (2, ((3, 6),)), b"")
+loop(50)
+e.propose_conf_change(4, (0, ()), b"")
+loop(50)
+print("CONF")
+mpraft.log(3)
+print("CONF-EVENTS")
+mpraft.events(12)
+print("END")
 mpraft.campaign()
 loop(50)
 mpraft.stop()
@@ -128,18 +141,31 @@ def test_repl_inspection_single_node(build, tmp_path):
     out = r.stdout
     assert r.returncode == 0 and "Traceback" not in out + r.stderr, out + r.stderr
     assert "mpraft: node 1 serving" in out
-    status = out.split("STATUS\n")[1].split("PEERS\n")[0]
-    assert "'role': 'leader'" in status and "'heap_free'" in status
-    assert "1 self" in out.split("PEERS\n")[1]
-    events = out.split("EVENTS\n")[1]
-    # Reported by the core as it happened (raft/events.py), with relative times.
-    assert "s ago essential leader term 1 1 0" in events, events
-    assert "essential role term 1 leader 1" in events, events
-    assert "debug     commit term 1 " in events, events
-    assert "trace     applied term 1 " in events, events
+    # A table: one aligned "name value" row per field, counters that moved.
+    status = out.split("STATUS\n")[1].split("PEERS\n")[0].splitlines()
+    assert "role         leader" in status and "term         1" in status, status
+    assert "drops        -" in status, status
+    assert any(ln.startswith("heap_free    ") for ln in status), status
+    assert status.index("peer  match   next  state      inflight") == len(status) - 2, status
+    assert status[-1] == "1    self", status
+    assert "1    self" in out.split("PEERS\n")[1]
+    events = out.split("EVENTS\n")[1].split("ENTRIES\n")[0].splitlines()
+    # Reported by the core as it happened (raft/events.py), seconds before now.
+    assert any(re.match(r" +-\d+\.\ds essential leader +term 1 1 0$", ln) for ln in events), events
+    assert any(re.match(r" +-\d+\.\ds essential role +term 0 pre-candidate 0$", ln)
+               for ln in events), events
+    assert any(re.match(r" +-\d+\.\ds essential role +term 1 leader 1$", ln) for ln in events), events
+    assert any(re.match(r" +-\d+\.\ds debug +commit +term 1 \d+ 0$", ln) for ln in events), events
+    assert any(re.match(r" +-\d+\.\ds trace +applied +term 1 ", ln) for ln in events), events
     assert "LEVEL trace" in out
     log = out.split("ENTRIES\n")[1].split("THATS-ALL")[0].splitlines()
     assert log == ["2 1 put 9 4 b'key' b'v1'", "3 1 ? b'junk'"], log
+    # Membership entries decoded: single-server, joint (explicit), leaving.
+    conf = out.split("CONF\n")[1].split("CONF-EVENTS\n")[0].splitlines()
+    assert conf == ["4 1 conf add-learner 6", "5 1 conf remove 6", "6 1 conf leave-joint"], conf
+    ev = out.split("CONF-EVENTS\n")[1].split("END\n")[0]
+    assert re.search(r"essential conf +term 1 remove 6", ev), ev
+    assert re.search(r"essential conf +term 1 leave-joint 0", ev), ev
     assert os.path.isdir(os.path.join(root, "raft"))
 
 
@@ -221,8 +247,72 @@ def test_status_after_a_failed_boot_says_why(build, tmp_path):
     del node["key"]
     root = board_root(build, str(tmp_path / "b"), node)
     with open(os.path.join(root, "script.py"), "w") as f:
-        f.write("import mpraft\nmpraft.main()\nmpraft.status()\n")
+        f.write("import mpraft\nmpraft.main()\nmpraft.status()\nmpraft.run()\n")
     r = subprocess.run([MICROPYTHON, "script.py"], cwd=root, env=ENV, capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 0 and "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
     assert "node not running: KeyError" in r.stdout and "key" in r.stdout, r.stdout
+    # run() too says why instead of an AttributeError on None.
+    assert r.stdout.count("node not running: KeyError") == 2, r.stdout
+
+
+def test_lazy_parts_load_for_a_membership_change_and_a_snapshot_send(build, tmp_path):
+    # The build ships membership changes and snapshot transfer as lazily
+    # imported parts (docs/memory.md): a learner added to a cluster whose
+    # log is compacted away needs both, on the leader (propose the change,
+    # send the snapshot) and on the learner (install it, apply the change).
+    assert os.path.exists(os.path.join(build, "mpraft_conf.mpy"))
+    assert os.path.exists(os.path.join(build, "mpraft_snap.mpy"))
+    d = str(tmp_path / "cl")
+    cl = cluster.create(d, nodes=4, voters=3)
+    procs = []
+    ctl = [sys.executable, RAFTCTL, "--cluster", os.path.join(d, "cluster.json")]
+
+    def endpoints():
+        r = subprocess.run(ctl + ["-w", "json", "status"], capture_output=True,
+                           text=True, timeout=20)
+        return dict((row["id"], row) for row in json.loads(r.stdout))
+
+    try:
+        for n in cl["nodes"]:
+            with open(os.path.join(d, "node%d.json" % n["id"])) as f:
+                node = json.load(f)
+            root = board_root(build, str(tmp_path / ("b%d" % n["id"])), node)
+            with open(os.path.join(root, "board.json")) as f:
+                board = json.load(f)
+            # Snapshot and compact every 32 entries, so the learner's first
+            # entries are gone by the time it joins.
+            board.update(snapshot_entries=32, ring_capacity=32)
+            with open(os.path.join(root, "board.json"), "w") as f:
+                json.dump(board, f)
+            log = open(os.path.join(root, "console.log"), "w")
+            procs.append((subprocess.Popen([MICROPYTHON, "main.py"], cwd=root, env=ENV,
+                                           stdout=log, stderr=subprocess.STDOUT), log, root))
+        cluster.wait_leader(d, timeout_s=20)
+        pairs = tmp_path / "pairs.txt"
+        pairs.write_text("".join("k%d v%d\n" % (i, i) for i in range(2000)))
+        r = subprocess.run(ctl + ["bulk-load", str(pairs)], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        rows = endpoints()
+        lead = [row for row in rows.values() if row.get("role") == "leader"][0]
+        assert lead["snapshot"] > 1, lead
+        r = subprocess.run(ctl + ["add-learner", "4"], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            me = endpoints().get(4, {})
+            if (me.get("applied") or 0) >= lead["commit"]:
+                break
+            time.sleep(0.2)
+        assert me["applied"] >= lead["commit"] and me["snapshot"] >= lead["snapshot"], me
+    finally:
+        for p, log, root in procs:
+            p.kill()
+            p.wait(timeout=10)
+            log.close()
+    for p, log, root in procs:
+        with open(os.path.join(root, "console.log")) as f:
+            text = f.read()
+        assert "mpraft: node" in text and "Traceback" not in text, text

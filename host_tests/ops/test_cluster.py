@@ -13,6 +13,7 @@ Loopback only; every wait is bounded; each test boots its own cluster.
 """
 import os
 import random
+import re
 import signal
 import socket
 import threading
@@ -125,11 +126,19 @@ def _run_history(d):
     assert ok, sts
 
 
-def test_random_chaos_with_membership_changes_stays_linearizable(tmp_path):
+def test_random_chaos_with_membership_changes_stays_linearizable(tmp_path, capsys):
     # tools/ops/chaos.py's random schedule (kills, partitions, noise, transfers,
     # remove + re-add of followers) for 15 s; `make chaos` runs it longer.
     code, res = chaos.run({"seconds": 15.0, "seed": 11, "clients": 4,
-                           "dir": str(tmp_path / "chaos"), "json": None, "membership": True})
+                           "dir": str(tmp_path / "chaos"), "json": None, "membership": True,
+                           "progress": 3.0})
+    # A long run shows progress on stderr: elapsed, ops, faults, failures.
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("chaos: ")]
+    ticks = [ln for ln in lines if re.match(r"chaos: \d+ s of 15, \d+ ops \(\d+ ok, \d+ fail, "
+                                            r"\d+ info\), \d+ faults, 0 failures$", ln)]
+    assert 2 <= len(ticks) <= 6, lines
+    assert int(ticks[-1].split(", ")[1].split()[0]) > 0, ticks
+    assert lines[-1].startswith("chaos: healed; checking "), lines
     print(res.get("faults"), res.get("ops"), res.get("ok"))
     assert code == 0, res["failures"]
     assert res["linearizable"] is True and res["ok"] > 100, res

@@ -47,3 +47,28 @@ def test_cli_contract_and_usage_errors():
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "unknown fault 'bogus'" in p.stdout
     assert "Traceback" not in p.stdout + p.stderr
+
+
+def test_sweep_prints_progress_on_stderr_without_changing_results():
+    # A long sweep shows how far it is (elapsed, seeds done, faults, failed)
+    # on stderr every --progress seconds; the results on stdout are the same.
+    import json
+    import re
+    import subprocess
+    import sys
+    from simrun import ROOT
+    cmd = [sys.executable, "tools/simulator/sweep.py", "--seeds", "3", "--steps", "1500",
+           "--jobs", "1"]
+    runs = [subprocess.run(cmd + ["--progress", p], cwd=ROOT, capture_output=True, text=True,
+                           timeout=120) for p in ("0.2", "0")]
+    for r in runs:
+        assert r.returncode == 0, r.stdout + r.stderr
+    lines = runs[0].stderr.splitlines()
+    assert lines and all(re.match(r"sweep: \d+ s, [0-3]/3 seeds, \d+ faults, 0 failed$", ln)
+                         for ln in lines), lines
+    assert any(re.match(r"sweep: \d+ s, [12]/3 seeds, [1-9]\d* faults", ln) for ln in lines), lines
+    assert runs[1].stderr == ""
+    a, b = (json.loads(r.stdout.splitlines()[-1]) for r in runs)
+    a.pop("seconds")
+    b.pop("seconds")
+    assert a == b and a["commits"] > 1000, (a, b)

@@ -58,6 +58,11 @@ FIELDS = ("name", "arch", "heap_budget_bytes", "ring_capacity", "max_entry_bytes
           "heartbeat_ticks", "snapshot_entries", "flash_log_slots", "log_segment_bytes",
           "network")
 
+# Optional fields and their defaults. log_partition: null keeps the log in
+# segment files; a partition label puts it on that raw flash partition
+# (raftio/rawlog.py: a block erase per ~50 entries instead of one per entry).
+OPTIONAL = (("log_partition", None),)
+
 _NODE_FIELDS = ("capacity", "cluster_id", "key", "limits", "node_id", "peers", "voters", "wifi")
 _NODE_REQUIRED = ("node_id", "cluster_id", "key", "peers")
 _PEER_FIELDS = ("host", "id", "port")
@@ -121,7 +126,7 @@ def load_board(path_or_dict):
     if _is_name(name):
         label = name
     where = "board " + label
-    _check_keys(b, FIELDS, where)
+    _check_keys(b, FIELDS + tuple(k for k, _ in OPTIONAL), where)
     for k in FIELDS:
         if k not in b:
             raise ConfigError("%s: missing field %r" % (where, k))
@@ -144,6 +149,15 @@ def load_board(path_or_dict):
     out = {}
     for k in FIELDS:
         out[k] = b[k]
+    # Copied only when given, so a board file written back stays readable
+    # by a checkout that predates the field (read them with .get).
+    for k, _ in OPTIONAL:
+        if k in b:
+            out[k] = b[k]
+    lp = b.get("log_partition")
+    if lp is not None and not (_is_name(lp) and len(lp) <= 16):
+        raise ConfigError("%s: log_partition (%r) must be null or a partition label of 1-16"
+                          " characters of a-z, 0-9, _" % (where, lp))
     return out
 
 

@@ -215,3 +215,123 @@ class _FakeFile:
             return
         self.flush()
         self.closed = True
+
+
+class NorViolation(Exception):
+    """A program onto flash bytes that are not erased (a bug in the caller)."""
+
+
+_ERASED = 0xFF
+
+
+class FakeBlockDev:
+    """A raw NOR flash partition on a FakeFlash, with MicroPython's block-device
+    protocol (esp32.Partition, rp2.Flash): ``readblocks(n, buf, off)``,
+    ``writeblocks(n, buf, off)`` (program without erase), ``writeblocks(n,
+    buf)`` (erase the block, then program), ``ioctl(4|5|6, n)`` (block
+    count, block size, erase block n).
+
+    NOR semantics, enforced: erase sets a whole block to 0xFF; a program
+    clears bits only (the result is old AND new); a buffer byte other than
+    0xFF landing on a byte that is not 0xFF raises NorViolation (re-writing
+    programmed bytes is always a bug in the log; 0xFF fill is a no-op, so a
+    page-aligned program may carry it over earlier records). ``prog`` is the
+    program unit: offset and length must be multiples of it (rp2's
+    flash_range_program works in 256-byte pages; esp32's esp_partition_write
+    takes any byte range, prog=1).
+
+    Its bytes are the FakeFlash file ``name`` (created erased), so a reboot
+    of the FakeFlash carries them and a power cut spends the same budget:
+    one unit per programmed byte; an erase costs one unit. A cut inside a
+    program lands the bytes before it, tears the next one (half its bits
+    programmed) and, when torn, programs a scattered subset of the rest of
+    that call's bytes (a page program is not sequential on real NOR). A cut
+    on an erase with torn=True leaves the block half erased.
+    ``erases[n]`` counts erases of block n; ``programmed`` the bytes written.
+    """
+
+    def __init__(self, flash, name, nblocks, block_size=4096, prog=1):
+        self.flash = flash
+        self.name = name
+        self.nblocks = nblocks
+        self.bs = block_size
+        self.prog = prog
+        if name not in flash.files:
+            flash.files[name] = bytearray(b"\xff" * (nblocks * block_size))
+        elif len(flash.files[name]) != nblocks * block_size:
+            raise ValueError("fakeflash: partition %s is %d bytes, not %d x %d" % (
+                name, len(flash.files[name]), nblocks, block_size))
+        self.erases = [0] * nblocks
+        self.programmed = 0
+
+    def total_erases(self):
+        return sum(self.erases)
+
+    def _data(self):
+        self.flash._alive()
+        return self.flash.files[self.name]
+
+    def _range(self, n, off, ln):
+        if not 0 <= n < self.nblocks or off < 0 or off + ln > (self.nblocks - n) * self.bs:
+            raise OSError(22, "fakeflash: block %d offset %d length %d outside %s" % (n, off, ln, self.name))
+        return n * self.bs + off
+
+    def readblocks(self, n, buf, off=0):
+        data = self._data()
+        p = self._range(n, off, len(buf))
+        buf[:] = data[p:p + len(buf)]
+
+    def writeblocks(self, n, buf, off=None):
+        if off is None:
+            for k in range(-(-len(buf) // self.bs)):
+                self.ioctl(6, n + k)
+            off = 0
+        data = self._data()
+        ln = len(buf)
+        p = self._range(n, off, ln)
+        if p % self.prog or ln % self.prog:
+            raise NorViolation("%s: program of %d bytes at %d is not aligned to %d" % (
+                self.name, ln, p, self.prog))
+        for j in range(ln):
+            if buf[j] != _ERASED and data[p + j] != _ERASED:
+                raise NorViolation("%s: program at byte %d (block %d offset %d) onto a byte not erased" % (
+                    self.name, p + j, (p + j) // self.bs, (p + j) % self.bs))
+        fl = self.flash
+        ok = ln if fl.budget is None or fl.budget >= ln else fl.budget
+        for j in range(ok):
+            data[p + j] &= buf[j]
+        fl.landed += ok
+        self.programmed += ok
+        if ok < ln:
+            if fl.torn:
+                data[p + ok] &= buf[ok] | 0x0F
+                h = (p * 7 + ok) & 0xFF
+                for j in range(ok + 1, ln):
+                    h = (h * 73 + 41) & 0xFF
+                    if h & 1:
+                        data[p + j] &= buf[j]
+            fl.budget = 0
+            fl.dead = True
+            raise PowerCut("cut after %d of %d bytes programmed" % (ok, ln))
+        if fl.budget is not None:
+            fl.budget -= ln
+
+    def ioctl(self, op, arg):
+        if op == 4:
+            return self.nblocks
+        if op == 5:
+            return self.bs
+        if op == 6:
+            data = self._data()
+            p = self._range(arg, 0, self.bs)
+            fl = self.flash
+            if fl.budget is not None and fl.budget < 1:
+                if fl.torn:
+                    data[p:p + self.bs // 2] = b"\xff" * (self.bs // 2)
+                fl.dead = True
+                raise PowerCut("cut during erase of block %d" % arg)
+            fl._spend_meta()
+            data[p:p + self.bs] = b"\xff" * self.bs
+            self.erases[arg] += 1
+            return 0
+        return None

@@ -51,7 +51,7 @@ class RealFS:
     def size(self, name):
         return os.stat(self.path(name))[6]
 
-    def listdir(self):
+    def listdir(self):  # mpraft: host-only (tests and tools list the folder)
         return sorted(os.listdir(self.root))
 
 

@@ -31,6 +31,9 @@ class FlashStorage:
     last - off <= slots; off <= snap.index after a reboot, and compact()
     never lets it pass snap.index; off_term is the term of entry off."""
 
+    # The log's backend; raftio.rawlog.RawStorage puts it on a raw partition.
+    Log = LogFile
+
     def __init__(self, fs, voters=(), learners=(), slots=256, slot_size=512, prefix="raft",
                  segment_bytes=4096):
         self.fs = fs
@@ -41,14 +44,14 @@ class FlashStorage:
             raise CorruptStorage("storage: %s is missing but %s/%s exist; term and vote are lost, "
                                  "so this node must not rejoin with this data (delete it all)" % (
                                      hs_name, log_name, snap_name))
-        for tmp in (hs_name + ".tmp", log_name + ".tmp"):
-            if fs.exists(tmp):
-                fs.remove(tmp)
+        # A creation cut short (the log's own are removed by LogFile.open).
+        if fs.exists(hs_name + ".tmp"):
+            fs.remove(hs_name + ".tmp")
         self._hs = HardStateFile(fs, hs_name)
         self._snapf = SnapFile(fs, snap_name)
         # segment_bytes: the log ring's files hold one littlefs block each
         # (raftio/logfile.py); 0 keeps one file (host POSIX files).
-        self._log = LogFile(fs, log_name, slots, slot_size, segment_bytes)
+        self._log = self.Log(fs, log_name, slots, slot_size, segment_bytes)
         hs = self._hs.load()
         snap = self._snapf.load()
         if snap is None:
@@ -67,8 +70,6 @@ class FlashStorage:
             raise CorruptStorage("storage: commit %d is past the last log entry %d; committed entries are lost" % (
                 hs[2], self._last))
         self.hard_state = hs
-        # Mirrors MemoryStorage.writes: write operations that reached flash.
-        self.writes = 0
 
     @property
     def bytes_written(self):  # mpraft: host-only
@@ -133,7 +134,6 @@ class FlashStorage:
             return
         self._hs.save(hs)
         self.hard_state = tuple(hs)
-        self.writes += 1
 
     def _check(self, entries):
         prev = entries[0][0] - 1
@@ -182,7 +182,6 @@ class FlashStorage:
             log.write(e)
         log.sync()
         self._last = new_last
-        self.writes += 1
 
     def apply_snapshot(self, snap):
         """Replace everything with snap (a follower catching up from the leader)."""
@@ -206,7 +205,6 @@ class FlashStorage:
         if hs[2] < snap.index:
             self._hs.save((hs[0], hs[1], snap.index))
             self.hard_state = (hs[0], hs[1], snap.index)
-        self.writes += 1
 
     def create_snapshot(self, index, voters, learners, data, voters_out=(), auto_leave=False):
         """Record the state machine image at applied index ``index`` (and the
@@ -217,7 +215,6 @@ class FlashStorage:
                         auto_leave)
         self._snapf.save(snap)
         self.snap = snap
-        self.writes += 1
         return snap
 
     def compact(self, index):

@@ -1,7 +1,7 @@
 """A virtual MicroPython board: a pty with the unix port behind it, a folder as its flash.
 
     python3 tools/board/vboard.py --flash DIR [--link PATH] [--heap 100K] [--seconds N]
-                            [--console FILE] [--romfs SIZE]
+                            [--console FILE] [--romfs SIZE] [--max-resets N]
 
 Prints "vboard: PTY" (and makes PATH a symlink to it), then relays bytes
 between that pty and a MicroPython unix-port VM running on a second pty, so
@@ -12,13 +12,22 @@ a board over USB serial:
   runs /boot.py and /main.py at power-up (like a board) and then its REPL;
 - its pty has ISIG on and ECHO and OPOST off, so Ctrl-C during main.py raises
   KeyboardInterrupt and the raw-REPL bytes pass unchanged;
+- Ctrl-C interrupts code run from the raw REPL too, as a board's UART does
+  (it raises KeyboardInterrupt whenever code runs, whatever the terminal
+  mode): the unix port runs raw-paste code (mpremote exec) with its terminal
+  still raw, so ^C would be a byte nobody reads and the board unreachable
+  for good. While the VM runs code (it catches SIGINT then) and its terminal
+  has ISIG off, vboard turns the ^C byte into SIGINT;
 - the unix port ends its process on Ctrl-D (soft reset); vboard then prints
   "MPY: soft reboot" and starts a new VM. After a soft reset from the raw
   REPL, the new VM skips main.py and re-enters the raw REPL (as a board does);
   from the friendly REPL it runs boot.py and main.py again;
-- machine.reset() (what `mpremote reset` calls; the unix port lacks it) is a
-  hard reset: a new VM that runs boot.py and main.py; vboard prints
-  "vboard: hard reset" on its stdout;
+- machine.reset() (what `mpremote reset` calls, and firmware/mpraft.py on a
+  fatal error; the unix port lacks it) is a hard reset: a new VM that runs
+  boot.py and main.py; vboard prints "vboard: hard reset" on its stdout.
+  A reset loop shows and ends: after --max-resets (default 10) hard resets
+  in a row, each within 30 s of its boot, vboard prints "vboard: reset
+  loop: ..." and exits with status 3 (a real board would loop for ever);
 - --console FILE also appends everything the VM prints to FILE, as a serial
   logger on a board's UART would, whether or not anyone is connected;
 - --romfs SIZE gives the board a ROMFS partition of SIZE bytes (MicroPython
@@ -63,7 +72,8 @@ paths.setup()
 ROOT = paths.ROOT
 MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
 RAW_BANNER = b"raw REPL; CTRL-B to exit"
-_HARD_RESET = 86  # the VM's exit status for machine.reset()
+_HARD_RESET = 86  # the VM's exit status for machine.reset() (or SIGUSR1, see STARTUP)
+_QUICK_S = 30     # a hard reset this soon after its boot counts toward a reset loop
 
 STARTUP = """import vfs, os, sys
 vfs.mount(vfs.VfsPosix(%r), "/")
@@ -72,11 +82,15 @@ sys.path[:] = ["", "/lib", ".frozen"]
 del vfs, os
 import machine as _vboard_m
 class _VboardMachine:
-    # mpremote's `reset` calls machine.reset(), which the unix port lacks:
-    # exit with a status vboard knows (a hard reset runs main.py).
+    # mpremote's `reset` and mpraft's fatal errors call machine.reset(),
+    # which the unix port lacks: end the VM at once, as a board resets
+    # wherever it is (a SystemExit would be caught: main.py's, by the boot
+    # below), with a signal vboard knows (a hard reset runs main.py).
     def __getattr__(self, name):
         return getattr(_vboard_m, name)
     def reset(self):
+        import os
+        os.system("kill -USR1 $PPID")
         sys.exit(%d)
 sys.modules["machine"] = _VboardMachine()
 def _vboard_boot(names):
@@ -178,7 +192,8 @@ def _preexec():
 
 
 class VBoard:
-    def __init__(self, flash, heap="100K", micropython=MICROPYTHON, console=None, romfs=0):
+    def __init__(self, flash, heap="100K", micropython=MICROPYTHON, console=None, romfs=0,
+                 max_resets=10):
         self.console = open(console, "ab") if console else None
         self.romfs = romfs
         self.flash = os.path.abspath(flash)
@@ -193,6 +208,12 @@ class VBoard:
         self.raw = False
         self.tail = b""
         self.boots = 0
+        self.resets = 0          # hard resets (machine.reset)
+        self.max_resets = max_resets
+        self.quick_resets = 0    # hard resets in a row within _QUICK_S of their boot
+        self.booted = 0.0        # time.time() of the last boot
+        self.looping = False     # stopped by max_resets
+        self.interrupts = 0  # ^C turned into SIGINT (see _interrupt)
         self.script = "/tmp/vboard-%d-%d.py" % (os.getpid(), self.host_slave)
 
     def start_vm(self, run_main):
@@ -211,8 +232,26 @@ class VBoard:
         os.close(s)
         self.vm = m
         self.boots += 1
+        self.booted = time.time()
         if not run_main:
             os.write(m, b"\r\x01")
+
+    def _interrupt(self, data):
+        # A board's UART raises KeyboardInterrupt on ^C while code runs (the
+        # VM catches SIGINT exactly then) and drops the byte; with ISIG on the
+        # kernel already does that, and at a REPL prompt ^C is a key.
+        try:
+            if termios.tcgetattr(self.vm)[3] & termios.ISIG:
+                return data
+            with open("/proc/%d/status" % self.proc.pid) as f:
+                caught = [ln for ln in f if ln.startswith("SigCgt:")]
+        except (OSError, termios.error):
+            return data
+        if not caught or not int(caught[0].split()[1], 16) & (1 << (signal.SIGINT - 1)):
+            return data
+        os.kill(self.proc.pid, signal.SIGINT)
+        self.interrupts += 1
+        return data.replace(b"\x03", b"")
 
     def _from_vm(self):
         try:
@@ -244,9 +283,17 @@ class VBoard:
             self.proc.wait(timeout=5)
         os.close(self.vm)
         self.vm = None
-        if self.proc.returncode == _HARD_RESET:
+        if self.proc.returncode in (_HARD_RESET, -signal.SIGUSR1):
             self.raw = False
+            self.resets += 1
+            quick = time.time() - self.booted < _QUICK_S
+            self.quick_resets = self.quick_resets + 1 if quick else 0
             print("vboard: hard reset", flush=True)
+            if self.max_resets and self.quick_resets >= self.max_resets:
+                print("vboard: reset loop: %d hard resets in a row, each within %d s of its "
+                      "boot; board stopped" % (self.quick_resets, _QUICK_S), flush=True)
+                self.looping = True
+                return
         else:
             os.write(self.host, b"MPY: soft reboot\r\n")
         self.start_vm(run_main=not self.raw)
@@ -265,12 +312,16 @@ class VBoard:
                         self.raw = False
                     if b"\x01" in data:
                         self.raw = True
+                    if b"\x03" in data:
+                        data = self._interrupt(data)
                     try:
                         os.write(self.vm, data)
                     except OSError:
                         pass
                 if self.proc.poll() is not None:
                     self._restart()
+                    if self.looping:
+                        break
         finally:
             self.close()
 
@@ -460,7 +511,7 @@ def main(argv):
     if argv[:1] == ["flash"]:
         return flash(argv[1:])
     opts = {"--flash": None, "--link": None, "--heap": "100K", "--seconds": "-1",
-            "--console": None, "--romfs": "0"}
+            "--console": None, "--romfs": "0", "--max-resets": "10"}
     i = 0
     while i < len(argv):
         if argv[i] not in opts or i + 1 >= len(argv):
@@ -469,10 +520,12 @@ def main(argv):
         opts[argv[i]] = argv[i + 1]
         i += 2
     romfs = heap_bytes(opts["--romfs"]) if opts["--romfs"] != "0" else 0
-    if opts["--flash"] is None or heap_bytes(opts["--heap"]) is None or romfs is None:
+    if (opts["--flash"] is None or heap_bytes(opts["--heap"]) is None or romfs is None
+            or not opts["--max-resets"].isdigit()):
         print(__doc__.split("\n\n")[1])
         return 2
-    vb = VBoard(opts["--flash"], opts["--heap"], console=opts["--console"], romfs=romfs)
+    vb = VBoard(opts["--flash"], opts["--heap"], console=opts["--console"], romfs=romfs,
+                max_resets=int(opts["--max-resets"]))
     if opts["--link"]:
         try:
             os.remove(opts["--link"])
@@ -485,7 +538,7 @@ def main(argv):
         vb.serve(float(opts["--seconds"]))
     except KeyboardInterrupt:
         pass
-    return 0
+    return 3 if vb.looping else 0
 
 
 if __name__ == "__main__":

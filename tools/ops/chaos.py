@@ -56,7 +56,8 @@ from raftio import wire  # noqa: E402
 from raftio.client import ClientError  # noqa: E402
 
 USAGE = ("usage: chaos.py [--seconds 60] [--seed 1] [--clients 6] [--dir DIR] [--json FILE]\n"
-         "                [--no-membership] [--timeline OUT.html]")
+         "                [--no-membership] [--timeline OUT.html] [--progress 10]\n"
+         "--progress S: a line on stderr every S seconds (0: none)")
 KEYS = ["a", "b", "c", "d"]
 
 
@@ -67,10 +68,12 @@ class History:
         self.events = []
         self.lock = threading.Lock()
         self.log = log  # the run log: each event with its time
+        self.counts = {"invoke": 0, "ok": 0, "fail": 0, "info": 0}  # events by type
 
     def add(self, ev):
         with self.lock:
             self.events.append(ev)
+            self.counts[ev["type"]] += 1
             if self.log is not None:
                 self.log.write("op", **ev)
 
@@ -303,6 +306,19 @@ class Chaos:
         return not self.removed
 
 
+def progress(chaos, hist, seconds, fails):
+    """One line on stderr: elapsed, operations by outcome, faults, failures.
+    Failures so far are the nodes that printed a traceback; the history is
+    checked once the run ends."""
+    c = hist.counts
+    sys.stderr.write("chaos: %.0f s of %.0f, %d ops (%d ok, %d fail, %d info), %d faults, "
+                     "%d failures\n" % (time.monotonic() - chaos.t0, seconds, c["invoke"],
+                                        c["ok"], c["fail"], c["info"],
+                                        sum(chaos.counts.values()),
+                                        len(fails) + len(tracebacks(chaos.d))))
+    sys.stderr.flush()
+
+
 def run(opts):
     d = opts["dir"] or tempfile.mkdtemp(prefix="mpraft-chaos-")
     cdir = os.path.join(d, "cluster")
@@ -331,9 +347,14 @@ def run(opts):
             t.start()
         chaos = Chaos(cdir, rnd, opts["membership"], log)
         end = time.monotonic() + opts["seconds"]
+        every = opts.get("progress", 10.0)
+        shown = time.monotonic()
         while time.monotonic() < end:
             chaos.step()
             time.sleep(rnd.uniform(0.3, 1.5))
+            if every > 0 and time.monotonic() - shown >= every:
+                shown = time.monotonic()
+                progress(chaos, hist, opts["seconds"], fails)
         if not chaos.heal():
             fails.append("removed nodes could not be added back: %s" % chaos.removed)
         # Writes go on for a moment on the healed cluster before they stop.
@@ -350,6 +371,9 @@ def run(opts):
         if not ok:
             fails.append("nodes did not converge: applied %s"
                          % [st and st["applied"] for st in sts])
+        if opts.get("progress", 10.0) > 0:
+            sys.stderr.write("chaos: healed; checking %d ops for linearizability\n"
+                             % hist.counts["invoke"])
         lin = lincheck.check_events(hist.events, max_configs=2000000)
         res.update({"ops": lin["ops"], "ok": lin["ok"], "fail": lin["fail"],
                     "info": lin["info"], "linearizable": lin["linearizable"]})
@@ -384,7 +408,7 @@ def run(opts):
 
 def parse(argv):
     opts = {"seconds": 60.0, "seed": 1, "clients": 6, "dir": None, "json": None,
-            "membership": True, "timeline": None}
+            "membership": True, "timeline": None, "progress": 10.0}
     i = 0
     try:
         while i < len(argv):
@@ -393,17 +417,17 @@ def parse(argv):
                 opts["membership"] = False
                 i += 1
                 continue
-            if a not in ("--seconds", "--seed", "--clients", "--dir", "--json", "--timeline") \
-                    or i + 1 >= len(argv):
+            if a not in ("--seconds", "--seed", "--clients", "--dir", "--json", "--timeline",
+                         "--progress") or i + 1 >= len(argv):
                 return None
             v = argv[i + 1]
             key = a[2:]
-            opts[key] = (float(v) if key == "seconds" else int(v)
+            opts[key] = (float(v) if key in ("seconds", "progress") else int(v)
                          if key in ("seed", "clients") else v)
             i += 2
     except ValueError:
         return None
-    if opts["seconds"] <= 0 or not 1 <= opts["clients"] <= 32:
+    if opts["seconds"] <= 0 or not 1 <= opts["clients"] <= 32 or opts["progress"] < 0:
         return None
     return opts
 

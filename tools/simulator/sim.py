@@ -26,6 +26,7 @@ from raft.errors import DecodeError, RaftError
 # shares this VM, whose heap is nearly full mid-run, where compiling a
 # module from source can fail: load them up front.
 from raft import membership, snapshot  # noqa: F401
+from raftio import admin  # noqa: F401
 from raftio.fakeflash import PowerCut
 from raftio.frame import HEADER, TAG_LEN
 from simcheck import Checker
@@ -48,6 +49,7 @@ USAGE = ("usage: sim.py [--nodes N] [--seed S] [--steps K] [--faults all|none|LI
          "              [--clients N] [--check-linear] [--reads index|lease|local]\n"
          "              [--clock-start MS]  (first ticks_ms; default 50 s before the 2**30 wrap)\n"
          "              [--machine kv|lock]  (lock: the lock service, --clients N contend)\n"
+         "              [--log files|raw]  (with powercut: the log in files or a raw NOR partition)\n"
          "              [--timeline OUT.html]  (the run as a page: tools/timeline/)\n"
          "  LIST is a comma list of: " + ",".join(FAULTS + EXTRA_FAULTS) + "\n"
          "  (all = " + ",".join(FAULTS) + "; e.g. --faults all,reconfig)")
@@ -83,7 +85,7 @@ DEFAULTS = {"nodes": 5, "seed": 1, "steps": 1000, "faults": FAULTS, "ring": 64,
             "election": 10, "snap_every": 200, "snap_keep": 20,
             "batch_bytes": 1300, "apply_bytes": 256,
             "clients": 0, "check_linear": False, "reads": "index", "machine": "kv",
-            "timeline": None, "clock_start": None}
+            "timeline": None, "clock_start": None, "log": "files"}
 
 
 def parse_args(argv):
@@ -127,6 +129,10 @@ def parse_args(argv):
             if v not in ("kv", "lock"):
                 raise UsageError("--machine takes kv or lock, got %r" % v)
             opts["machine"] = v
+        elif key == "log":
+            if v not in ("files", "raw"):
+                raise UsageError("--log takes files or raw, got %r" % v)
+            opts["log"] = v
         else:
             raise UsageError("unknown option %s" % a)
         i += 2
@@ -563,6 +569,8 @@ def command_line(o):
         s += " --clients %d" % o["clients"]
     if o.get("machine", "kv") != "kv":
         s += " --machine " + o["machine"]
+    if o.get("log", "files") != "files":
+        s += " --log " + o["log"]
     return s
 
 

@@ -23,7 +23,8 @@ from raft.errors import DecodeError
 from raft.memstorage import MemoryStorage
 from raftio import wire
 from raftio.engine import Engine
-from raftio.fakeflash import FakeFlash
+from raftio.fakeflash import FakeBlockDev, FakeFlash
+from raftio.rawlog import RawLog, RawStorage
 from raftio.frame import HEADER, MAX_DATAGRAM, SEND_ERROR, Framer
 from raftio.server import Server
 from raftio.storage import FlashStorage
@@ -276,6 +277,11 @@ class SimNode:
         self.boot()
 
     def open_storage(self):
+        if self.sim.opts.get("log") == "raw":
+            # A raw NOR partition of 32 1 KB blocks (raftio/rawlog.py) on the
+            # same fake flash: the same power cuts, NOR rules enforced.
+            return RawStorage(self.fs, self.sim.ids, (), 320, 96, "raft",
+                              RawLog(FakeBlockDev(self.fs, "raftlog", 32, 1024), 320, 96))
         return FlashStorage(self.fs, self.sim.ids, (), slots=320, slot_size=96)
 
     def power_cycle(self):

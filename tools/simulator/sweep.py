@@ -5,7 +5,9 @@
     python3 tools/simulator/sweep.py --seeds 50 --steps 20000 --machine lock --clients 5
 
 Prints one line per failing seed with the command that reproduces it, then a
-JSON summary as the last line. Exit status 0 iff every seed passed.
+JSON summary as the last line. Exit status 0 iff every seed passed. Every
+--progress seconds (default 10; 0: never) a line on stderr says how far it
+is: elapsed, seeds done, faults injected so far, seeds failed so far.
 """
 import argparse
 import json
@@ -35,6 +37,10 @@ def _one(args):
     return seed, res
 
 
+# The result fields that count injected faults (sim.py's JSON line).
+FAULT_COUNTS = ("crashes", "partitions", "power_cuts", "reconfigs", "wipes")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--first", type=int, default=1)
@@ -47,7 +53,11 @@ def main():
                     help="simulated clients (KV: histories checked with lincheck)")
     ap.add_argument("--machine", default="kv", choices=("kv", "lock"),
                     help="lock: the lock service, its checker after every entry")
+    ap.add_argument("--progress", type=float, default=10.0, metavar="S",
+                    help="a progress line on stderr every S seconds (0: none)")
     a = ap.parse_args()
+    if a.progress < 0:
+        ap.error("--progress must be >= 0")
     try:
         sim.parse_faults(a.faults)
     except sim.UsageError as e:
@@ -61,8 +71,29 @@ def main():
     bad = []
     commits = elections = grants = 0
     joint = [0, 0, 0]  # joint changes proposed, entered, left (reconfig)
+    done = faults = 0
+    shown = t0
+
+    def progress():
+        sys.stderr.write("sweep: %.0f s, %d/%d seeds, %d faults, %d failed\n"
+                         % (time.time() - t0, done, len(work), faults, len(bad)))
+        sys.stderr.flush()
+
     with multiprocessing.Pool(max(1, a.jobs)) as pool:
-        for seed, res in pool.imap_unordered(_one, work):
+        results = pool.imap_unordered(_one, work)
+        for _ in work:
+            # Wait for the next seed, a progress line every --progress s.
+            while True:
+                try:
+                    seed, res = results.next(timeout=a.progress or None)
+                    break
+                except multiprocessing.TimeoutError:
+                    pass
+                if time.time() - shown >= a.progress:
+                    shown = time.time()
+                    progress()
+            done += 1
+            faults += sum(res.get(k, 0) for k in FAULT_COUNTS)
             commits += res["commits"]
             elections += res["elections"]
             for k, name in enumerate(("joint_proposed", "joint_entered", "joint_left")):
@@ -82,6 +113,9 @@ def main():
                 print("seed %d FAILED: %s\n  reproduce: python3 tools/simulator/sim.py "
                       "--nodes %d --seed %d --steps %d --faults %s%s"
                       % (seed, why, a.nodes, seed, a.steps, a.faults, extra), flush=True)
+            if a.progress and time.time() - shown >= a.progress:
+                shown = time.time()
+                progress()
     out = {"seeds": a.seeds, "first": a.first, "steps": a.steps, "faults": a.faults,
            "failed": sorted(bad), "commits": commits, "elections": elections,
            "seconds": round(time.time() - t0, 1)}

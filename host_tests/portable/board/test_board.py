@@ -96,7 +96,7 @@ BAD_BOARDS = (
      "board esp32: max_entry_bytes (1400) must be an integer in 16..1334"),
     ({"heartbeat_tick": 4},
      "board esp32: unknown field 'heartbeat_tick'; known fields: arch, election_ticks,"
-     " flash_log_slots, heap_budget_bytes, heartbeat_ticks, log_segment_bytes,"
+     " flash_log_slots, heap_budget_bytes, heartbeat_ticks, log_partition, log_segment_bytes,"
      " max_entry_bytes, max_key, max_sessions, max_value, name, network, ring_capacity,"
      " snapshot_entries, tick_ms"),
     ({"tick_ms": _DELETE}, "board esp32: missing field 'tick_ms'"),
@@ -231,3 +231,13 @@ def test_board_limits_fit_the_codecs():
         b = load_board(ROOT + "/boards/" + name + "/board.json")
         assert codec.max_command_len(b["max_key"], b["max_value"]) <= b["max_entry_bytes"]
         assert b["max_key"] <= codec.WIRE_MAX_KEY and b["max_value"] <= codec.WIRE_MAX_VALUE
+
+
+def test_log_partition_is_optional_and_checked():
+    b = _good()
+    assert "log_partition" not in b                # absent: segment files
+    raw = _changed(b, {"log_partition": "raftlog"})
+    assert load_board(raw)["log_partition"] == "raftlog"
+    for bad in (5, "", "Raft-Log", "a" * 17, True):
+        msg = _error(load_board, _changed(b, {"log_partition": bad}))
+        assert "log_partition" in msg and "\n" not in msg, msg

@@ -170,8 +170,11 @@ def allowed(exp, got):
 # -- the cut runner ----------------------------------------------------------
 
 def boot(flash, cfg):
-    # cfg: (slots, slot size[, segment bytes]); the default segment (4096
-    # bytes) holds every ring here in one file.
+    # cfg: (slots, slot size[, segment bytes or a function of the flash
+    # that boots the storage]); the default segment (4096 bytes) holds
+    # every ring here in one file.
+    if len(cfg) > 2 and callable(cfg[2]):
+        return cfg[2](flash)
     if len(cfg) > 2:
         return FlashStorage(flash, VOTERS, (), cfg[0], cfg[1], "n1", cfg[2])
     return FlashStorage(flash, VOTERS, (), cfg[0], cfg[1], "n1")
