@@ -170,6 +170,7 @@ memproof: $(STAMP)
 # --- issue 6: flash a board (real or virtual) with mpremote -----------------
 # make flash BOARD=esp32 PORT=/dev/ttyUSB0 NODE=1 CLUSTER=DIR/cluster.json [SSID=lab WIFI_PASSWORD=pw]
 #   [EXAMPLE=counter|sensorlog: an app beside the node, examples/README.md]
+#   [FORCE=1: flash a board that cannot hold the cluster's limits anyway]
 #   builds build/$(BOARD), writes node NODE's /node.json from CLUSTER (validated
 #   against the board), copies everything in one mpremote session (one line per
 #   file, main.py last), removes stale .py that would shadow an .mpy, resets.
@@ -186,6 +187,7 @@ LINK    ?=
 FW      ?=
 HEAP    ?=
 EXAMPLE ?=
+FORCE   ?=
 
 flash: $(STAMP)
 	@if [ -z "$(PORT)" ] || [ -z "$(NODE)" ] || [ -z "$(CLUSTER)" ]; then \
@@ -194,7 +196,7 @@ flash: $(STAMP)
 	$(if $(EXAMPLE),cp examples/$(EXAMPLE)/main.py build/$(BOARD)-$(EXAMPLE)/main.py)
 	$(PY) tools/board/vboard.py flash --build build/$(BOARD)$(if $(EXAMPLE),-$(EXAMPLE)) --port $(PORT) --node $(NODE) \
 	  --cluster $(CLUSTER) $(if $(SSID),--ssid "$(SSID)" --password "$(WIFI_PASSWORD)") \
-	  $(if $(ROMFS),--romfs)
+	  $(if $(ROMFS),--romfs) $(if $(FORCE),--force)
 
 vboard: $(STAMP)
 	@if [ -z "$(FLASH)" ]; then echo "usage: make vboard FLASH=DIR [LINK=/tmp/vb1] [ROMFS=64K]"; exit 2; fi

@@ -24,12 +24,12 @@ from test_vboard import MPREMOTE, VBOARD, stop_board
 
 def test_mip_install_from_the_checkout_boots_a_node(tmp_path, capsys):
     d = str(tmp_path / "cl")
-    cluster.create(d, nodes=1)
+    cluster.create(d, nodes=1, limits="fit")
     with open(os.path.join(ROOT, "boards", "unix", "board.json")) as f:
         board = json.load(f)
     node_json = str(tmp_path / "node.json")
     with open(node_json, "w") as f:
-        json.dump(vboard.node_config(os.path.join(d, "cluster.json"), 1, board), f)
+        json.dump(vboard.node_config(os.path.join(d, "cluster.json"), 1, board)[0], f)
     flash, link = str(tmp_path / "flash"), str(tmp_path / "pty")
     console = str(tmp_path / "console.log")
     os.makedirs(flash)

@@ -54,7 +54,7 @@ def stop_board(p):
 def test_five_flashed_boards_serve_raftctl(tmp_path):
     build = build_firmware(tmp_path, "unix")
     d = str(tmp_path / "cl")
-    cluster.create(d, nodes=N)
+    cluster.create(d, nodes=N, limits="fit")  # limits a unix board holds (make flash checks)
     boards = []
     try:
         for i in range(1, N + 1):
@@ -124,7 +124,7 @@ def test_a_fatal_error_in_the_loop_resets_the_board_and_the_node_recovers(tmp_pa
     # flash with what it acknowledged.
     build = build_firmware(tmp_path, "unix")
     d = str(tmp_path / "cl")
-    cluster.create(d, nodes=1)
+    cluster.create(d, nodes=1, limits="fit")
     flash, link = str(tmp_path / "flash"), str(tmp_path / "pty")
     console = str(tmp_path / "console.log")
     p = subprocess.Popen([sys.executable, VBOARD, "--flash", flash, "--link", link,
@@ -179,7 +179,8 @@ def test_romfs_flash_runs_the_esp32_build_within_its_100k_heap(tmp_path):
     # 64-bit port; boards/README.md has the figures.)
     build = build_firmware(tmp_path, "esp32")
     d = str(tmp_path / "cl")
-    cluster.create(d, nodes=1)
+    # Limits an esp32 holds (make flash refuses the laptop's).
+    cluster.create(d, nodes=1, board=os.path.join(build, "board.json"), limits="fit")
     ctl = [sys.executable, RAFTCTL, "--cluster", os.path.join(d, "cluster.json")]
     flash, link = str(tmp_path / "flash"), str(tmp_path / "pty")
     console = str(tmp_path / "console.log")

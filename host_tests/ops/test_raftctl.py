@@ -22,6 +22,17 @@ pytestmark = pytest.mark.skipif(not os.path.exists(cluster.micropython()) and
 def three(tmp_path_factory):
     d = str(tmp_path_factory.mktemp("ctl") / "cl")
     cluster.up(d, 3, "micropython", timeout_s=20)
+    # The table below checks the wire's limits and the node's TOO_LARGE: a
+    # cluster file from before "limits" (the nodes keep theirs, the same
+    # unix-board defaults); test_the_cluster_files_limits_are_checked_first
+    # has them.
+    with open(os.path.join(d, "cluster.json")) as f:
+        cl = json.load(f)
+    with open(os.path.join(d, "limits.json"), "w") as f:
+        json.dump(cl, f)
+    del cl["limits"]
+    with open(os.path.join(d, "cluster.json"), "w") as f:
+        json.dump(cl, f)
     try:
         yield d
     finally:
@@ -75,6 +86,16 @@ def test_bad_input_exits_with_one_line(three, capsys, args, code, line):
     line = line.replace("LEADER", str(cluster.wait_leader(three, 10)))
     assert (rc, err) == (code, line + "\n"), (rc, out, err)
     assert out == ""
+
+
+def test_the_cluster_files_limits_are_checked_first(three, capsys):
+    # cluster.json states the cluster's limits (README, "Cluster limits"):
+    # raftctl refuses past them locally, in one line, with their numbers.
+    lim = ["--cluster", os.path.join(three, "limits.json")]
+    for args, line in ((["put", "k" * 200, "v"], "key of 200 bytes is over the limit of 128"),
+                       (["put", "k", "v" * 600], "value of 600 bytes is over the limit of 512")):
+        assert ctl(capsys, None, *(lim + args)) == (2, "", "raftctl: %s\n" % line)
+    assert ctl(capsys, None, *(lim + ["put", "k", "v" * 512])) == (0, "OK\n", "")
 
 
 def test_no_cluster_says_how_to_give_one(capsys):

@@ -120,5 +120,6 @@ def test_bounded_memory_100k_entries_through_a_64_slot_ring():
     assert max_stored <= 500 + 50 + 64 + 1
     # The image does not grow with the log: the empty address book (6
     # bytes), the chain (8) and the empty store the bench's non-commands
-    # leave (raftkv's 20-byte header and checksum).
-    assert max_snap == 6 + 8 + 20
+    # leave (raftkv's 20-byte header and checksum, and since "RSM\x02" the
+    # cluster's limits: max_sessions, a count and the store's three).
+    assert max_snap == 6 + 8 + 20 + 4 + 1 + 3 * 4

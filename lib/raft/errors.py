@@ -47,3 +47,10 @@ class CorruptStorage(StorageError):
 
 class StorageFull(StorageError):
     """The log ring has no free slot: create a snapshot and compact first."""
+
+
+class OverLimit(RaftError):
+    """Replicated state this node cannot hold (its capacity is below the
+    cluster's limits). Not corrupt: the node stops applying and reports it.
+    args: (where: "snapshot", "log" or "entry", count needed, "keys",
+    "sessions" or "bytes", count this node holds)."""

@@ -37,17 +37,26 @@ the application's TOO_LARGE); applications use the others (docs/apps.md).
 
 Snapshot (deterministic byte for byte)::
 
-    "RSM\\x01" applied:I nsessions:I
+    "RSM\\x02" applied:I nsessions:I max_sessions:I nlim:B nlim x lim:I
     nsessions x cid:I last_seq:I activity:I rlen:H result   (ascending cid;
                                                   rlen 0 = no result yet)
     the application's image (app.snapshot_into)
     crc32:I over everything before it
+
+The limits (max_sessions, then the application's ``limits()``, e.g. the KV
+store's max_key, max_value, max_keys) shape the replicated state: FULL and
+eviction depend on them, so the whole cluster applies with one set, agreed
+in the cluster file (README, "Cluster limits"). The snapshot carries them:
+``restore`` adopts the snapshot's limits, and refuses (OverLimit, the old
+state kept) content beyond this node's capacity (``cap_sessions``, the
+app's ``cap_keys``: a board forced into a cluster whose limits its memory
+cannot hold). A "RSM\\x01" snapshot (before limits) restores under ours.
 """
 import binascii
 import hashlib
 import struct
 
-from raft.errors import ConfigError, DecodeError
+from raft.errors import ConfigError, DecodeError, OverLimit
 
 try:
     from micropython import const
@@ -65,9 +74,10 @@ TOO_LARGE = const(5)
 MALFORMED = const(6)
 _HAS_VALUE = const(0x80)
 
-_MAGIC = b"RSM\x01"
-_SNAP_HDR = "<4sII"
-_SNAP_HDR_LEN = const(12)
+_MAGIC = b"RSM\x02"
+_MAGIC_V1 = b"RSM\x01"  # before limits: restores under this node's limits
+_SNAP_HDR = "<4sIIIB"
+_SNAP_HDR_LEN = const(17)
 _SES_REC = "<IIIH"
 _SES_REC_LEN = const(14)
 
@@ -125,7 +135,11 @@ class SessionMachine:
         if max_sessions < 1:
             raise ConfigError("raftapp: max_sessions must be >= 1")
         self.app = app
+        # Replicated (cluster-wide); a restored snapshot's replace them.
         self.max_sessions = max_sessions
+        # This node's capacity (<= max_sessions): a board forced into a
+        # cluster whose limits it cannot hold stops short of it (OverLimit).
+        self.cap_sessions = max_sessions
         # cid -> [last_seq, activity, result]. Invariant: len <= max_sessions.
         self._sessions = {}
         # Invariant: every entry with index <= applied_index is reflected.
@@ -143,9 +157,14 @@ class SessionMachine:
         if index <= self.applied_index:
             self.stale_applies += 1
             return None
-        self.applied_index = index
+        # OverLimit (from here or app.check) leaves everything unchanged,
+        # applied_index included: the entry is applied again on a retry.
         n = len(data)
         if n == 1 and data[0] == REGISTER:
+            ns = len(self._sessions)
+            if self.cap_sessions <= ns < self.max_sessions:
+                raise OverLimit("log", ns + 1, "sessions", self.cap_sessions)
+            self.applied_index = index
             return self._register(index)
         app = self.app
         try:
@@ -153,8 +172,10 @@ class SessionMachine:
                 raise DecodeError("raftapp: not a command")
             err = app.check(data)
         except DecodeError:
+            self.applied_index = index
             self.malformed += 1
             return _R_MALFORMED
+        self.applied_index = index
         if err is not None:
             self.refused += 1
             return err
@@ -223,8 +244,16 @@ class SessionMachine:
                 "evictions": self.evictions}
 
     # -- snapshot ----------------------------------------------------------
+    def _app_limits(self):
+        f = getattr(self.app, "limits", None)
+        return f() if f else ()
+
+    def limits(self):
+        """The replicated limits: (max_sessions,) + the application's."""
+        return (self.max_sessions,) + self._app_limits()
+
     def snapshot_size(self):
-        n = _SNAP_HDR_LEN + 4 + self.app.snapshot_size()
+        n = _SNAP_HDR_LEN + 4 * len(self._app_limits()) + 4 + self.app.snapshot_size()
         sessions = self._sessions
         for cid in sessions:
             r = sessions[cid][_RES]
@@ -238,8 +267,13 @@ class SessionMachine:
             raise ValueError("raftapp: snapshot needs %d bytes, buffer has %d"
                              % (need, len(buf)))
         sessions = self._sessions
-        struct.pack_into(_SNAP_HDR, buf, 0, _MAGIC, self.applied_index, len(sessions))
+        lims = self._app_limits()
+        struct.pack_into(_SNAP_HDR, buf, 0, _MAGIC, self.applied_index, len(sessions),
+                         self.max_sessions, len(lims))
         p = _SNAP_HDR_LEN
+        for v in lims:
+            struct.pack_into("<I", buf, p, v)
+            p += 4
         for cid in sorted(sessions):
             rec = sessions[cid]
             r = rec[_RES]
@@ -262,7 +296,7 @@ class SessionMachine:
     def snapshot_write(self, stream):  # mpraft: host-only
         """Stream the snapshot to stream.write part by part; return its length."""
         snap = memoryview(self.snapshot())
-        p = _SNAP_HDR_LEN
+        p = _SNAP_HDR_LEN + 4 * len(self._app_limits())
         parts = [0, p]
         for _ in range(len(self._sessions)):
             p += _SES_REC_LEN + struct.unpack_from("<H", snap, p + 12)[0]
@@ -285,13 +319,22 @@ class SessionMachine:
         end = n - 4
         if binascii.crc32(mv[:end]) & 0xFFFFFFFF != struct.unpack_from("<I", data, end)[0]:
             raise DecodeError("raftapp: snapshot checksum mismatch")
-        magic, applied, nses = struct.unpack_from(_SNAP_HDR, data, 0)
-        if magic != _MAGIC:
+        magic = bytes(mv[:4])
+        lims = None
+        if magic == _MAGIC_V1:
+            applied, nses = struct.unpack_from("<II", data, 4)
+            maxs = self.max_sessions
+            p = 12
+        elif magic == _MAGIC:
+            _, applied, nses, maxs, k = struct.unpack_from(_SNAP_HDR, data, 0)
+            p = _SNAP_HDR_LEN + 4 * k
+            if p > end or not 0 < maxs >= nses:
+                raise DecodeError("raftapp: snapshot limits")
+            lims = struct.unpack_from("<%dI" % k, data, _SNAP_HDR_LEN)
+        else:
             raise DecodeError("raftapp: snapshot has bad magic/version %r" % (magic,))
-        if nses > self.max_sessions:
-            raise DecodeError("raftapp: snapshot has %d sessions, the limit is %d"
-                              % (nses, self.max_sessions))
-        p = _SNAP_HDR_LEN
+        if nses > self.cap_sessions:
+            raise OverLimit("snapshot", nses, "sessions", self.cap_sessions)
         sessions = {}
         prev = 0
         for _ in range(nses):
@@ -310,6 +353,8 @@ class SessionMachine:
                 p += rl
             sessions[cid] = [seq, act, res]
             prev = cid
-        self.app.restore(mv[p:end])  # raises DecodeError, keeping its state
+        # Raises DecodeError or OverLimit, keeping its state; adopts lims.
+        self.app.restore(mv[p:end], lims) if lims else self.app.restore(mv[p:end])
         self._sessions = sessions
         self.applied_index = applied
+        self.max_sessions = maxs

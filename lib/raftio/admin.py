@@ -79,13 +79,14 @@ def node_status(self):
           "drops": self.counters.as_dict(),
           "voters": list(r.voters), "learners": list(r.learners),
           "voters_out": list(r.voters_out),
-          "uptime_ms": self.clock.ticks_diff(self.clock.ticks_ms(), self.started)}
+          "uptime_ms": self.clock.ticks_diff(self.clock.ticks_ms(), self.started),
+          "state": self.halted or "ok"}
     try:
         st["keys"] = len(self.machine)
     except TypeError:
         pass
     for k in ("proposed", "applied", "reads", "snapshots", "forced", "not_leader", "busy",
-              "retry"):
+              "retry", "halted"):
         st["n_" + k] = self.stats[k]
     if r.role == LEADER:
         prs = {}

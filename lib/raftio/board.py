@@ -63,7 +63,7 @@ FIELDS = ("name", "arch", "heap_budget_bytes", "ring_capacity", "max_entry_bytes
 # (raftio/rawlog.py: a block erase per ~50 entries instead of one per entry).
 OPTIONAL = (("log_partition", None),)
 
-_NODE_FIELDS = ("cluster_id", "key", "node_id", "peers", "voters", "wifi")
+_NODE_FIELDS = ("capacity", "cluster_id", "key", "limits", "node_id", "peers", "voters", "wifi")
 _NODE_REQUIRED = ("node_id", "cluster_id", "key", "peers")
 _PEER_FIELDS = ("host", "id", "port")
 _WIFI_FIELDS = ("password", "ssid")
@@ -234,6 +234,12 @@ def validate_node_config(cfg, board):
             raise ConfigError("config: voters (%r) must be a non-empty list of distinct peer"
                               " ids from %s" % (v, ids))
         out["voters"] = sorted(v)
+    # The cluster's state-machine limits, and what this board holds when it
+    # was flashed with --force although it cannot hold them (raftkv/limits.py).
+    for k in ("limits", "capacity"):
+        if k in cfg:
+            from raftkv.limits import validate
+            out[k] = validate(cfg[k], "config: " + k)
     if "wifi" in cfg:
         if board["network"] != "wifi_sta":
             raise ConfigError("config: wifi given but board %s has network %r;"

@@ -43,6 +43,17 @@ applied); a commit index alone only every _HS_COMMIT_LAG entries (it is
 volatile state in the paper; a restarted node relearns it), which saves one
 flash write per commit.
 
+A state machine that cannot take what the log holds (OverLimit: content
+beyond this node's capacity, a board forced into a cluster whose limits its
+memory cannot hold, or an entry larger than its log slots; a MemoryError;
+a snapshot that does not decode) halts
+applying instead of raising out of the loop: ``halted`` says why (status
+"state"), nothing past the failed entry is applied or snapshotted, appends
+are dropped (counted, so the flash log cannot fill; the node still votes
+and takes snapshots), a leader hands leadership on, and the machine is
+retried from storage after 1, 2, 4 ... 64 s. A newer snapshot from the
+leader is retried at once.
+
 Reads are linearizable through ReadIndex (thesis 6.4): a read is answered
 from the state machine only once applied >= the read index the leader
 confirmed with a heartbeat round. Reads queued between two drives share one
@@ -54,8 +65,8 @@ from raft import confchange as CC
 from raft import events as EV
 from raft import msg as M
 from raft.core import LEADER
-from raft.errors import (ConfigError, DecodeError, EntryTooLarge, NotLeader, ProposalDropped,
-                         StorageFull)
+from raft.errors import (ConfigError, DecodeError, EntryTooLarge, NotLeader, OverLimit,
+                         ProposalDropped, StorageFull)
 from raft.rawnode import RawNode
 from raft.storage import ENTRY_CONF, ENTRY_NORMAL
 from raftio.frame import DROP_MALFORMED
@@ -69,6 +80,7 @@ except ImportError:
 
 _MAX_READY = const(16)    # Ready rounds per drive()
 _HS_COMMIT_LAG = const(64)
+_RETRY_MAX_MS = const(64000)
 _BOOK = b"RNA\x01"
 # Snapshot data: _BOOK (address book, version 1), the book's length as
 # u16 little-endian, the book b"id=host:port id=host:port ...", then the
@@ -123,7 +135,12 @@ class Engine:
         self._ready_reads = []
         self._read_ctx = 0
         self.stats = {"proposed": 0, "applied": 0, "reads": 0, "snapshots": 0, "forced": 0,
-                      "not_leader": 0, "busy": 0, "retry": 0, "bad_request": 0}
+                      "not_leader": 0, "busy": 0, "retry": 0, "bad_request": 0, "halted": 0}
+        # Why the machine stopped applying, or None (module doc). Invariant:
+        # while set, nothing is applied or snapshotted and appends are dropped.
+        self.halted = None
+        self._retry_ms = 0
+        self._retry_at = 0
         # id -> b"id=host:port" taught by applied conf changes (node files list
         # the rest); snapshots carry it, as they outlive the entries.
         self._book = {}
@@ -152,6 +169,8 @@ class Engine:
         has work, else the time to the next tick."""
         clk = self.clock
         now = clk.ticks_ms()
+        if self.halted is not None and clk.ticks_diff(now, self._retry_at) >= 0:
+            self._resume()
         late = clk.ticks_diff(now, self._next_tick)
         if late >= 0:
             self.rawnode.tick()
@@ -170,6 +189,19 @@ class Engine:
     # -- input ----------------------------------------------------------------
     def step(self, m):
         """A Raft message from a peer (already authenticated and decoded)."""
+        if m.type == M.APP:
+            if self.halted is None:
+                # An entry past this node's slots (a board forced into a
+                # cluster with larger limits) would fail the flash append
+                # mid-Ready: refuse the whole append and halt instead.
+                mx = self.core.cfg.max_entry_bytes
+                for e in m.entries:
+                    if len(e[3]) > mx:
+                        self._halt(OverLimit("entry", len(e[3]), "bytes", mx))
+                        break
+            if self.halted is not None:
+                self.stats["halted"] += 1
+                return
         self.rawnode.step(m)
 
     def propose(self, data, token=None):
@@ -179,7 +211,7 @@ class Engine:
         r = self.core
         if r.role != LEADER:
             return self._refuse(token, NOT_LEADER, "not_leader")
-        if len(self._pending) >= self.max_pending:
+        if len(self._pending) >= self.max_pending or self.halted is not None:
             return self._refuse(token, BUSY, "busy")
         try:
             idx = self.rawnode.propose(data)
@@ -361,10 +393,11 @@ class Engine:
                 self._send(m)
             # 3. apply
             if rd.snapshot is not None:
-                self._restore(rd.snapshot)
-                if self._on_restored is not None:
+                # A newer snapshot is a retry of a halted machine.
+                self.halted = None
+                if self._restore(rd.snapshot) and self._on_restored is not None:
                     self._on_restored(rd.snapshot)
-            if rd.committed_entries:
+            if rd.committed_entries and self.halted is None:
                 self._apply(rd.committed_entries)
             if rd.read_states:
                 self._on_read_states(rd.read_states)
@@ -374,6 +407,8 @@ class Engine:
                 self._on_conf_change(c[1], c[2], c[3])
             self._serve_reads()
             self.maybe_snapshot()
+        if self.halted is not None and self.core.role == LEADER:
+            self._hand_over()
 
     def _on_conf_change(self, op, nid, ctx):
         # ctx is "host:port" from raftctl: how every node learns where a
@@ -405,11 +440,16 @@ class Engine:
                 self.counters.slots[DROP_MALFORMED] += 1
 
     def _restore(self, snap):
+        """Restore the machine from snap; False (halted) if it cannot."""
         data = snap.data
         n = 0
         if data[:4] == _BOOK:
             n = 6 + int.from_bytes(data[4:6], "little")
-        self.machine.restore(memoryview(data)[n:])
+        try:
+            self.machine.restore(memoryview(data)[n:])
+        except Exception as e:  # OverLimit, DecodeError, MemoryError: never out of the loop
+            self._halt(e)
+            return False
         self.machine.applied_index = snap.index
         self._book = {}
         for w in data[6:n].split():
@@ -427,39 +467,82 @@ class Engine:
                 self.stats["retry"] += 1
                 self._emit(EV.PROPOSAL_FAILED, RETRY, i)
                 self.reply(token, RETRY, 0, b"")
+        return True
+
+    def _halt(self, e):
+        self.halted = ("over-limit: %s needs %d %s, this node holds %d" % e.args
+                       if isinstance(e, OverLimit) else "%s: %s" % (type(e).__name__, e))
+        self._retry_ms = min(2 * self._retry_ms or 1000, _RETRY_MAX_MS)
+        self._retry_at = self.clock.ticks_add(self.clock.ticks_ms(), self._retry_ms)
+        pend = self._pending
+        for i in sorted(pend):
+            self.reply(pend.pop(i)[1], RETRY, 0, b"")
+
+    def _resume(self):
+        # The machine from storage again: the snapshot if it is behind it,
+        # then the entries it has not applied (never compacted while halted).
+        self.halted = None
+        m = self.machine
+        snap = self.storage.snapshot()
+        if m.applied_index < snap.index and not self._restore(snap):
+            return
+        log = self.core.log
+        while self.halted is None and m.applied_index < log.applied:
+            self._apply(log.slice(m.applied_index + 1, log.applied + 1, 4096))
+        if self.halted is None:
+            self._retry_ms = 0
+
+    def _hand_over(self):
+        # A leader that cannot apply answers no one: the most caught-up voter leads.
+        r = self.core
+        best = 0
+        for p in r.voters:
+            if p != r.id and (not best or r.prs[p].match > r.prs[best].match):
+                best = p
+        if best and not r.lead_transferee:
+            self.rawnode.transfer_leader(best)
 
     def _apply(self, ents):
         machine = self.machine
         pend = self._pending
         on_applied = self._on_applied
         trace = self.core.event_level >= EV.TRACE
-        for e in ents:
-            idx = e[0]
-            if e[2] == ENTRY_NORMAL and e[3]:
-                res = machine.apply(idx, e[3])
-            else:
-                machine.skip(idx)
-                res = b"" if e[2] == ENTRY_CONF else None
-            self.stats["applied"] += 1
-            if on_applied is not None:
-                on_applied(e, res)
-            if trace:
-                self._emit(EV.APPLIED, idx, 0)
-            if pend:
-                p = pend.pop(idx, None)
-                if p is not None:
-                    if p[0] == e[1] and res is not None:
-                        self.reply(p[1], OK, 0, res)
-                    else:
-                        # Another leader's entry took this index: ours is lost.
-                        self.stats["retry"] += 1
-                        self._emit(EV.PROPOSAL_FAILED, RETRY, idx)
-                        self.reply(p[1], RETRY, 0, b"")
+        idx = 0
+        try:
+            for e in ents:
+                idx = e[0]
+                if e[2] == ENTRY_NORMAL and e[3]:
+                    res = machine.apply(idx, e[3])
+                else:
+                    machine.skip(idx)
+                    res = b"" if e[2] == ENTRY_CONF else None
+                self.stats["applied"] += 1
+                if on_applied is not None:
+                    on_applied(e, res)
+                if trace:
+                    self._emit(EV.APPLIED, idx, 0)
+                if pend:
+                    p = pend.pop(idx, None)
+                    if p is not None:
+                        if p[0] == e[1] and res is not None:
+                            self.reply(p[1], OK, 0, res)
+                        else:
+                            # Another leader's entry took this index: ours is lost.
+                            self.stats["retry"] += 1
+                            self._emit(EV.PROPOSAL_FAILED, RETRY, idx)
+                            self.reply(p[1], RETRY, 0, b"")
+        except (OverLimit, MemoryError) as ex:
+            # Nothing of entry idx is applied (OverLimit changes nothing);
+            # it is applied again when the machine is retried.
+            machine.applied_index = idx - 1
+            self._halt(ex)
 
     def maybe_snapshot(self, force=False):
         """Snapshot once snapshot_entries were applied since the last one, then
         compact all but snapshot_keep entries. force: snapshot whatever was
         applied and compact everything up to it (the flash ring is full)."""
+        if self.halted is not None:
+            return
         st = self.storage
         machine = self.machine
         applied = machine.applied_index
@@ -494,6 +577,7 @@ class Engine:
         # where mpraft.status (the REPL's) would be renamed for the clash.
         from raftio.admin import node_status
         return node_status(self)
+
 
 def _no_reply(token, code, leader, result):
     pass

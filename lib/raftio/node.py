@@ -9,7 +9,11 @@ node.on_event(fn) / node.events: what the core and engine report
 that proposes and reads uses raftio/app.py's AppNode, a Node with the
 in-process API (an optional module: the dedicated firmware leaves it out).
 The machine is the KV store unless one is given (any object with the
-engine's state machine interface, e.g. raftapp's counter or lock service).
+engine's state machine interface, e.g. raftapp's counter or lock service),
+with the cluster's limits from the node file ("limits", written from the
+cluster file) or else the board's, and the node's "capacity" when a board
+was flashed with --force into a cluster whose limits it cannot hold
+(README, "Cluster limits").
 """
 import gc
 
@@ -76,8 +80,13 @@ class Node:
         if max_keys is None:
             max_keys = board["heap_budget_bytes"] // 32
         if machine is None:
-            machine = KVStateMachine(board["max_key"], board["max_value"], max_keys,
-                                     board["max_sessions"])
+            lim = node_cfg.get("limits") or board
+            machine = KVStateMachine(lim["max_key"], lim["max_value"], lim.get("max_keys", max_keys),
+                                     lim["max_sessions"])
+            cap = node_cfg.get("capacity")
+            if cap:
+                machine.cap_sessions = cap["max_sessions"]
+                machine.app.cap_keys = cap["max_keys"]
         self.machine = machine
         key = node_cfg["key"]
         if isinstance(key, str):

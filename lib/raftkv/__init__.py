@@ -30,7 +30,10 @@ Commands are bytes inside Raft log entries (``raftkv.codec``):
   ``snapshot_write(stream) -> n`` (part by part): the session table and the
   store, byte-for-byte deterministic (the session layer's framing,
   raftapp/session.py).
-  ``restore(data)`` raises DecodeError on corrupt input and keeps the old state.
+  ``restore(data)`` raises DecodeError on corrupt input, OverLimit past this
+  node's capacity (``cap_sessions``, ``app.cap_keys``), and keeps the old
+  state; it adopts the snapshot's limits (``limits()``: max_sessions,
+  max_key, max_value, max_keys, the cluster's; raftkv/limits.py).
 * ``applied_index``; ``digest()``: 16 hex digits of sha256 over the snapshot.
 * ``stats()``: counters for the status API.
 

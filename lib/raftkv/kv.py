@@ -15,6 +15,11 @@ refuses a key or value longer than max_key/max_value with TOO_LARGE (not
 cached, so the client may reuse the seq); ``apply`` executes. FULL (max_keys
 reached) is an execution outcome, so it is cached like any result.
 
+Limits (max_key, max_value, max_keys) are replicated: the session layer
+writes ``limits()`` into the snapshot header and ``restore`` adopts the
+snapshot's. ``cap_keys`` is this node's capacity (raftapp/session.py):
+a new key past it raises OverLimit from ``check``, before any change.
+
 Image in the session snapshot (little-endian)::
 
     nkeys:I
@@ -22,7 +27,7 @@ Image in the session snapshot (little-endian)::
 """
 import struct
 
-from raft.errors import ConfigError, DecodeError
+from raft.errors import ConfigError, DecodeError, OverLimit
 from raftapp.session import SessionMachine, encode_result
 from raftkv import codec
 from raftkv.codec import CAS, DELETE, GET, PUT, OK, CAS_FAILED
@@ -51,8 +56,10 @@ class KVStore:
         self.max_key = max_key
         self.max_value = max_value
         self.max_keys = max_keys
+        # This node's capacity (<= max_keys unless forced: see the module doc).
+        self.cap_keys = max_keys
         # Invariant: every key <= max_key bytes, every value <= max_value,
-        # len(store) <= max_keys.
+        # len(store) <= min(max_keys, cap_keys).
         self.store = {}
         # (command, decoded) from the last check: apply decodes once.
         self._cmd = None
@@ -67,7 +74,13 @@ class KVStore:
         if (len(key) > self.max_key or (value is not None and len(value) > mv)
                 or (old is not None and len(old) > mv)):
             return _R_TOO_LARGE
+        n = len(self.store)
+        if value is not None and self.cap_keys <= n < self.max_keys and key not in self.store:
+            raise OverLimit("log", n + 1, "keys", self.cap_keys)
         return None
+
+    def limits(self):
+        return (self.max_key, self.max_value, self.max_keys)
 
     def apply(self, data):
         if self._cmd is data:
@@ -136,14 +149,19 @@ class KVStore:
             p += vl
         return p
 
-    def restore(self, data):
+    def restore(self, data, lims=None):
+        """Replace the store with an image; lims: the snapshot's limits
+        (adopted), else ours. DecodeError or OverLimit keep the old state."""
         end = len(data)
         if end < 4:
             raise DecodeError("raftkv: snapshot image truncated")
         nkeys = struct.unpack_from("<I", data, 0)[0]
-        if nkeys > self.max_keys:
-            raise DecodeError("raftkv: snapshot has %d keys, the limit is %d"
-                              % (nkeys, self.max_keys))
+        mk, mv, mn = lims or self.limits()
+        if not 0 < mk <= codec.WIRE_MAX_KEY or mv > _MAX_VALUE_LIMIT or lims and nkeys > mn:
+            raise DecodeError("raftkv: snapshot limits")
+        cap = min(self.cap_keys, mn)
+        if nkeys > cap:
+            raise OverLimit("snapshot", nkeys, "keys", cap)
         p = 4
         store = {}
         prev = None
@@ -152,7 +170,7 @@ class KVStore:
                 raise DecodeError("raftkv: snapshot truncated in key record")
             kl, vl = struct.unpack_from(_KEY_REC, data, p)
             p += _KEY_REC_LEN
-            if kl > self.max_key or vl > self.max_value or p + kl + vl > end:
+            if kl > mk or vl > mv or p + kl + vl > end:
                 raise DecodeError("raftkv: snapshot key record too large or truncated")
             k = bytes(data[p:p + kl])
             p += kl
@@ -164,6 +182,9 @@ class KVStore:
         if p != end:
             raise DecodeError("raftkv: snapshot has %d trailing bytes" % (end - p))
         self.store = store
+        self.max_key = mk
+        self.max_value = mv
+        self.max_keys = mn
 
 
 class KVStateMachine(SessionMachine):
@@ -179,9 +200,6 @@ class KVStateMachine(SessionMachine):
         if max_keys < 1 or max_sessions < 1:
             raise ConfigError("raftkv: max_keys and max_sessions must be >= 1")
         SessionMachine.__init__(self, KVStore(max_key, max_value, max_keys), max_sessions)
-        self.max_key = max_key
-        self.max_value = max_value
-        self.max_keys = max_keys
 
     @property
     def too_large(self):

@@ -42,13 +42,18 @@ The heap is capped at --heap (a board's budget, e.g. 100K for esp32). Stops
 after --seconds (default: until killed). Host-only tool (CPython, Linux).
 
     python3 tools/board/vboard.py flash --build build/BOARD --port PORT --node N --cluster FILE
-                                  [--ssid S --password P]
+                                  [--ssid S --password P] [--force]
 
 is what `make flash` runs, for real boards and virtual ones alike: it writes
 node N's file from cluster.json (validated against the build's board.json),
 and in one mpremote session creates the folders, copies node.json, the build
 (mpraft.mpy or lib/ .mpy files, board.json, boot.py, main.py last) printing one
 line per file, removes .py files that would shadow a copied .mpy, and resets.
+It refuses (one line with the numbers, exit 2, nothing copied) a board
+that cannot hold the cluster's state-machine limits (lib/raftkv/limits.py:
+its max_entry_bytes, and the memory model against its heap budget);
+--force flashes it anyway, with the node file's "capacity" saying what it
+holds, so the node stops applying and reports instead of failing.
 """
 import os
 import select
@@ -363,18 +368,31 @@ for d in %r:
 """
 
 
-def node_config(cluster_path, node_id, board, ssid=None, password=""):
+def node_config(cluster_path, node_id, board, ssid=None, password="", force=False):
     """The node file for node_id of a cluster.json (cluster.py's format),
-    validated against the board; raises raft.errors.ConfigError."""
+    validated against the board; raises raft.errors.ConfigError, also when
+    the board cannot hold the cluster's limits (unless force: then the file
+    says what it can hold, "capacity"). Returns (node file, refusal or None)."""
     import json
+    from raft.errors import ConfigError
     from raftio.board import validate_node_config
+    from raftkv import limits
     with open(cluster_path) as f:
         cl = json.load(f)
     cfg = {"node_id": node_id, "cluster_id": cl["cluster_id"], "key": cl["key"],
            "peers": cl["nodes"]}
+    lim = cl.get("limits")
+    why = None
+    if lim is not None:
+        cfg["limits"] = lim = limits.validate(lim, "cluster: limits")
+        why = limits.refusal(lim, board)
+        if why and not force:
+            raise ConfigError(why + " (--force / FORCE=1 flashes it anyway)")
+        if why:
+            cfg["capacity"] = limits.fit(board, lim)
     if ssid:
         cfg["wifi"] = {"ssid": ssid, "password": password}
-    return validate_node_config(cfg, board)
+    return validate_node_config(cfg, board), why
 
 
 # With ROMFS: the image's modules must not also be on the file system, where
@@ -427,12 +445,14 @@ def flash_command(build_dir, port, node_json, mpremote=None, romfs_dir=None):
 
 
 def flash(argv):
-    """flash --build DIR --port PORT --node N --cluster FILE [--ssid S --password P] [--romfs]"""
+    """flash --build DIR --port PORT --node N --cluster FILE [--ssid S --password P] [--romfs]
+              [--force]"""
     import json
     opts = {"--build": None, "--port": None, "--node": None, "--cluster": None,
             "--ssid": None, "--password": ""}
     romfs = "--romfs" in argv
-    argv = [a for a in argv if a != "--romfs"]
+    force = "--force" in argv
+    argv = [a for a in argv if a not in ("--romfs", "--force")]
     i = 0
     while i < len(argv):
         if argv[i] not in opts or i + 1 >= len(argv):
@@ -446,11 +466,15 @@ def flash(argv):
     with open(os.path.join(opts["--build"], "board.json")) as f:
         board = json.load(f)
     try:
-        cfg = node_config(opts["--cluster"], int(opts["--node"]), board, opts["--ssid"],
-                          opts["--password"])
+        cfg, why = node_config(opts["--cluster"], int(opts["--node"]), board, opts["--ssid"],
+                               opts["--password"], force)
     except Exception as e:  # ConfigError, a bad --node, a missing file
         print("flash: %s" % e)
         return 2
+    if why:
+        c = cfg["capacity"]
+        print("flash: --force: %s; the node holds %d keys/%d sessions and stops applying past"
+              " them (status state)" % (why, c["max_keys"], c["max_sessions"]))
     import tempfile
     fd, path = tempfile.mkstemp(prefix="node%d-" % cfg["node_id"], suffix=".json")
     with os.fdopen(fd, "w") as f:

@@ -31,6 +31,14 @@ DIR/nN and their output in DIR/nN.log, records pids in DIR/pids.json, waits
 until a leader answers and returns. An existing DIR/cluster.json is reused,
 so `up` after `down` restarts the same cluster with its data.
 
+Cluster limits: cluster.json carries "limits" {max_key, max_value,
+max_keys, max_sessions}, the state-machine limits every node applies with
+(lib/raftkv/limits.py), copied into each node file. Default: the board's
+(its sizes and heap_budget_bytes // 32 keys, what nodes used before);
+`--limits fit` fits them to the board by the memory model (what a real
+board of that kind can hold), `--limits max_keys=100,max_sessions=16`
+changes some. `make flash` refuses a board that cannot hold them.
+
 `add-node --id N [--host H] [--port P]` adds a node to DIR/cluster.json (a
 free loopback port by default) and writes its node file, so the new node
 (`start N`, or a board flashed with NODE=N) boots outside the membership;
@@ -58,6 +66,8 @@ ROOT = paths.ROOT
 
 import netns as _netns  # noqa: E402
 from raftio.client import Client  # noqa: E402
+from raft.errors import ConfigError  # noqa: E402
+from raftkv import limits as _limits  # noqa: E402
 
 HOST = "127.0.0.1"
 BOARD = os.path.join(ROOT, "boards", "unix", "board.json")
@@ -95,8 +105,25 @@ def load(d):
         return json.load(f)
 
 
+def parse_limits(text, board):
+    """--limits: "fit" (fitted to the board), or k=v,k=v over the board's."""
+    if text == "fit":
+        return _limits.fit(board)
+    lim = _limits.of_board(board)
+    for kv in text.split(","):
+        k, _, v = kv.partition("=")
+        if k not in lim or not v.isdigit():
+            raise ClusterError("--limits: %r is not fit or k=v with k in %s"
+                               % (kv, ", ".join(_limits.FIELDS)))
+        lim[k] = int(v)
+    try:
+        return _limits.validate(lim, "--limits")
+    except ConfigError as e:
+        raise ClusterError(str(e))
+
+
 def create(d, nodes=5, cluster_id=None, key=None, board=None, proxy=False, netns=False,
-           voters=None):
+           voters=None, limits=None):
     """Write cluster.json, the node files and DIR/board.json; returns the cluster dict.
 
     voters=k < nodes: only nodes 1..k form the first membership; the others
@@ -106,6 +133,8 @@ def create(d, nodes=5, cluster_id=None, key=None, board=None, proxy=False, netns
     cluster["proxy"]["i-j"] (tools/ops/udp_proxy.py) instead of j's own port.
     With netns=True, each node gets its own namespace and address
     (tools/ops/netns.py), recorded as cluster["netns"].
+    limits: the cluster's state-machine limits (a dict, or a --limits
+    string); default the board's.
     """
     if proxy and netns:
         raise ClusterError("--proxy and --netns cannot be combined")
@@ -114,6 +143,10 @@ def create(d, nodes=5, cluster_id=None, key=None, board=None, proxy=False, netns
     os.makedirs(d, exist_ok=True)
     with open(board or BOARD) as f:
         text = f.read()
+    bd = json.loads(text)
+    if limits is None or isinstance(limits, str):
+        limits = parse_limits(limits, bd) if limits else _limits.of_board(bd)
+    limits = _limits.validate(limits)
     with open(os.path.join(d, "board.json"), "w") as f:
         f.write(text)
     if cluster_id is None:
@@ -123,14 +156,14 @@ def create(d, nodes=5, cluster_id=None, key=None, board=None, proxy=False, netns
     if netns:
         spec = _netns.allocate(d, cluster_id, list(range(1, nodes + 1)))
         # Each node has its own address and port space: fixed, readable ports.
-        cl = {"cluster_id": cluster_id, "key": key, "netns": spec,
+        cl = {"cluster_id": cluster_id, "key": key, "limits": limits, "netns": spec,
               "nodes": [{"id": i, "host": spec["nodes"][str(i)]["addr"], "port": 7000 + i}
                         for i in range(1, nodes + 1)]}
         if voters and voters < nodes:
             cl["voters"] = list(range(1, voters + 1))
         return _write(d, cl)
     ports = free_ports(nodes + (nodes * (nodes - 1) if proxy else 0))
-    cl = {"cluster_id": cluster_id, "key": key,
+    cl = {"cluster_id": cluster_id, "key": key, "limits": limits,
           "nodes": [{"id": i + 1, "host": HOST, "port": ports[i]} for i in range(nodes)]}
     if voters and voters < nodes:
         cl["voters"] = list(range(1, voters + 1))
@@ -164,6 +197,8 @@ def write_node_file(d, cl, nid, key=None, name=None):
           "peers": peers}
     if "voters" in cl:
         nf["voters"] = cl["voters"]
+    if "limits" in cl:
+        nf["limits"] = cl["limits"]
     path = os.path.join(d, name or "node%d.json" % nid)
     with open(path, "w") as f:
         json.dump(nf, f, indent=1)
@@ -255,6 +290,14 @@ def start(d, nid, runtime="micropython", config=None, data=None, heap="16M", flu
         # older node refuses fields it does not know (the benchmark's A/B).
         with open(board) as f:
             board = os.path.join(tree, "boards", json.load(f)["name"], "board.json")
+        # Nor does it know the node file's "limits" (it uses its board's,
+        # the default limits, README "Cluster limits").
+        with open(config) as f:
+            nf = json.load(f)
+        if nf.pop("limits", None) is not None:
+            config = os.path.join(d, "node%d.tree.json" % nid)
+            with open(config, "w") as f:
+                json.dump(nf, f, indent=1)
     # Board emulation (node_main.py --net-profile ...): per cluster, and per start.
     extra = list(cl.get("node_args", ()) if cl is not None else ()) + list(extra)
     main = os.path.join(tree, "tools", "ops", "node_main.py") if tree else os.path.join(TOOLS, "node_main.py")
@@ -382,11 +425,11 @@ def faults(d, **kw):
 
 
 def up(d, nodes=5, runtime="micropython", timeout_s=20.0, heap="16M", flush="on", board=None,
-       proxy=False, netns=False, voters=None, tree=None, node_args=None):
+       proxy=False, netns=False, voters=None, tree=None, node_args=None, limits=None):
     """node_args: extra node_main.py arguments for every node, kept in
-    cluster.json (e.g. ["--net-profile", "esp32"])."""
+    cluster.json (e.g. ["--net-profile", "esp32"]); limits: see create."""
     if not os.path.exists(os.path.join(d, "cluster.json")):
-        create(d, nodes, board=board, proxy=proxy, netns=netns, voters=voters)
+        create(d, nodes, board=board, proxy=proxy, netns=netns, voters=voters, limits=limits)
         if node_args:
             cl = load(d)
             cl["node_args"] = list(node_args)
@@ -415,6 +458,7 @@ def up(d, nodes=5, runtime="micropython", timeout_s=20.0, heap="16M", flush="on"
 USAGE = ("usage: cluster.py up|run|status|down [--nodes N] --dir DIR [--runtime micropython|cpython]\n"
          "                                   [--board BOARD.json] [--heap 16M] [--proxy|--netns]\n"
          "                                   [--voters K]   (only nodes 1..K are members at first)\n"
+         "                                   [--limits fit|max_keys=N,max_sessions=N,...]\n"
          "       cluster.py kill|start NODE --dir DIR\n"
          "       cluster.py add-node --id N [--host H] [--port P] --dir DIR"
          "   (then: raftctl add-learner)\n"
@@ -428,7 +472,7 @@ def main(argv):
     opts = {"nodes": "5", "voters": "0", "dir": None, "runtime": "micropython", "heap": "16M",
             "board": None, "proxy": False, "drop": "0", "dup": "0", "reorder": "0", "delay": None,
             "partition": None, "cut": None, "netns": False, "linkdown": None, "id": None,
-            "host": HOST, "port": None}
+            "host": HOST, "port": None, "limits": None}
     pos = []
     i = 0
     while i < len(argv):
@@ -454,11 +498,19 @@ def main(argv):
         return 2
     cmd = pos[0]
     d = opts["dir"]
+    if opts["limits"] is not None:
+        try:  # a usage error, before anything is made or started
+            with open(opts["board"] or BOARD) as f:
+                parse_limits(opts["limits"], json.load(f))
+        except (ClusterError, OSError, ValueError) as e:
+            print("cluster: %s" % e)
+            return 2
     try:
         nodes = int(opts["nodes"])
         if cmd in ("up", "run"):
             lead = up(d, nodes, opts["runtime"], heap=opts["heap"], board=opts["board"],
-                      proxy=opts["proxy"], netns=opts["netns"], voters=int(opts["voters"]))
+                      proxy=opts["proxy"], netns=opts["netns"], voters=int(opts["voters"]),
+                      limits=opts["limits"])
             print("cluster up in %s: %d nodes, leader %d; raftctl.py --cluster %s/cluster.json"
                   % (d, len(load(d)["nodes"]), lead, d))
             if cmd == "run":

@@ -3,11 +3,13 @@
 import binascii
 import struct
 
-from raft.errors import DecodeError
+from raft.errors import DecodeError, OverLimit
 from raftapp import session as S
 from raftapp.session import (OK, SESSION_EXPIRED, STALE_SEQ, TOO_LARGE, MALFORMED,
                              SessionMachine, decode_result, encode_result)
 
+# The snapshot header (raftapp/session.py); this test app has no limits of its own.
+_HDR = 17
 _WRITE = 2
 _READ = 3
 _BIG = 4
@@ -207,7 +209,7 @@ def test_eviction_tie_breaks_on_lowest_id():
     log.register()
     log.register()
     snap = bytearray(log.sm.snapshot())
-    struct.pack_into("<I", snap, 12 + 8, 2)  # session 1's activity := 2
+    struct.pack_into("<I", snap, _HDR + 8, 2)  # session 1's activity := 2
     end = len(snap) - 4
     struct.pack_into("<I", snap, end, binascii.crc32(bytes(snap[:end])) & 0xFFFFFFFF)
     log.sm.restore(bytes(snap))
@@ -334,29 +336,45 @@ def test_corrupt_snapshot_raises_decode_error_and_keeps_the_old_state():
         _refused(sm, bytes(b))
     _refused(sm, snap + b"\x00")
     # well-formed crc, bad structure
-    for off, val in ((8, 2), (8, 4), (8, 99), (12, 0), (12, 9), (12 + 8, 99)):
+    # (12: max_sessions, below the 3 sessions or zero; _HDR: the first record)
+    for off, val in ((8, 2), (8, 4), (8, 99), (12, 0), (12, 2), (_HDR, 0), (_HDR, 9),
+                     (_HDR + 8, 99)):
         b = bytearray(snap)
         struct.pack_into("<I", b, off, val)
         _refused(sm, _recrc(b))
     b = bytearray(snap)
-    b[3] = 2  # a future format version
+    b[3] = 3  # a future format version
     _refused(sm, _recrc(b))
     # the application refuses its image: the sessions are not taken either
     _refused(sm, _recrc(snap[:-4] + b"\x00" + snap[-4:]))
     # a cached result that is no result (a value flag, no length)
     b = bytearray(snap)
-    assert b[12 + 14] == 0x80
-    b[12 + 14] = 0x81
-    struct.pack_into("<H", b, 12 + 15, 99)
+    assert b[_HDR + 14] == 0x80
+    b[_HDR + 14] = 0x81
+    struct.pack_into("<H", b, _HDR + 15, 99)
     _refused(sm, _recrc(b))
     assert target.app.total == 77 and sm.session_count() == 1
 
 
-def test_too_many_sessions_in_a_snapshot_are_refused():
+def test_too_many_sessions_in_a_snapshot_are_over_this_nodes_capacity():
+    # The snapshot's limits (4 sessions) are the cluster's and adopted; a
+    # node whose capacity is 2 cannot hold its 3 sessions: OverLimit, not
+    # corruption, and the old state stays.
     snap = _busy().sm.snapshot()
     small = _Log(max_sessions=2)
     small.register()
-    _refused(small.sm, snap)
+    before = small.sm.snapshot()
+    try:
+        small.sm.restore(snap)
+        assert False, "restored 3 sessions into a capacity of 2"
+    except OverLimit as e:
+        assert e.args == ("snapshot", 3, "sessions", 2), e.args
+    assert small.sm.snapshot() == before and small.sm.max_sessions == 2
+    # A node configured with 2 but able to hold more adopts the snapshot's 4.
+    roomy = _Log(max_sessions=2)
+    roomy.sm.cap_sessions = 8
+    roomy.sm.restore(snap)
+    assert roomy.sm.max_sessions == 4 and roomy.sm.session_count() == 3
 
 
 def test_results_encode_and_decode():

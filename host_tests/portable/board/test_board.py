@@ -164,7 +164,7 @@ BAD_NODES = (
     ({"node_id": 0}, "config: node_id (0) must be an integer in 1..65535"),
     ({"node_id": _DELETE}, "config: missing field 'node_id'"),
     ({"nodeid": 1}, "config: unknown field 'nodeid'; known fields:"
-                    " cluster_id, key, node_id, peers, voters, wifi"),
+                    " capacity, cluster_id, key, limits, node_id, peers, voters, wifi"),
     ({"voters": [1, 9]}, "config: voters ([1, 9]) must be a non-empty list of distinct peer"
                          " ids from [1, 2, 3]"),
     ({"voters": []}, "config: voters ([]) must be a non-empty list of distinct peer"
@@ -191,6 +191,12 @@ BAD_NODES = (
      " got 5 characters"),
     ({"wifi": {"ssid": "", "password": ""}},
      "config: wifi ssid ('') must be a string of 1..32 characters"),
+    ({"limits": {"max_key": 0, "max_value": 8, "max_keys": 8, "max_sessions": 8}},
+     "config: limits: max_key (0) must be an integer in 1..255"),
+    ({"capacity": {"max_key": 8, "max_value": 8, "max_keys": 8}},
+     "config: capacity: max_sessions (None) must be an integer in 1..65535"),
+    ({"limits": [1, 2]},
+     "config: limits: must be an object {max_key, max_value, max_keys, max_sessions}"),
 )
 
 

@@ -199,12 +199,12 @@ def test_eviction_tie_breaks_on_lowest_id():
     sm.apply(1, codec.encode_register())
     sm.apply(2, codec.encode_register())
     snap = bytearray(sm.snapshot())
-    # the session table follows the 12-byte header (raftapp/session.py):
-    # set both activities to 2 and re-crc
+    # the session table follows the 17-byte header and the store's three
+    # limits (raftapp/session.py): set both activities to 2 and re-crc
     import binascii
     import struct
     end = len(snap) - 4
-    rec1 = 12
+    rec1 = 17 + 4 * 3
     struct.pack_into("<I", snap, rec1 + 8, 2)
     struct.pack_into("<I", snap, end, binascii.crc32(bytes(snap[:end])) & 0xFFFFFFFF)
     sm.restore(bytes(snap))

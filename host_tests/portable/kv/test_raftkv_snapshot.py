@@ -2,15 +2,16 @@
 import binascii
 import struct
 
-from raft.errors import DecodeError
+from raft.errors import DecodeError, OverLimit
 from raftkv import codec
 from raftkv.kv import KVStateMachine
 
 # Snapshot of _history(): the same bytes on CPython and MicroPython. A change
 # here is a snapshot format change: bump the magic's version byte
-# (raftapp/session.py; "RSM\x01" since the session layer became generic).
-_GOLDEN_SNAPSHOT_LEN = 87
-_GOLDEN_DIGEST = "276f0a655d959a46"
+# (raftapp/session.py; "RSM\x01" since the session layer became generic,
+# "RSM\x02" since the snapshot carries the cluster's limits: 87 -> 104 bytes).
+_GOLDEN_SNAPSHOT_LEN = 104
+_GOLDEN_DIGEST = "c8f7450d936663d3"
 
 
 def _history():
@@ -148,12 +149,45 @@ def test_corrupt_snapshot_raises_and_keeps_old_state():
     assert target.get_local(b"mine") == b"1" and target.applied_index == 2
 
 
-def test_snapshot_beyond_local_limits_is_refused():
+def _assert_over_limit(sm, data, why):
+    before = sm.snapshot()
+    try:
+        sm.restore(data)
+    except OverLimit as e:
+        assert e.args == why, e.args
+        assert sm.snapshot() == before
+        return
+    assert False, "restore accepted %r" % (data,)
+
+
+def test_snapshot_beyond_local_capacity_is_over_limit_and_its_limits_are_adopted():
     sm = _filled()
+    # 3 keys into a node that holds 2: not corrupt, over this node's limit.
     small = KVStateMachine(max_keys=2)
-    _assert_refused(small, sm.snapshot())
-    tiny = KVStateMachine(max_key=3)
-    _assert_refused(tiny, sm.snapshot())
+    _assert_over_limit(small, sm.snapshot(), ("snapshot", 3, "keys", 2))
+    assert small.limits() == (64, 64, 256, 2)  # (sessions, key, value, keys)
+    # The limits are the cluster's, carried in the snapshot: a node set up
+    # with other ones adopts them when it can hold the content.
+    tiny = KVStateMachine(max_key=3, max_value=2, max_keys=5, max_sessions=9)
+    tiny.restore(sm.snapshot())
+    assert tiny.limits() == sm.limits() == (64, 64, 256, 256)
+    assert tiny.digest() == sm.digest()
+    # A snapshot from before limits ("RSM\x01", no limits record) restores
+    # under this node's own limits, and one beyond them is over the limit.
+    old = _v1(sm.snapshot())
+    v1 = KVStateMachine()
+    v1.restore(old)
+    assert v1.get_local(b"alpha") == b"one" and v1.limits() == (64, 64, 256, 256)
+    _assert_over_limit(KVStateMachine(max_keys=2), old, ("snapshot", 3, "keys", 2))
+    _assert_over_limit(KVStateMachine(max_sessions=1), old,
+                       ("snapshot", 2, "sessions", 1))
+
+
+def _v1(snap):
+    """The same state as a "RSM\x01" snapshot: no max_sessions, no limits record."""
+    k = snap[16]
+    b = bytearray(b"RSM\x01" + snap[4:12] + snap[17 + 4 * k:-4] + b"\x00\x00\x00\x00")
+    return _recrc(b)
 
 
 def test_empty_machine_snapshot():
@@ -184,7 +218,7 @@ def test_structurally_bad_snapshot_with_valid_crc_is_refused():
         struct.pack_into("<I", bad, off, val)
         _assert_refused(target, _recrc(bad))
     bad = bytearray(snap)
-    bad[3] = 2  # future format version
+    bad[3] = 3  # future format version
     _assert_refused(target, _recrc(bad))
     # extra bytes inside the checksum
     _assert_refused(target, _recrc(bytearray(snap[:-4] + b"\x00\x00\x00\x00\x00")))

@@ -9,7 +9,6 @@ learned addresses and nothing needs to.
 """
 from raft import confchange as CC
 from raft.core import LEADER
-from raft.errors import DecodeError
 from raft.memstorage import MemoryStorage
 from raft.storage import Snapshot
 from raftio.frame import DROP_MALFORMED
@@ -139,12 +138,13 @@ def test_malformed_book_entries_are_counted():
         assert n.engine.counters.slots[DROP_MALFORMED] - drops == 4
         assert _knows(n, 7, 7007)
         # A book whose length runs past the data is a corrupt snapshot: the
-        # typed error kv.restore raises for any corrupt image.
-        try:
-            n.engine._restore(Snapshot(1, 1, (1,), (), good[:4] + b"\xff\xff" + book))
-            assert False, "truncated snapshot restored"
-        except DecodeError:
-            pass
+        # typed error kv.restore raises for any corrupt image halts the
+        # machine (reported in status) instead of leaving the node loop.
+        before = n.machine.snapshot()
+        assert n.engine._restore(Snapshot(1, 1, (1,), (), good[:4] + b"\xff\xff" + book)) is False
+        assert n.engine.halted.startswith("DecodeError: "), n.engine.halted
+        assert n.engine.status()["state"] == n.engine.halted
+        assert n.machine.snapshot() == before
     finally:
         n.close()
 
