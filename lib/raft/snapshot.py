@@ -101,6 +101,7 @@ class SnapshotTransfer:
         log.restore(snap)
         self._ev(EV.SNAP_INSTALLED, snap.index, 0)
         if snap.voters:
+            self._load_incs(snap)
             self._switch_config((tuple(sorted(snap.voters)), tuple(sorted(snap.voters_out)),
                                  tuple(sorted(snap.learners)), snap.auto_leave))
         return True

@@ -473,7 +473,8 @@ class Engine:
             d = bytearray(n + machine.snapshot_size())
             d[:n] = _BOOK + len(b).to_bytes(2, "little") + b
             machine.snapshot_into(memoryview(d)[n:])
-            snap = st.create_snapshot(applied, cf[0], cf[2], d, cf[1], cf[3])
+            snap = st.create_snapshot(applied, cf[0], cf[2], d, cf[1], cf[3],
+                                      self.core.snap_incs())
             d = None
             self.stats["snapshots"] += 1
             self._emit(EV.SNAP_TAKEN, applied, 0)
@@ -505,6 +506,18 @@ class Engine:
               "voters": list(r.voters), "learners": list(r.learners),
               "voters_out": list(r.voters_out),
               "uptime_ms": self.clock.ticks_diff(self.clock.ticks_ms(), self.started)}
+        if r.incs or r.inc:
+            # docs/incarnation.md: a wiped node says why it does not vote.
+            st["inc"] = r.inc
+            st["incs"] = {str(p): r.incs[p] for p in r.incs}
+            st["rejoin"] = list(r.rejoin)
+            st["foreign"] = r.foreign
+            if r.mismatch:
+                st["role"] = "rejoining"
+                st["rejoining"] = "incarnation %d, the membership knows %d" % (r.inc, r.mismatch)
+            elif r.id in r.rejoin:
+                st["role"] = "rejoining"
+                st["rejoining"] = "incarnation %d, a learner until caught up" % r.inc
         try:
             st["keys"] = len(self.machine)
         except TypeError:
