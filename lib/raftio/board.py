@@ -58,7 +58,7 @@ FIELDS = ("name", "arch", "heap_budget_bytes", "ring_capacity", "max_entry_bytes
           "heartbeat_ticks", "snapshot_entries", "flash_log_slots", "log_segment_bytes",
           "network")
 
-_NODE_FIELDS = ("cluster_id", "key", "node_id", "peers", "voters", "wifi")
+_NODE_FIELDS = ("cluster_id", "incs", "key", "node_id", "peers", "voters", "wifi")
 _NODE_REQUIRED = ("node_id", "cluster_id", "key", "peers")
 _PEER_FIELDS = ("host", "id", "port")
 _WIFI_FIELDS = ("password", "ssid")
@@ -220,6 +220,15 @@ def validate_node_config(cfg, board):
             raise ConfigError("config: voters (%r) must be a non-empty list of distinct peer"
                               " ids from %s" % (v, ids))
         out["voters"] = sorted(v)
+    if "incs" in cfg:
+        # The founders' incarnations {"id": inc} (docs/incarnation.md).
+        v = cfg["incs"]
+        if type(v) is not dict or any(type(k) is not str or not k.isdigit() or int(k) not in ids
+                                      or not _is_int(v[k]) or not 0 < v[k] < 0x40000000
+                                      for k in v):
+            raise ConfigError("config: incs (%r) must map peer ids (as strings) to"
+                              " incarnations in 1..%d" % (v, 0x3FFFFFFF))
+        out["incs"] = v
     if "wifi" in cfg:
         if board["network"] != "wifi_sta":
             raise ConfigError("config: wifi given but board %s has network %r;"

@@ -58,6 +58,8 @@ ROOT = paths.ROOT
 
 import netns as _netns  # noqa: E402
 from raftio.client import Client  # noqa: E402
+from raftio import identity  # noqa: E402
+from raftio.fs import RealFS  # noqa: E402
 
 HOST = "127.0.0.1"
 BOARD = os.path.join(ROOT, "boards", "unix", "board.json")
@@ -128,7 +130,7 @@ def create(d, nodes=5, cluster_id=None, key=None, board=None, proxy=False, netns
                         for i in range(1, nodes + 1)]}
         if voters and voters < nodes:
             cl["voters"] = list(range(1, voters + 1))
-        return _write(d, cl)
+        return _write(d, _bind(cl))
     ports = free_ports(nodes + (nodes * (nodes - 1) if proxy else 0))
     cl = {"cluster_id": cluster_id, "key": key,
           "nodes": [{"id": i + 1, "host": HOST, "port": ports[i]} for i in range(nodes)]}
@@ -143,7 +145,34 @@ def create(d, nodes=5, cluster_id=None, key=None, board=None, proxy=False, netns
                     links["%d-%d" % (i, j)] = ports[k]
                     k += 1
         cl["proxy"] = links
-    return _write(d, cl)
+    return _write(d, _bind(cl))
+
+
+def _bind(cl):
+    """The founders' incarnations (docs/incarnation.md): start() writes each
+    one's identity into its data folder the first time, and only then."""
+    ids = cl.get("voters") or [n["id"] for n in cl["nodes"]]
+    cl["incs"] = {str(i): identity.fresh() for i in ids}
+    cl["provisioned"] = []
+    return cl
+
+
+def provision(d, nid, data):
+    """Write node nid's identity into its data folder if the cluster file
+    binds it and it was never provisioned: a data folder deleted later (a
+    wiped board) boots as a new incarnation and rejoins."""
+    cl = _load_or_none(d)
+    if cl is None or str(nid) not in cl.get("incs", {}) or nid in cl.get("provisioned", ()):
+        return False
+    os.makedirs(data, exist_ok=True)
+    fs = RealFS(data)
+    if not identity.load(fs, nid):
+        identity.save(fs, nid, cl["incs"][str(nid)])
+    cl.setdefault("provisioned", []).append(nid)
+    with open(os.path.join(d, "cluster.json.tmp"), "w") as f:
+        json.dump(cl, f, indent=1)
+    os.replace(os.path.join(d, "cluster.json.tmp"), os.path.join(d, "cluster.json"))
+    return True
 
 
 def _write(d, cl):
@@ -164,6 +193,8 @@ def write_node_file(d, cl, nid, key=None, name=None):
           "peers": peers}
     if "voters" in cl:
         nf["voters"] = cl["voters"]
+    if "incs" in cl:
+        nf["incs"] = cl["incs"]
     path = os.path.join(d, name or "node%d.json" % nid)
     with open(path, "w") as f:
         json.dump(nf, f, indent=1)
@@ -246,6 +277,7 @@ def start(d, nid, runtime="micropython", config=None, data=None, heap="16M", flu
         interp += ["-X", "heapsize=%s" % heap]
     config = config or os.path.join(d, "node%d.json" % nid)
     data = data or os.path.join(d, "n%d" % nid)
+    provision(d, nid, data)
     log = open(os.path.join(d, "n%d.log" % nid), "a")
     board = os.path.join(d, "board.json")
     if not os.path.exists(board):
