@@ -61,12 +61,15 @@ def main():
     bad = []
     commits = elections = grants = 0
     joint = [0, 0, 0]  # joint changes proposed, entered, left (reconfig)
+    wipes = [0, 0, 0]  # wipes, REJOINs committed, rejoined voters promoted (wipe)
     with multiprocessing.Pool(max(1, a.jobs)) as pool:
         for seed, res in pool.imap_unordered(_one, work):
             commits += res["commits"]
             elections += res["elections"]
             for k, name in enumerate(("joint_proposed", "joint_entered", "joint_left")):
                 joint[k] += res.get(name, 0)
+            for k, name in enumerate(("wipes", "rejoins", "promoted")):
+                wipes[k] += res.get(name, 0)
             why = res["violations"][0] if res["violations"] else None
             if why is None and kv and res.get("linearizable") is not True:
                 why = "history linearizable: %r" % res.get("linearizable")
@@ -87,6 +90,8 @@ def main():
            "seconds": round(time.time() - t0, 1)}
     if "reconfig" in a.faults:
         out["joint_proposed"], out["joint_entered"], out["joint_left"] = joint
+    if "wipe" in a.faults:
+        out["wipes"], out["rejoins"], out["promoted"] = wipes
     if a.machine != "kv":
         out["machine"] = a.machine
         out["grants"] = grants
