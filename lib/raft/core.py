@@ -662,8 +662,10 @@ def _handle_append(r, m):
 
 def _handle_heartbeat(r, m):
     log = r.log
-    if m.commit > log.committed:
-        # The leader sends min(match, commit), so this entry is ours and committed.
+    if m.commit > log.committed and not r.mismatch:
+        # The leader sends min(match, commit), so this entry is ours and
+        # committed; unless we are a wiped node the leader's match may still
+        # count for, as it was before the wipe (docs/incarnation.md).
         log.commit_to(m.commit)
         if r.event_level >= EV.DEBUG:
             r._ev(EV.COMMIT, m.commit, 0)

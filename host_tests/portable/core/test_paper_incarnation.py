@@ -209,6 +209,23 @@ def test_rejoin_waits_for_a_pending_change_and_then_happens():
     assert (CC.REJOIN, 3) in ces and ces[-1] == (CC.ADD_VOTER, 3), ces
 
 
+def test_a_wiped_node_takes_no_commit_index_from_a_heartbeat():
+    # The leader sends min(match, commit) in heartbeats, trusting match. For
+    # a wiped node it may be the old incarnation's: entries a stale leader
+    # appended since the wipe (never committed) must not become committed.
+    net = _net()
+    _wipe(net, 3, 903)
+    r3 = net.raft(3)
+    stale = [(1, 2, 0, b"lost"), (2, 2, 0, b"lost too")]
+    r3.step(M.Message(M.APP, 3, 1, 2, 0, 0, 0, entries=stale))
+    net.drive(3)
+    assert r3.log.last == 2 and r3.log.committed == 0
+    r3.step(M.Message(M.HEARTBEAT, 3, 2, 3, commit=2))
+    net.drive(3)
+    assert r3.log.committed == 0
+    assert net.applied[3] == []
+
+
 def test_unbound_clusters_keep_todays_behaviour():
     net = _net(3, {})
     assert net.elect(1) == LEADER
