@@ -3,10 +3,12 @@ acceptance; docs/incarnation.md).
 
 Clients write all along. A follower is killed, its flash (its data folder,
 identity included) deleted, and it is started again: it boots as a new
-incarnation. While the configuration does not bind it, it never votes and
-the leader counts none of its acks (its match stays 0); the leader proposes
-REJOIN by itself, and promotes it once caught up: it is a voter again,
-bound to its new incarnation, within 30 s. The history is checked for
+incarnation. For 3 s its datagrams to the leader are cut (the fault proxy),
+so it hears the leader but the leader cannot hear it: it says "rejoining"
+in its status, with the incarnation the membership knows, and votes for
+nobody. Healed, the leader hears the new incarnation, counts none of its
+acks, proposes REJOIN by itself and promotes it once caught up: it is a
+voter again, bound to its new incarnation, within 30 s. The history is checked for
 linearizability. Loopback only, every wait bounded, every process stopped.
 """
 import json
@@ -42,7 +44,7 @@ def _oks(hist):
 
 def test_a_wiped_follower_rejoins_as_a_new_incarnation(tmp_path):
     d = str(tmp_path / "cl")
-    cluster.up(d, 5, "micropython", timeout_s=20)
+    cluster.up(d, 5, "micropython", timeout_s=20, proxy=True)
     cl = cluster.load(d)
     # Every founder is bound, and its data folder was provisioned once.
     assert sorted(cl["provisioned"]) == [1, 2, 3, 4, 5] and len(cl["incs"]) == 5, cl
@@ -63,11 +65,24 @@ def test_a_wiped_follower_rejoins_as_a_new_incarnation(tmp_path):
         old = cl["incs"][str(victim)]
         cluster.kill(d, victim)
         shutil.rmtree(os.path.join(d, "n%d" % victim))
-        time.sleep(0.3)
-        t0 = time.monotonic()
+        cluster.faults(d, cut=[[victim, lead]])
         cluster.start(d, victim)
         # A re-started node is not provisioned again: its flash is blank.
         assert cluster.load(d)["provisioned"].count(victim) == 1
+        t1 = time.monotonic()
+        while time.monotonic() - t1 < 3:
+            st = c.status(victim, 300)
+            if st is not None:
+                seen.append((st.get("role"), st.get("rejoining"), st.get("vote"), st["inc"]))
+                assert st["role"] == "rejoining" and st["vote"] == 0, st
+                assert st["rejoining"] == "incarnation %d, the membership knows %d" % (
+                    st["inc"], old), st
+            time.sleep(0.1)
+        assert seen, "the wiped node never answered"
+        lst = c.status(lead, 300)
+        assert lst["incs"][str(victim)] == old and victim in lst["voters"], lst
+        t0 = time.monotonic()
+        cluster.faults(d)
         back = None
         while time.monotonic() - t0 < 30:
             st = c.status(victim, 300)
