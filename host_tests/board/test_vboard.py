@@ -75,6 +75,15 @@ def test_five_flashed_boards_serve_raftctl(tmp_path):
             assert f.returncode == 0, out
             assert "cp %s :main.py" % os.path.join(build, "main.py") in out, out
             assert "removed stale /mpraft.py" in out, out
+        # Each founder's flash got the incarnation the cluster file binds it
+        # to, once (docs/incarnation.md).
+        from raftio import identity
+        from raftio.fs import RealFS
+        cl = cluster.load(d)
+        assert sorted(cl["provisioned"]) == list(range(1, N + 1)), cl
+        for i, (_, flash, _) in enumerate(boards):
+            assert identity.load(RealFS(os.path.join(flash, "raft")), i + 1) == \
+                cl["incs"][str(i + 1)]
         for _, flash, _ in boards:
             assert not os.path.exists(os.path.join(flash, "mpraft.py"))
             assert os.path.exists(os.path.join(flash, "mpraft.mpy"))

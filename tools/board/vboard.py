@@ -321,6 +321,8 @@ def node_config(cluster_path, node_id, board, ssid=None, password=""):
         cl = json.load(f)
     cfg = {"node_id": node_id, "cluster_id": cl["cluster_id"], "key": cl["key"],
            "peers": cl["nodes"]}
+    if "incs" in cl:
+        cfg["incs"] = cl["incs"]   # the founders' incarnations (docs/incarnation.md)
     if ssid:
         cfg["wifi"] = {"ssid": ssid, "password": password}
     return validate_node_config(cfg, board)
@@ -406,6 +408,13 @@ def flash(argv):
         json.dump(cfg, f)
     romfs_dir = tempfile.mkdtemp(prefix="mpraft-romfs-") if romfs else None
     cmd = flash_command(opts["--build"], opts["--port"], path, romfs_dir=romfs_dir)
+    # A founder flashed for the first time gets the incarnation the cluster
+    # file binds it to; flashed again it keeps what its flash holds, and a
+    # blank flash makes a new one (docs/incarnation.md).
+    ident = _identity_file(opts["--cluster"], cfg["node_id"])
+    if ident:
+        cmd[-5:-5] = ["+", "exec", "import os\ntry:\n os.mkdir('raft')\nexcept OSError:\n pass",
+                      "+", "fs", "cp", ident, ":raft/raft.id"]
     print("flash: %s node %d -> %s (%d files%s)" % (
         board["name"], cfg["node_id"], opts["--port"], cmd.count("cp") - 1,
         "; firmware to the ROMFS partition" if romfs else ""))
@@ -416,9 +425,44 @@ def flash(argv):
         return 1
     finally:
         os.remove(path)
+        if ident:
+            shutil.rmtree(os.path.dirname(ident), ignore_errors=True)
         if romfs_dir:
             shutil.rmtree(romfs_dir, ignore_errors=True)
+    if r.returncode == 0 and ident:
+        _provisioned(opts["--cluster"], cfg["node_id"])
     return r.returncode
+
+
+def _identity_file(cluster_path, nid):
+    """A temporary raft.id for node nid if the cluster file binds it and it
+    was never provisioned, else None."""
+    import json
+    import tempfile
+    from raftio import identity
+    from raftio.fs import RealFS
+    with open(cluster_path) as f:
+        cl = json.load(f)
+    inc = cl.get("incs", {}).get(str(nid))
+    if not inc or nid in cl.get("provisioned", ()):
+        return None
+    d = tempfile.mkdtemp(prefix="mpraft-id-")
+    identity.save(RealFS(d), nid, inc)
+    return os.path.join(d, identity.NAME)
+
+
+def _provisioned(cluster_path, nid):
+    import fcntl
+    import json
+    # Boards are flashed in parallel: one read-modify-write at a time.
+    with open(cluster_path + ".lock", "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        with open(cluster_path) as f:
+            cl = json.load(f)
+        cl.setdefault("provisioned", []).append(nid)
+        with open(cluster_path + ".tmp", "w") as f:
+            json.dump(cl, f, indent=1)
+        os.replace(cluster_path + ".tmp", cluster_path)
 
 
 def heap_bytes(text):

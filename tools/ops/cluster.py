@@ -24,7 +24,9 @@ lacks: one-line error, exit 2. `down` also removes the namespaces, veths
 and bridge (idempotent; it finds them by name, so leftovers of a crash go too).
 
 `up` picks free UDP ports, writes DIR/cluster.json ({"cluster_id", "key",
-"nodes": [{"id", "host", "port"}]}, what raftctl.py --cluster reads), one
+"nodes": [{"id", "host", "port"}], "incs": the founders' incarnations,
+"provisioned": the ids whose data folder got its identity, once;
+docs/incarnation.md}, what raftctl.py --cluster reads), one
 node file per node (DIR/nodeN.json), a copy of the board file
 (DIR/board.json, --board, default boards/unix/board.json), starts the nodes with their flash in
 DIR/nN and their output in DIR/nN.log, records pids in DIR/pids.json, waits
