@@ -69,7 +69,7 @@ def encode(op, node_id, ctx=b""):
         raise ConfigError("conf change: node id must be in 1..65535")
     n = len(ctx)
     if n > MAX_CTX or (op == REJOIN and n != 4):
-        raise ConfigError("conf change: ctx over 64 bytes, or a REJOIN without its inc")
+        raise ConfigError("conf change: bad ctx")
     return struct.pack("<BHB", op, node_id, n) + bytes(ctx)
 
 
@@ -83,7 +83,7 @@ def encode_v2(transition, steps, ctx=b""):
     b = bytearray(struct.pack("<BBB", JOINT, transition, n))
     for op, nid in steps:
         if op == REJOIN:
-            raise ConfigError("conf change: REJOIN is a single-server change")
+            raise ConfigError("conf change: bad op")
         b += encode(op, nid)[:3]
     if len(ctx) > MAX_CTX:
         raise ConfigError("conf change: ctx over 64 bytes")

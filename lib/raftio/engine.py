@@ -512,12 +512,10 @@ class Engine:
             st["incs"] = {str(p): r.incs[p] for p in r.incs}
             st["rejoin"] = list(r.rejoin)
             st["foreign"] = r.foreign
+            if r.mismatch or r.id in r.rejoin:
+                st["role"] = "rejoining"
             if r.mismatch:
-                st["role"] = "rejoining"
                 st["rejoining"] = "incarnation %d, the membership knows %d" % (r.inc, r.mismatch)
-            elif r.id in r.rejoin:
-                st["role"] = "rejoining"
-                st["rejoining"] = "incarnation %d, a learner until caught up" % r.inc
         try:
             st["keys"] = len(self.machine)
         except TypeError:

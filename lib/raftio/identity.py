@@ -32,8 +32,7 @@ def load(fs, nid):
     if magic != _MAGIC or binascii.crc32(b[:10]) & 0xFFFFFFFF != crc or not inc:
         return 0
     if who != nid:
-        raise CorruptStorage("identity: this flash belongs to node %d, not %d; erase it"
-                             " to make it node %d" % (who, nid, nid))
+        raise CorruptStorage("identity: this flash is node %d's, not %d's" % (who, nid))
     return inc
 
 
