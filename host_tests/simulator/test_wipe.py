@@ -5,7 +5,7 @@ A small sweep runs in make test (the acceptance one, 100 seeds with every
 fault, is `make sim-sweep-wipe`); the teeth tests break the rules one line
 at a time (test_engine_teeth.mutate) and show what catches each.
 """
-from simrun import run_inproc
+from simrun import MICROPYTHON, run_cli, run_inproc
 from test_engine_teeth import mutate
 
 import test_paper_incarnation as P
@@ -49,6 +49,15 @@ def test_wipe_with_membership_changes_and_clients_is_clean():
                             check_linear=True, shrink=False)
         assert res["violations"] == [] and res["linearizable"] is True, res
         assert res["wipes"] >= 1, res
+
+
+def test_wipe_digest_identical_on_cpython_and_micropython():
+    # New incarnations come from the seed: the same run on both interpreters.
+    args = ["--nodes", "5", "--seed", "4", "--steps", "3000", "--faults", "all,wipe"]
+    rc1, a, _ = run_cli(args)
+    rc2, b, _ = run_cli(args, interp=MICROPYTHON)
+    assert rc1 == 0 and rc2 == 0 and a["wipes"] >= 1, a
+    assert (a["digest"], a["wipes"], a["promoted"]) == (b["digest"], b["wipes"], b["promoted"])
 
 
 def test_runs_without_wipe_draw_what_they_drew_before():
