@@ -29,6 +29,9 @@ def test_work_per_put_and_missing_counters():
     w = benchcpu.work_per_put(st0, st1)
     assert w["dgrams_in"] == 2.0 and w["macs"] == 4.0
     assert w["flushes"] is None  # an older node does not report it
+    # A batch of 16 puts is one entry: per put is per entry / 16.
+    wb = benchcpu.work_per_put(st0, st1, 16)
+    assert wb["dgrams_in"] == 0.125 and wb["applied"] == 3200
 
 
 def test_rounds_merge_to_medians_and_ratios_match_levels():

@@ -9,29 +9,34 @@ Role dispatch follows etcd: become_* installs the role's step function and
 tick method, so step() deals with terms once and then delegates.
 
 This file keeps elections, replication and commit: everything a message or
-a tick goes through. Lukewarm topics are mixins of Raft, one file each:
-reads (readonly.py, thesis 6.4), membership changes (membership.py, thesis
-4.1) and snapshot transfer (snapshot.py, thesis 5). They hold methods only;
-every field is set here, in __init__ and _reset, with its invariant.
-MicroPython looks a method up through the bases with no cache, so the hot
-path (step, the role step functions, _send, _send_append, maybe_commit, tick)
-stays in this class and module. Role constants live in roles.py (the mixins
-need them without importing this module) and are re-exported here.
+a tick goes through. Reads (readonly.py, thesis 6.4) are a mixin of Raft.
+Membership changes (membership.py, thesis 4.1 and 4.3) and snapshot
+transfer (snapshot.py, thesis 5) are functions of the Raft they are given,
+imported on first use by the Raft methods of the same names: a board that
+never changes its membership or sends a snapshot never loads their code
+(the board build ships them as separate lazily imported .mpy files,
+docs/memory.md). What runs per Ready or per message (conf(), _conf_changes,
+_conf_between, _set_conf) stays here. Every field is set here, in __init__
+and _reset, with its invariant. MicroPython looks a method up through the
+bases with no cache, so the hot path (step, the role step functions, _send,
+_send_append, maybe_commit, tick) stays in this class and module. Role
+constants live in roles.py (the other modules need them without importing
+this one) and are re-exported here.
 """
 from raft import events as EV
 from raft import msg as M
 from raft.roles import CANDIDATE, FOLLOWER, LEADER, PRE_CANDIDATE, ROLE_NAMES  # noqa: F401
-from raft.errors import Compacted, EntryTooLarge, LogFull, NotLeader, ProposalDropped
+from raft.confchange import AUTO, JOINT
+from raft.errors import (Compacted, DecodeError, EntryTooLarge, LogFull, NotLeader,
+                         ProposalDropped)
 from raft.log import RaftLog
-from raft.membership import Membership
 from raft.progress import PROBE, REPLICATE, SNAPSHOT, Progress
 from raft.quorum import VOTE_LOST, VOTE_WON, joint_committed_index, joint_vote_result
 from raft.readonly import ReadOnly
-from raft.snapshot import SnapshotTransfer
 from raft.storage import ENTRY_CONF, ENTRY_NORMAL
 
 
-class Raft(ReadOnly, Membership, SnapshotTransfer):
+class Raft(ReadOnly):
     def __init__(self, config, storage, rand):
         """rand(n) must return an int in [0, n); it is the only randomness."""
         c = config.validate()
@@ -58,10 +63,11 @@ class Raft(ReadOnly, Membership, SnapshotTransfer):
         # incs[id] when that is nonzero and differs from inc, else 0; a
         # node with a mismatch never campaigns, votes or counts.
         self.inc = c.inc
-        if snap.index:
-            self._load_incs(snap)
+        if snap.index and snap.incs:
+            from raft.membership import _load_incs
+            _load_incs(self, snap)
         else:
-            self._set_incs(dict(c.incs), ())
+            self._set_incs({} if snap.index else dict(c.incs), ())
         # id -> the incarnation a REJOIN replaced (memory only): its late
         # datagrams are dropped without proposing to bring it back.
         self._retired = {}
@@ -487,6 +493,134 @@ class Raft(ReadOnly, Membership, SnapshotTransfer):
 
     def committed_in_term(self):
         return self._commit_term_ok(self.log.committed)
+
+    # -- membership (thesis 4.1 and 4.3; membership.py) ----------------------
+    def propose_conf_change_v2(self, transition, steps, ctx=b""):  # mpraft: host-only
+        """etcd ConfChangeV2: steps ((op, node_id), ...) at once, through a
+        joint conf unless it is one AUTO step; no steps leaves the joint
+        conf (the EXPLICIT transition waits for that). A board calls
+        propose_conf_change(JOINT, (transition, steps), ctx)."""
+        return self.propose_conf_change(JOINT, (transition, steps), ctx)
+
+    def conf(self):
+        """(voters, voters_out, learners, auto_leave) as of the applied index."""
+        return self.voters, self.voters_out, self.learners, self.auto_leave
+
+    def _maybe_auto_leave(self):
+        # etcd: once the entry that entered the joint conf is applied, the
+        # leader proposes leaving it (an empty V2 change). Refused during a
+        # transfer or with a full log: the next advance tries again.
+        if (self.auto_leave and self.voters_out and self.role == LEADER
+                and self.log.applied >= self._pending_conf):
+            try:
+                self.propose_conf_change(JOINT, (AUTO, ()))
+            except ProposalDropped:
+                pass
+
+    def _conf_between(self, lo, hi):
+        """Is there an ENTRY_CONF in [lo, hi) of the log (after the snapshot,
+        which carries its configuration)?"""
+        log = self.log
+        i = lo if lo > log.snap_index else log.snap_index + 1
+        while i < hi:
+            try:
+                es = log.slice(i, hi, 4096)
+            except Compacted:
+                return False  # behind a snapshot, which carries the conf
+            for e in es:
+                if e[2] == ENTRY_CONF:
+                    return True
+            i += len(es)
+        return False
+
+    def _conf_changes(self, ents):
+        """The conf changes among entries to apply, as (index, op, id, ctx)."""
+        cc = ()
+        for e in ents:
+            if e[2] == ENTRY_CONF:
+                from raft.confchange import decode
+                try:
+                    cc += ((e[0],) + decode(e[3]),)
+                except DecodeError:
+                    # Committed, so every node skips it alike.
+                    self.bad_conf_entries += 1
+        return cc
+
+    def _set_conf(self, voters, voters_out, learners, auto_leave):
+        self.voters = voters
+        self.voters_out = voters_out
+        self.learners = learners
+        self.auto_leave = auto_leave
+        ids = list(voters)
+        for p in voters_out:
+            if p not in ids:
+                ids.append(p)
+        ids.sort()
+        self._voter_ids = tuple(ids)
+        for p in learners:
+            if p not in ids:
+                ids.append(p)
+        ids.sort()
+        self.peers = tuple(ids)
+
+
+    # The rest of membership changes (proposing, applying, switching the
+    # configuration) is in membership.py, imported on first use: a node
+    # that never changes its membership never loads it (docs/memory.md).
+    def propose_conf_change(self, op, arg, ctx=b""):
+        """Append an ENTRY_CONF entry; returns its index (membership.py)."""
+        from raft.membership import propose_conf_change
+        return propose_conf_change(self, op, arg, ctx)
+
+    def _advance_conf(self, changes):
+        if changes:
+            from raft.membership import _advance_conf
+            _advance_conf(self, changes)
+
+    def _switch_config(self, conf, index=0):
+        from raft.membership import _switch_config
+        _switch_config(self, conf, index)
+
+    # -- incarnations (docs/incarnation.md; the rare parts in membership.py) --
+    def _set_incs(self, incs, rejoin):
+        self.incs = incs
+        self.rejoin = rejoin
+        ci = incs.get(self.id, 0)
+        self.mismatch = ci if ci != self.inc else 0
+
+    def _foreign(self, m):
+        self.foreign += 1
+        from raft.membership import _foreign
+        _foreign(self, m)
+
+    def _maybe_promote(self):
+        from raft.membership import _maybe_promote
+        _maybe_promote(self)
+
+    def snap_incs(self):
+        """Snapshot.incs for the applied configuration (() if none is bound)."""
+        if not self.incs:
+            return ()
+        from raft.membership import snap_incs
+        return snap_incs(self)
+
+    # -- snapshot transfer (thesis 5; snapshot.py, imported on first use) ----
+    def _start_snapshot(self, to, pr):
+        from raft.snapshot import _start_snapshot
+        return _start_snapshot(self, to, pr)
+
+    def _send_snapshot_chunk(self, to, pr):
+        from raft.snapshot import _send_snapshot_chunk
+        return _send_snapshot_chunk(self, to, pr)
+
+    def _handle_snap_chunk(self, m):
+        from raft.snapshot import _handle_snap_chunk
+        _handle_snap_chunk(self, m)
+
+    def restore(self, snap):
+        """Install a snapshot from the leader (the driver persists and applies it)."""
+        from raft.snapshot import restore
+        return restore(self, snap)
 
 
 # -- role step functions (module level, installed by become_*) --------------

@@ -19,7 +19,10 @@ keeps its period. How the receiver waits:
   - CPython: the event loop's add_reader.
 Both run in the loop's one thread, so the node is never entered twice at
 once; awaiting a Call parks the caller until the engine answers it (or the
-ticker times it out).
+ticker times it out). An exception while handling datagrams (a MemoryError
+in the machine's apply, say) stops the node and serve() raises it, as
+Node.run() would: a receiver that died on its own would leave a node that
+looks alive and never hears another datagram.
 """
 try:
     import asyncio
@@ -50,28 +53,33 @@ def _readable(sock):
     yield asyncio.core._io_queue.queue_read(sock)
 
 
-def _on_readable(node):
-    node.server.drain()
-    node.engine.drive()
+def _on_readable(node, failed):
+    try:
+        node.server.drain()
+        node.engine.drive()
+    except Exception as e:   # re-raised by serve(); the node must not half-run
+        failed.append(e)
+        node.stop()
 
 
-async def _receiver(node, sock):
+async def _receiver(node, sock, failed):
     while not node.stopped:
         await _readable(sock)
-        _on_readable(node)
+        _on_readable(node, failed)
 
 
 async def serve(node):
     """Serve node (a raftio.app.AppNode) until node.stop(); run it with
-    asyncio.create_task."""
+    asyncio.create_task. Raises what stopped the node if it was an error."""
     sock = node.transport.socket()
     rx = None
     loop = None
+    failed = []
     if _MP:
-        rx = asyncio.create_task(_receiver(node, sock))
+        rx = asyncio.create_task(_receiver(node, sock, failed))
     else:
         loop = asyncio.get_running_loop()
-        loop.add_reader(sock.fileno(), _on_readable, node)
+        loop.add_reader(sock.fileno(), _on_readable, node, failed)
     eng = node.engine
     try:
         while not node.stopped:
@@ -89,6 +97,8 @@ async def serve(node):
             rx.cancel()
         if loop is not None:
             loop.remove_reader(sock.fileno())
+    if failed:
+        raise failed[0]
 
 
 async def submit(node, cmd, timeout_ms=None, forward=False, retries=0, pause_ms=100):

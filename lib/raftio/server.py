@@ -142,8 +142,9 @@ class Server:
             self._reply((addr, rid), wire.NOT_LEADER, r.lead, b"")
             return
         if op == wire.A_JOINT:
+            from raft.confchange import decode
             try:
-                op, nid, ctx = CC.decode(ctx)
+                op, nid, ctx = decode(ctx)
             except DecodeError:
                 op = 0
             if op != CC.JOINT:

@@ -8,7 +8,7 @@ with how busy the machine is, so runs on different days compare.
 
 Work per put on the leader comes from its status (raftio/node.py): the
 counters below, read before and after the window and divided by the
-entries it applied meanwhile. A node that does not report a counter (an
+puts in the entries it applied meanwhile (entries x batch size). A node that does not report a counter (an
 older commit) shows None.
 """
 import os
@@ -69,12 +69,14 @@ def per_put(cpu0, cpu1, puts, lead):
             "node_us": dict((str(k), v) for k, v in us.items())}
 
 
-def work_per_put(st0, st1):
-    """Leader counters per applied entry between two status dicts."""
+def work_per_put(st0, st1, batch=1):
+    """Leader counters per put between two status dicts: per applied entry
+    divided by batch, the puts each entry carries (a client batch is one
+    entry; dividing by entries alone overstated batched runs batch-fold)."""
     out = {}
     if not st0 or not st1:
         return out
-    n = st1.get("n_applied", 0) - st0.get("n_applied", 0)
+    n = (st1.get("n_applied", 0) - st0.get("n_applied", 0)) * batch
     out["applied"] = n
     for k in COUNTERS:
         a, b = st0.get(k), st1.get(k)

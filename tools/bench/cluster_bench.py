@@ -256,7 +256,7 @@ def measure(d, n, secs, b=1):
            "leader_changed": lead != benchcpu.leader_of(st0)}
     row.update(benchcpu.per_put(c0, end["cpu"], ld.done, lead))
     row["client_us"] = (end["client"] - t0) * 1e6 / ld.done if ld.done else None
-    row["work"] = benchcpu.work_per_put(st0.get(lead), st1.get(lead))
+    row["work"] = benchcpu.work_per_put(st0.get(lead), st1.get(lead), b)
     return row
 
 

@@ -284,6 +284,11 @@ def start(d, nid, runtime="micropython", config=None, data=None, heap="16M", flu
     board = os.path.join(d, "board.json")
     if not os.path.exists(board):
         board = BOARD
+    if tree:
+        # Another checkout reads its own copy of the board's settings: an
+        # older node refuses fields it does not know (the benchmark's A/B).
+        with open(board) as f:
+            board = os.path.join(tree, "boards", json.load(f)["name"], "board.json")
     # Board emulation (node_main.py --net-profile ...): per cluster, and per start.
     extra = list(cl.get("node_args", ()) if cl is not None else ()) + list(extra)
     main = os.path.join(tree, "tools", "ops", "node_main.py") if tree else os.path.join(TOOLS, "node_main.py")

@@ -22,6 +22,10 @@ from raft import confchange as CC
 from raft import msg as M
 from raft.core import LEADER
 from raft.errors import DecodeError, RaftError
+# A board imports these on first use (docs/memory.md); every simulated node
+# shares this VM, whose heap is nearly full mid-run, where compiling a
+# module from source can fail: load them up front.
+from raft import membership, snapshot  # noqa: F401
 from raftio.fakeflash import PowerCut
 from raftio.frame import HEADER, TAG_LEN
 from simcheck import Checker

@@ -99,3 +99,40 @@ def test_nodes_serve_as_tasks_beside_a_sensor():
     print("aio: %d writes in %d ms beside a %d ms task: %d samples, worst lateness %d ms"
           % (WRITES, state["ms"], PERIOD_MS, state["samples"], state["worst"]))
     print("aio: sensor lateness by period (ms): %s" % state["lates"])
+
+
+class _Boom(Exception):
+    pass
+
+
+async def _serve_until_failure(nodes, out):
+    # Node 2 fails on the first datagram it handles (node 1's heartbeat or
+    # vote request): serve(node 2) must end with that error, not keep a
+    # node that looks alive and never receives again.
+    def boom():
+        raise _Boom("drain failed")
+    nodes[2].server.drain = boom
+    t1 = asyncio.create_task(aio.serve(nodes[1]))
+    t2 = asyncio.create_task(aio.serve(nodes[2]))
+    nodes[1].engine.campaign()
+    try:
+        await asyncio.wait_for(t2, 5)
+        out["result"] = "returned"
+    except _Boom as e:
+        out["result"] = "raised: %s" % e
+    except asyncio.TimeoutError:
+        out["result"] = "still serving after 5 s"
+    out["stopped"] = nodes[2].stopped
+    nodes[1].stop()
+    await t1
+
+
+def test_a_failure_in_the_receiver_stops_serve_and_is_raised():
+    nodes = cluster(2, seed=3)
+    out = {}
+    try:
+        asyncio.run(_serve_until_failure(nodes, out))
+    finally:
+        close(nodes)
+    assert out["result"] == "raised: drain failed", out
+    assert out["stopped"], out
