@@ -48,6 +48,9 @@ def test_a_wiped_follower_rejoins_as_a_new_incarnation(tmp_path):
     cl = cluster.load(d)
     # Every founder is bound, and its data folder was provisioned once.
     assert sorted(cl["provisioned"]) == [1, 2, 3, 4, 5] and len(cl["incs"]) == 5, cl
+    for i in range(1, 6):
+        with open(os.path.join(d, "node%d.json" % i)) as f:
+            assert "inc" not in json.load(f)   # first-boot provisioning is spent
     hist = chaos.History()
     stop = threading.Event()
     threads = [threading.Thread(target=chaos.worker, args=(d, p, hist, stop, chaos.KEYS,

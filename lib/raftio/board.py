@@ -58,7 +58,7 @@ FIELDS = ("name", "arch", "heap_budget_bytes", "ring_capacity", "max_entry_bytes
           "heartbeat_ticks", "snapshot_entries", "flash_log_slots", "log_segment_bytes",
           "network")
 
-_NODE_FIELDS = ("cluster_id", "incs", "key", "node_id", "peers", "voters", "wifi")
+_NODE_FIELDS = ("cluster_id", "inc", "incs", "key", "node_id", "peers", "voters", "wifi")
 _NODE_REQUIRED = ("node_id", "cluster_id", "key", "peers")
 _PEER_FIELDS = ("host", "id", "port")
 _WIFI_FIELDS = ("password", "ssid")
@@ -229,6 +229,11 @@ def validate_node_config(cfg, board):
             raise ConfigError("config: incs (%r) must map peer ids (as strings) to"
                               " incarnations in 1..%d" % (v, 0x3FFFFFFF))
         out["incs"] = v
+        if "inc" in cfg:
+            # First boot only: the incarnation to adopt on a flash without one.
+            if cfg["inc"] != v.get(str(node_id)):
+                raise ConfigError("config: inc (%r) must be incs[\"%d\"]" % (cfg["inc"], node_id))
+            out["inc"] = cfg["inc"]
     if "wifi" in cfg:
         if board["network"] != "wifi_sta":
             raise ConfigError("config: wifi given but board %s has network %r;"

@@ -2,11 +2,12 @@
 
 File ``raft.id`` beside the node's other flash files, 14 bytes ``<IHII``:
 magic, node id, incarnation, crc32 of the first 10 bytes. Written once, to
-a temporary name then renamed, so it exists whole or not at all. Whoever
-provisions a node for a new cluster writes it with the incarnation the
-cluster file records (tools/ops/cluster.py, vboard flash, the simulator);
-a node that finds none (a wiped or never provisioned flash) makes a fresh
-random one: it is a new incarnation, which the configuration does not know
+a temporary name then renamed, so it exists whole or not at all.
+Provisioning gives a founder the incarnation the cluster file binds it to:
+tools/ops/cluster.py writes the file into a data folder, and a node file
+made for a first boot carries it as "inc" (adopted here). A node that finds
+no identity and is given none (a wiped flash, a re-flashed board) makes a
+fresh random one: a new incarnation, which the configuration does not know
 until the leader's REJOIN, so it cannot vote with a log it lost.
 """
 import binascii
@@ -50,10 +51,11 @@ def fresh():
     return struct.unpack("<I", os.urandom(4))[0] & MAX_INC or 1
 
 
-def ensure(fs, nid):
-    """The node's incarnation; a new random one, written, if it has none."""
+def ensure(fs, nid, adopt=0):
+    """The node's incarnation; if it has none, adopt (the node file's
+    provisioning) or a new random one, written."""
     inc = load(fs, nid)
     if not inc:
-        inc = fresh()
+        inc = adopt or fresh()
         save(fs, nid, inc)
     return inc

@@ -69,7 +69,8 @@ class Node:
         for k, v in node_cfg.get("incs", {}).items():
             incs[int(k)] = v
         cfg = Config(nid, initial_voters(node_cfg), election_tick=board["election_ticks"],
-                     inc=identity.ensure(fs, nid) if fs is not None else 0, incs=incs,
+                     inc=identity.ensure(fs, nid, node_cfg.get("inc", 0)) if fs is not None
+                     else 0, incs=incs,
                      heartbeat_tick=board["heartbeat_ticks"],
                      ring_capacity=board["ring_capacity"],
                      max_entry_bytes=board["max_entry_bytes"],

@@ -322,7 +322,11 @@ def node_config(cluster_path, node_id, board, ssid=None, password=""):
     cfg = {"node_id": node_id, "cluster_id": cl["cluster_id"], "key": cl["key"],
            "peers": cl["nodes"]}
     if "incs" in cl:
-        cfg["incs"] = cl["incs"]   # the founders' incarnations (docs/incarnation.md)
+        # The founders' incarnations (docs/incarnation.md); a founder never
+        # provisioned adopts its own at first boot.
+        cfg["incs"] = cl["incs"]
+        if str(node_id) in cl["incs"] and node_id not in cl.get("provisioned", ()):
+            cfg["inc"] = cl["incs"][str(node_id)]
     if ssid:
         cfg["wifi"] = {"ssid": ssid, "password": password}
     return validate_node_config(cfg, board)
@@ -408,13 +412,6 @@ def flash(argv):
         json.dump(cfg, f)
     romfs_dir = tempfile.mkdtemp(prefix="mpraft-romfs-") if romfs else None
     cmd = flash_command(opts["--build"], opts["--port"], path, romfs_dir=romfs_dir)
-    # A founder flashed for the first time gets the incarnation the cluster
-    # file binds it to; flashed again it keeps what its flash holds, and a
-    # blank flash makes a new one (docs/incarnation.md).
-    ident = _identity_file(opts["--cluster"], cfg["node_id"])
-    if ident:
-        cmd[-5:-5] = ["+", "exec", "import os\ntry:\n os.mkdir('raft')\nexcept OSError:\n pass",
-                      "+", "fs", "cp", ident, ":raft/raft.id"]
     print("flash: %s node %d -> %s (%d files%s)" % (
         board["name"], cfg["node_id"], opts["--port"], cmd.count("cp") - 1,
         "; firmware to the ROMFS partition" if romfs else ""))
@@ -425,30 +422,14 @@ def flash(argv):
         return 1
     finally:
         os.remove(path)
-        if ident:
-            shutil.rmtree(os.path.dirname(ident), ignore_errors=True)
         if romfs_dir:
             shutil.rmtree(romfs_dir, ignore_errors=True)
-    if r.returncode == 0 and ident:
+    # A founder flashed for the first time adopts the incarnation the
+    # cluster file binds it to ("inc" in its node.json); flashed again it
+    # keeps what its flash holds, and a blank flash makes a new one.
+    if r.returncode == 0 and "inc" in cfg:
         _provisioned(opts["--cluster"], cfg["node_id"])
     return r.returncode
-
-
-def _identity_file(cluster_path, nid):
-    """A temporary raft.id for node nid if the cluster file binds it and it
-    was never provisioned, else None."""
-    import json
-    import tempfile
-    from raftio import identity
-    from raftio.fs import RealFS
-    with open(cluster_path) as f:
-        cl = json.load(f)
-    inc = cl.get("incs", {}).get(str(nid))
-    if not inc or nid in cl.get("provisioned", ()):
-        return None
-    d = tempfile.mkdtemp(prefix="mpraft-id-")
-    identity.save(RealFS(d), nid, inc)
-    return os.path.join(d, identity.NAME)
 
 
 def _provisioned(cluster_path, nid):

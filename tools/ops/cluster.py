@@ -161,8 +161,9 @@ def _bind(cl):
 
 def provision(d, nid, data):
     """Write node nid's identity into its data folder if the cluster file
-    binds it and it was never provisioned: a data folder deleted later (a
-    wiped board) boots as a new incarnation and rejoins."""
+    binds it and it was never provisioned; its node file then loses "inc"
+    (the first-boot provisioning), so a data folder deleted later (a wiped
+    board) boots as a new incarnation and rejoins."""
     cl = _load_or_none(d)
     if cl is None or str(nid) not in cl.get("incs", {}) or nid in cl.get("provisioned", ()):
         return False
@@ -174,6 +175,8 @@ def provision(d, nid, data):
     with open(os.path.join(d, "cluster.json.tmp"), "w") as f:
         json.dump(cl, f, indent=1)
     os.replace(os.path.join(d, "cluster.json.tmp"), os.path.join(d, "cluster.json"))
+    if os.path.exists(os.path.join(d, "node%d.json" % nid)):
+        write_node_file(d, cl, nid)
     return True
 
 
@@ -197,6 +200,10 @@ def write_node_file(d, cl, nid, key=None, name=None):
         nf["voters"] = cl["voters"]
     if "incs" in cl:
         nf["incs"] = cl["incs"]
+        if str(nid) in cl["incs"] and nid not in cl.get("provisioned", ()):
+            # A founder's first boot (a board flashed with a copy of this
+            # file): adopt this incarnation (raftio/identity.py).
+            nf["inc"] = cl["incs"][str(nid)]
     path = os.path.join(d, name or "node%d.json" % nid)
     with open(path, "w") as f:
         json.dump(nf, f, indent=1)
