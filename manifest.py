@@ -39,6 +39,7 @@ package('raftio', files=(
     'frame.py',
     'fs.py',
     'hardstate.py',
+    'identity.py',
     'logfile.py',
     'node.py',
     'server.py',
