@@ -165,7 +165,7 @@ build: $(STAMP)
 mem32: $(STAMP)
 	$(PY) tools/board/build.py unix --out build/mem32 --no-budget
 	cd tools/board/mem32 && npm ci --silent --no-audit --no-fund
-	$(if $(ROMFS),mkdir -p build/mem32-rom && cp build/mem32/mpraft.mpy build/mem32-rom/ && \
+	$(if $(ROMFS),rm -rf build/mem32-rom && mkdir -p build/mem32-rom && cp build/mem32/mpraft*.mpy build/mem32-rom/ && \
 	  .venv/bin/mpremote romfs --no-mpy -o build/mem32.rom build build/mem32-rom >/dev/null)
 	node tools/board/mem32/mem32.mjs build/mem32 boards/$(BOARD)/board.json 3000 $(if $(ROMFS),build/mem32.rom)
 

@@ -28,6 +28,7 @@ package('raftapp', files=(
 ), base_path='lib')
 package('raftio', files=(
     '__init__.py',
+    'admin.py',
     'aio.py',
     'app.py',
     'auth.py',

@@ -243,6 +243,32 @@ def test_real_lib_fits_the_firmware_budget(tmp_path):
     assert p.returncode == 0, p.stdout[-400:] + p.stderr
 
 
+def test_the_budget_is_for_the_resident_firmware_and_lazy_parts_are_listed(tmp_path):
+    # Membership changes, snapshot transfer and admin/status are lazy parts (docs/memory.md):
+    # listed and totalled apart, and left out of the budget a node under puts needs.
+    out = tmp_path / "esp32"
+    p = run_build("esp32", "--out", str(out), "--no-budget")
+    assert p.returncode == 0, p.stderr
+    size = dict((f, os.path.getsize(str(out / f))) for f in os.listdir(str(out)))
+    lazy = sorted(f for f in size if f.startswith("mpraft_"))
+    assert lazy == ["mpraft_admin.mpy", "mpraft_conf.mpy", "mpraft_snap.mpy"]
+    resident = sum(n for f, n in size.items() if f not in lazy)
+    lines = p.stdout.splitlines()
+    rows = dict((ln.split()[0], ln.split()[1:]) for ln in lines
+                if len(ln.split()) > 1 and ln.split()[1].isdigit())
+    for f in lazy:
+        assert rows[f] == [str(size[f]), "lazy"], p.stdout
+    assert rows["total"] == [str(resident)], p.stdout
+    assert rows["lazy"] == [str(sum(size[f] for f in lazy)), "(3", "files,", "imported", "on",
+                            "first", "use)"], p.stdout
+    assert lines[-1] == "total %.1f KB resident of 48 KB budget" % (resident / 1024.0)
+    # A budget between the resident size and the whole build passes.
+    kb = resident // 1024 + 1
+    assert kb * 1024 < sum(size.values()), "lazy parts too small for this check"
+    p = run_build("esp32", "--out", str(out), "--budget-kb", str(kb))
+    assert p.returncode == 0, p.stdout[-400:] + p.stderr
+
+
 def test_host_only_modules_are_not_shipped(tmp_path):
     src = tmp_path / "lib"
     (src / "pkg").mkdir(parents=True)

@@ -226,3 +226,65 @@ def test_status_after_a_failed_boot_says_why(build, tmp_path):
                        text=True, timeout=30)
     assert r.returncode == 0 and "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
     assert "node not running: KeyError" in r.stdout and "key" in r.stdout, r.stdout
+
+
+def test_lazy_parts_load_for_a_membership_change_and_a_snapshot_send(build, tmp_path):
+    # The build ships membership changes and snapshot transfer as lazily
+    # imported parts (docs/memory.md): a learner added to a cluster whose
+    # log is compacted away needs both, on the leader (propose the change,
+    # send the snapshot) and on the learner (install it, apply the change).
+    assert os.path.exists(os.path.join(build, "mpraft_conf.mpy"))
+    assert os.path.exists(os.path.join(build, "mpraft_snap.mpy"))
+    d = str(tmp_path / "cl")
+    cl = cluster.create(d, nodes=4, voters=3)
+    procs = []
+    ctl = [sys.executable, RAFTCTL, "--cluster", os.path.join(d, "cluster.json")]
+
+    def endpoints():
+        r = subprocess.run(ctl + ["-w", "json", "status"], capture_output=True,
+                           text=True, timeout=20)
+        return dict((row["id"], row) for row in json.loads(r.stdout))
+
+    try:
+        for n in cl["nodes"]:
+            with open(os.path.join(d, "node%d.json" % n["id"])) as f:
+                node = json.load(f)
+            root = board_root(build, str(tmp_path / ("b%d" % n["id"])), node)
+            with open(os.path.join(root, "board.json")) as f:
+                board = json.load(f)
+            # Snapshot and compact every 32 entries, so the learner's first
+            # entries are gone by the time it joins.
+            board.update(snapshot_entries=32, ring_capacity=32)
+            with open(os.path.join(root, "board.json"), "w") as f:
+                json.dump(board, f)
+            log = open(os.path.join(root, "console.log"), "w")
+            procs.append((subprocess.Popen([MICROPYTHON, "main.py"], cwd=root, env=ENV,
+                                           stdout=log, stderr=subprocess.STDOUT), log, root))
+        cluster.wait_leader(d, timeout_s=20)
+        pairs = tmp_path / "pairs.txt"
+        pairs.write_text("".join("k%d v%d\n" % (i, i) for i in range(2000)))
+        r = subprocess.run(ctl + ["bulk-load", str(pairs)], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        rows = endpoints()
+        lead = [row for row in rows.values() if row.get("role") == "leader"][0]
+        assert lead["snapshot"] > 1, lead
+        r = subprocess.run(ctl + ["add-learner", "4"], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            me = endpoints().get(4, {})
+            if (me.get("applied") or 0) >= lead["commit"]:
+                break
+            time.sleep(0.2)
+        assert me["applied"] >= lead["commit"] and me["snapshot"] >= lead["snapshot"], me
+    finally:
+        for p, log, root in procs:
+            p.kill()
+            p.wait(timeout=10)
+            log.close()
+    for p, log, root in procs:
+        with open(os.path.join(root, "console.log")) as f:
+            text = f.read()
+        assert "mpraft: node" in text and "Traceback" not in text, text

@@ -99,12 +99,75 @@ def test_the_real_firmware_merges():
                 if mark in text:
                     text = build.strip_marked(text, mark)[0]
             texts[dest] = text
-    err, left, out = build.merge_firmware(todo, texts)
+    err, left, out, lazy = build.merge_firmware(todo, texts)
     assert err is None
-    assert list(out) == ["mpraft.mpy"]
-    assert [d for _, d, c in left if c] == ["mpraft.mpy"]
+    # The resident firmware and its lazy parts (docs/memory.md).
+    assert sorted(out) == ["mpraft.mpy", "mpraft_admin.mpy", "mpraft_conf.mpy",
+                           "mpraft_snap.mpy"]
+    assert sorted(lazy) == ["mpraft_admin.mpy", "mpraft_conf.mpy", "mpraft_snap.mpy"]
+    assert sorted(d for _, d, c in left if c) == sorted(out)
+    assert "# --- raft.membership ---" in out["mpraft_conf.mpy"]
+    assert "# --- raft.membership ---" not in out["mpraft.mpy"]
     # Every firmware module is in it, the root last among those it imports.
     body = out["mpraft.mpy"]
     assert body.index("# --- raft.errors ---") < body.index("# --- raft.core ---")
     assert body.index("# --- raft.core ---") < body.index("# --- raftio.node ---")
     compile(body, "mpraft.py", "exec")
+
+
+# Lazy parts: pkg.lz goes into root_z (imported on first use, by main); it
+# reads a resident function, a list and two consts (one private).
+LAZY = [
+    ("pkg", "# package\n"),
+    ("pkg.a", CONST + "SIZE = const(20)\n_K = const(3)\ntable = [1, 2]\n\n\n"
+              "def helper():\n    return 5\n"),
+    ("pkg.lz", "from pkg.a import SIZE, _K, table, helper\n\n\n"
+               "def work(x):\n    return x + SIZE + _K + len(table) + helper()\n"),
+    ("root", "def main():\n    from pkg.lz import work\n    return work(1)\n"),
+]
+
+
+def run_parts(tmp_path, interp, mods=LAZY):
+    parts = merge.merge_parts(mods, {"pkg.lz": "z"}, "root")
+    assert sorted(parts) == ["", "z"]
+    (tmp_path / "root.py").write_text(parts[""])
+    (tmp_path / "root_z.py").write_text(parts["z"])
+    (tmp_path / "run.py").write_text(
+        "import sys\nimport root\nassert 'root_z' not in sys.modules\nprint(root.main())\n"
+        "assert 'root_z' in sys.modules\n")
+    r = subprocess.run([interp, "run.py"], capture_output=True, text=True, timeout=30,
+                       cwd=str(tmp_path))
+    assert r.returncode == 0, parts[""] + parts["z"] + r.stderr
+    return parts, int(r.stdout)
+
+
+def test_a_lazy_part_is_imported_on_first_use_and_reads_the_resident_module(tmp_path):
+    import sys
+    parts, out = run_parts(tmp_path, sys.executable)
+    assert out == 31
+    # The resident module holds none of the lazy code; the part copies the
+    # consts it reads and imports the rest from the resident module.
+    assert "def work" not in parts[""] and "from root_z import work" in parts[""]
+    assert "SIZE = const(20)" in parts["z"] and "_K = const(3)" in parts["z"]
+    assert "from root import helper, table" in parts["z"]
+
+
+@pytest.mark.skipif(not os.path.exists(MICROPYTHON), reason="no micropython in .venv")
+def test_lazy_parts_run_under_micropython(tmp_path):
+    assert run_parts(tmp_path, MICROPYTHON)[1] == 31
+
+
+@pytest.mark.parametrize("mods,msg", [
+    # The resident module may reach a lazy part only through an import inside a function.
+    ([LAZY[0], LAZY[1], LAZY[2], ("root", "from pkg.lz import work\n\n\ndef main():\n"
+                                          "    return work(1)\n")],
+     "root, main reads work of lazy part z (pkg.lz) outside a function-level import"),
+    # A lazy part's copy of a global the resident module rebinds would go stale.
+    ([LAZY[0], ("pkg.a", "n = 0\n\n\ndef bump():\n    global n\n    n += 1\n"),
+      ("pkg.lz", "from pkg.a import n\n\n\ndef work(x):\n    return x + n\n"), LAZY[3]],
+     "lazy part z reads n, which the resident module rebinds"),
+])
+def test_what_a_lazy_part_cannot_do_is_a_clear_error(mods, msg):
+    with pytest.raises(merge.MergeError) as e:
+        merge.merge_parts(mods, {"pkg.lz": "z"}, "root")
+    assert msg in str(e.value), str(e.value)

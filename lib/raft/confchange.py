@@ -1,3 +1,4 @@
+# mpraft: lazy conf
 """Membership changes: single-server (thesis 4.1, etcd ConfChange v1) and
 joint consensus (thesis 4.3, etcd ConfChangeV2).
 

@@ -1,3 +1,4 @@
+# mpraft: lazy snap
 """The snapshot as transferred: membership header + state machine image.
 
 Header: ``<HHHH`` voter, learner and outgoing-voter counts and flags (bit 0:

@@ -53,7 +53,7 @@ import gc
 from raft import confchange as CC
 from raft import events as EV
 from raft import msg as M
-from raft.core import LEADER, ROLE_NAMES
+from raft.core import LEADER
 from raft.errors import (ConfigError, DecodeError, EntryTooLarge, NotLeader, ProposalDropped,
                          StorageFull)
 from raft.rawnode import RawNode
@@ -490,47 +490,9 @@ class Engine:
 
     # -- inspection -----------------------------------------------------------
     def status(self):
-        r = self.core
-        log = r.log
-        if r.id in r.learners:
-            role = "learner"
-        else:
-            role = ROLE_NAMES[r.role]
-            if role == "pre-candidate":
-                role = "candidate"
-        st = {"id": self.id, "role": role, "term": r.term, "vote": r.vote,
-              "leader": r.lead, "commit": log.committed, "applied": log.applied,
-              "first": log.snap_index + 1, "last": log.last,
-              "snapshot": self.storage.snapshot().index, "pending": len(self._pending),
-              "drops": self.counters.as_dict(),
-              "voters": list(r.voters), "learners": list(r.learners),
-              "voters_out": list(r.voters_out),
-              "uptime_ms": self.clock.ticks_diff(self.clock.ticks_ms(), self.started)}
-        if r.incs or r.inc:
-            # docs/incarnation.md: a wiped node says why it does not vote.
-            st["inc"] = r.inc
-            st["incs"] = {str(p): r.incs[p] for p in r.incs}
-            st["rejoin"] = list(r.rejoin)
-            st["foreign"] = r.foreign
-            if r.mismatch or r.id in r.rejoin:
-                st["role"] = "rejoining"
-            if r.mismatch:
-                st["rejoining"] = "incarnation %d, the membership knows %d" % (r.inc, r.mismatch)
-        try:
-            st["keys"] = len(self.machine)
-        except TypeError:
-            pass
-        for k in ("proposed", "applied", "reads", "snapshots", "forced", "not_leader", "busy",
-                  "retry"):
-            st["n_" + k] = self.stats[k]
-        if r.role == LEADER:
-            prs = {}
-            for p in r.peers:
-                if p != r.id:
-                    prs[str(p)] = r.prs[p].match
-            st["match"] = prs
-        return st
-
+        """The node's state as a dict (raftio/admin.py)."""
+        from raftio.admin import status
+        return status(self)
 
 def _no_reply(token, code, leader, result):
     pass

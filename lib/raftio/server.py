@@ -8,7 +8,8 @@ by its type byte it is
   - a client request (raftio/wire.py): a read (machine.is_read) goes to the
     engine's next ReadIndex round, anything else is proposed; the answer
     leaves when the engine calls back (reply below);
-  - an admin request: leadership transfer or membership change;
+  - an admin request: leadership transfer or membership change (raftio/admin.py,
+    imported on first use);
   - a status query: answered at once with the engine's status as JSON.
 Answers go back as datagrams to (address, request id) tokens (raftio/app.py
 adds in-process calls and the responses to calls it forwarded).
@@ -24,9 +25,7 @@ Each turn of run_once:
 """
 import json
 
-from raft import confchange as CC
 from raft import msg as M
-from raft.core import LEADER
 from raft.errors import DecodeError
 from raftio import wire
 from raftio.frame import DROP_MALFORMED, DROP_STALE_TERM, DROP_UNKNOWN_PEER, MAX_PAYLOAD
@@ -131,50 +130,8 @@ class Server:
             eng.propose(cmd, (addr, rid))
 
     def _on_admin(self, buf, off, n, addr):
-        try:
-            rid, op, nid, ctx = wire.decode_admin(buf, off, n)
-        except DecodeError:
-            self.counters.slots[DROP_MALFORMED] += 1
-            return
-        eng = self.engine
-        r = eng.core
-        if r.role != LEADER:
-            self._reply((addr, rid), wire.NOT_LEADER, r.lead, b"")
-            return
-        if op == wire.A_JOINT:
-            from raft.confchange import decode
-            try:
-                op, nid, ctx = decode(ctx)
-            except DecodeError:
-                op = 0
-            if op != CC.JOINT:
-                self._reply((addr, rid), wire.BAD_REQUEST, 0, b"")
-                return
-            eng.propose_conf_change(op, nid, ctx, (addr, rid))
-            return
-        # What the leader can tell at once is refused with its reason (wire.R_*).
-        v = r.voters
-        why = 0
-        if op == wire.A_TRANSFER:
-            why = 0 if nid in v else wire.R_NOT_VOTER
-        elif op == wire.A_ADD_VOTER:
-            why = wire.R_ALREADY_VOTER if nid in v else 0
-        elif op == wire.A_ADD_LEARNER:
-            why = wire.R_ALREADY_LEARNER if nid in r.learners else 0
-        elif op == wire.A_REMOVE:
-            if nid not in v and nid not in r.learners:
-                why = wire.R_NOT_MEMBER
-            elif v == (nid,):
-                why = wire.R_LAST_VOTER
-        if why:
-            self._reply((addr, rid), wire.BAD_REQUEST, 0, bytes((why,)))
-        elif op == wire.A_TRANSFER:
-            # OK means started: the caller watches status for the new leader.
-            eng.transfer_leader(nid)
-            self._reply((addr, rid), wire.OK, 0, b"")
-        else:
-            # Membership: answered OK once applied, like a put.
-            eng.propose_conf_change(op - 1, nid, ctx, (addr, rid))
+        from raftio.admin import on_admin
+        on_admin(self, buf, off, n, addr)
 
     def _reply(self, token, code, leader, result):
         ln = wire.encode_response_into(self._resp, 0, token[1], code, leader, result)

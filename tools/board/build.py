@@ -13,9 +13,14 @@ board's filesystem so `mpremote cp -r` can copy it as is:
                                                        the board runs them by name)
     boards/BOARD/board.json -> build/BOARD/board.json
 
-Prints a size table and "total X KB of 48 KB budget"; exits 1 when a file
-does not compile (one line per file) or the total is over budget (unless
---no-budget), 2 on a usage error such as an unknown board. CPython only; no
+Merged (the default), firmware/mpraft.py and every module under lib/ become
+mpraft.mpy, except modules marked `# mpraft: lazy PART`, which become
+mpraft_PART.mpy, imported on first use (tools/board/merge.py,
+docs/memory.md). Prints a size table (lazy parts marked and totalled apart)
+and "total X KB [resident ]of 48 KB budget"; the budget is for the files
+other than the lazy parts. Exits 1 when a file does not compile (one line
+per file) or the total is over budget (unless --no-budget), 2 on a usage
+error such as an unknown board. CPython only; no
 network; every subprocess has a timeout.
 """
 import argparse
@@ -342,24 +347,62 @@ def write_debug(out, texts, rename):
     return d
 
 
+LAZY_MARK = "# mpraft: lazy"
+
+
+def _lazy_part(path):
+    """`# mpraft: lazy PART` in a module's first lines: the merged build puts
+    it in ROOT_PART.mpy, which the resident firmware imports on first use
+    (tools/board/merge.py, docs/memory.md). None for a resident module."""
+    for ln in _marks(path):
+        if ln.startswith(LAZY_MARK):
+            part = ln[len(LAZY_MARK):].strip()
+            if not re.match(r"^[a-z][a-z0-9]*$", part):
+                raise ValueError("%s: `%s` needs a part name of lowercase letters and digits"
+                                 % (_rel_for_humans(path), LAZY_MARK))
+            return part
+    return None
+
+
 def merge_firmware(todo, texts):
     """Merge every compiled module into the one root module (firmware/mpraft.py
-    -> mpraft.mpy) when the sources have exactly one; see tools/board/merge.py.
-    Returns (error or None, todo, texts) with the merged modules dropped."""
+    -> mpraft.mpy) when the sources have exactly one, the modules marked
+    `# mpraft: lazy PART` into mpraft_PART.mpy; see tools/board/merge.py.
+    Returns (error or None, todo, texts, lazy parts' dests) with the merged
+    modules dropped and one entry per part."""
     roots = [d for _, d, c in todo if c and not d.startswith("lib/")]
     if len(roots) != 1 or len(texts) < 2:
-        return None, todo, texts
+        return None, todo, texts, set()
     import merge
     mods = []
-    for _, dest, c in todo:
+    lazy = {}
+    root_src = None
+    for src, dest, c in todo:
         if c:
             name = _module_name(dest)
-            mods.append((name[:-9] if name.endswith(".__init__") else name, texts[dest]))
+            name = name[:-9] if name.endswith(".__init__") else name
+            mods.append((name, texts[dest]))
+            try:
+                part = _lazy_part(src)
+            except ValueError as e:
+                return str(e), todo, texts, set()
+            if part:
+                lazy[name] = part
+            if dest == roots[0]:
+                root_src = src
+    root = roots[0][:-4]
     try:
-        text = merge.merge(mods)
+        parts = merge.merge_parts(mods, lazy, root)
     except merge.MergeError as e:
-        return str(e), todo, texts
-    return None, [t for t in todo if not t[2] or t[1] == roots[0]], {roots[0]: text}
+        return str(e), todo, texts, set()
+    out = [t for t in todo if not t[2] or t[1] == roots[0]]
+    merged = {}
+    for part in sorted(parts):
+        dest = "%s_%s.mpy" % (root, part) if part else roots[0]
+        merged[dest] = parts[part]
+        if part:
+            out.append((root_src, dest, True))
+    return None, out, merged, set(d for d in merged if d != roots[0])
 
 
 def _module_name(dest):
@@ -600,9 +643,10 @@ def main(argv=None):
         if uses:
             return 1
     merged = set()
+    lazy = set()
     if not args.no_merge and not args.with_optional:
-        err, todo, texts = merge_firmware(todo, texts)
-        if not err and len(texts) == 1:
+        err, todo, texts, lazy = merge_firmware(todo, texts)
+        if not err and texts and not any(d.startswith("lib/") for d in texts):
             merged = set(texts)
             for dest in merged:
                 texts[dest] = fold_public_consts(texts[dest])[0]
@@ -642,19 +686,25 @@ def main(argv=None):
     shutil.copyfile(board_file, os.path.join(out, "board.json"))
 
     rows = size_table(out)
-    total = sum(n for _, n in rows)
+    # Lazy parts (ROOT_PART.mpy) load on first use: a node under puts never
+    # imports them, so the budget is for the rest, the resident firmware.
+    total = sum(n for r, n in rows if r not in lazy)
     width = max([len(r) for r, _ in rows] + [4])
     print("%-*s  %7s" % (width, "file", "bytes"))
     for rel, n in rows:
-        print("%-*s  %7d" % (width, rel, n))
+        print("%-*s  %7d%s" % (width, rel, n, "  lazy" if rel in lazy else ""))
     print("%-*s  %7d" % (width, "total", total))
+    if lazy:
+        print("%-*s  %7d  (%d files, imported on first use)"
+              % (width, "lazy", sum(n for r, n in rows if r in lazy), len(lazy)))
     print("board %s (arch %s): %d files in %s" % (
         args.board, board["arch"] or "none", len(rows), _rel_for_humans(out)))
     budget = args.budget_kb * 1024
     if debug:
         print("debug: the sources as compiled and the name map are in %s (not flashed)"
               % _rel_for_humans(debug))
-    print("total %s of %d KB budget" % (_kb(total), args.budget_kb))
+    print("total %s%s of %d KB budget" % (_kb(total), " resident" if lazy else "",
+                                          args.budget_kb))
     if total > budget and not args.no_budget:
         print("over budget by %s (use --no-budget to build anyway)" % _kb(total - budget),
               file=sys.stderr)

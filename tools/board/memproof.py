@@ -92,10 +92,13 @@ def build(out):
 
 
 def rom_image(d, fw):
-    """Move the build's mpraft.mpy into a ROMFS image (d/rom.img); its path."""
+    """Move the build's mpraft.mpy and its lazy parts (mpraft_PART.mpy) into
+    a ROMFS image (d/rom.img); its path."""
     src = os.path.join(d, "romsrc")
     os.makedirs(src)
-    shutil.move(os.path.join(fw, "mpraft.mpy"), os.path.join(src, "mpraft.mpy"))
+    for n in sorted(os.listdir(fw)):
+        if n.startswith("mpraft") and n.endswith(".mpy"):
+            shutil.move(os.path.join(fw, n), os.path.join(src, n))
     img = os.path.join(d, "rom.img")
     r = subprocess.run([_MPREMOTE, "romfs", "--no-mpy", "-o", img, "build", src],
                        capture_output=True, text=True, timeout=60)

@@ -26,6 +26,18 @@ module does not define, an import cycle at top level, or a renamed global
 that some function also uses as a local name. The result is then checked:
 every global any function or class reads must be defined at top level or be a
 builtin, so a rename that missed a use fails the build, not the board.
+
+Lazy parts: merge_parts(modules, lazy, root) takes lazy = {module name:
+part name} and returns {"": the resident module, part: source, ...}, one
+module per part (built as ROOT.mpy and ROOT_PART.mpy). A function-level
+import from a module of another part (`from raft.membership import
+propose_conf_change` inside a method) becomes an import of that part's
+module (`from mpraft_conf import propose_conf_change`), run on first use.
+Each part reads the other parts' constants by copying their definitions (a
+const folds into the bytecode) and every other global of the resident
+module by `from ROOT import ...` at its top; the resident module may read
+nothing else of a lazy part (MergeError), nor rebind (`global`) a name a
+lazy part copies.
 CPython only (ast, symtable); used by tools/board/build.py.
 """
 import ast
@@ -84,6 +96,7 @@ def _collect(m, internal):
         elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
                                    ast.Lambda)):
             todo.extend(ast.iter_child_nodes(node))
+    m.top = top
 
     def bind(node, local, what):
         # Function-level imports bind locals; after the merge they read the
@@ -198,7 +211,7 @@ def _key(mods, mod, name, seen=()):
     return None
 
 
-def merge(modules):
+def _prepare(modules):
     mods = dict((n, _Module(n, s)) for n, s in modules)
     internal = set(mods)
     for n in list(internal):
@@ -231,6 +244,11 @@ def merge(modules):
                 final[k] = new
                 taken[new] = k
 
+    return mods, order, final
+
+
+def merge(modules):
+    mods, order, final = _prepare(modules)
     parts = []
     for mn in order:
         parts.append("# --- %s ---\n" % mn)
@@ -240,7 +258,158 @@ def merge(modules):
     return merged
 
 
-def _rewrite(mods, m, final):
+def merge_parts(modules, lazy, root):
+    """The modules merged into one resident module and one per lazy part:
+    {"": resident source, part: source}. lazy: {module name: part name};
+    the part's module is ROOT_PART (see the module docstring)."""
+    mods, order, final = _prepare(modules)
+    for n in lazy:
+        if n not in mods:
+            raise MergeError("lazy module %s is not among the modules" % n)
+    part_of = dict((mn, lazy.get(mn, "")) for mn in mods)
+    modname = dict((p, root + "_" + p if p else root) for p in set(part_of.values()))
+    texts = {}
+    for p in sorted(modname):
+        chunks = []
+        for mn in order:
+            if part_of[mn] == p:
+                chunks.append("# --- %s ---\n" % mn)
+                chunks.append(_rewrite(mods, mods[mn], final, part_of, modname))
+        texts[p] = "".join(chunks)
+    owner = {}
+    for k, new in final.items():
+        if k[0] == "own":
+            owner[new] = k
+    consts = {}
+    for p, text in texts.items():
+        consts.update(_const_defs(text))
+    rebound = _rebound(texts[""])
+    out = {}
+    for p, text in texts.items():
+        head_consts = []
+        imports = {}
+        todo = sorted(_missing(text))
+        seen = set()
+        while todo:
+            n = todo.pop(0)
+            if n in seen:
+                continue
+            seen.add(n)
+            k = owner.get(n)
+            if k is None:
+                raise MergeError("merged part %s reads undefined global %s" % (p or "resident", n))
+            q = part_of[k[1]]
+            if q == p:
+                raise MergeError("%s: %s is read before it is defined" % (k[1], n))
+            if n in consts:
+                head_consts.append(n)
+                todo.extend(sorted(consts[n][1]))
+            elif not p:
+                raise MergeError("%s reads %s of lazy part %s (%s) outside a function-level "
+                                 "import; import it inside the function that uses it"
+                                 % (_reader(text, n), n, q, k[1]))
+            elif n in rebound:
+                raise MergeError("lazy part %s reads %s, which the resident module rebinds "
+                                 "(global %s): a copy would go stale" % (p, n, n))
+            else:
+                imports.setdefault(modname[q], []).append(n)
+        head = ""
+        if head_consts and "const" not in _defined(text):
+            # CPython needs the name (MicroPython's compiler folds const itself).
+            head += ("try:\n    from micropython import const\nexcept ImportError:\n"
+                     "    def const(x):\n        return x\n")
+        # Definitions in the order their owners define them: a const may use an earlier one.
+        for n in sorted(head_consts, key=lambda c: consts[c][2]):
+            head += consts[n][0] + "\n"
+        for mod in sorted(imports):
+            head += "from %s import %s\n" % (mod, ", ".join(sorted(imports[mod])))
+        out[p] = head + text
+        _check_defined(out[p])
+    return out
+
+
+def _reader(text, name):
+    """Where text reads global name: "module, function NAME" (for errors)."""
+    hits = []
+
+    def walk(t):
+        for sym in t.get_symbols():
+            if sym.get_name() == name and sym.is_referenced() and (
+                    sym.is_global() or t.get_type() == "module"):
+                hits.append(t)
+        for c in t.get_children():
+            walk(c)
+
+    walk(symtable.symtable(text, "merged", "exec"))
+    if not hits:
+        return "the resident module"
+    t = hits[0]
+    mod = "?"
+    for ln in text.splitlines()[:t.get_lineno()]:
+        if ln.startswith("# --- ") and ln.endswith(" ---"):
+            mod = ln[6:-4]
+    return "%s, %s" % (mod, "top level" if t.get_type() == "module" else t.get_name())
+
+
+def _const_defs(text):
+    """{name: (definition line, names its value reads, position)} of the
+    top-level `NAME = const(...)` statements in text."""
+    out = {}
+    tree = ast.parse(text)
+    for i, node in enumerate(tree.body):
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+                and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
+                and node.value.func.id == "const"):
+            reads = set(n.id for n in ast.walk(node.value.args[0]) if isinstance(n, ast.Name))
+            out[node.targets[0].id] = ("%s = const(%s)" % (
+                node.targets[0].id, ast.get_source_segment(text, node.value.args[0])),
+                reads, (id(text), node.lineno))
+    return out
+
+
+def _rebound(text):
+    """Names some function of text declares global (and so may rebind)."""
+    return set(n for node in ast.walk(ast.parse(text)) if isinstance(node, ast.Global)
+               for n in node.names)
+
+
+def _defined(src):
+    table = symtable.symtable(src, "merged", "exec")
+    return set(s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported())
+
+
+def _missing(src):
+    """Globals src reads but does not define (builtins and const aside)."""
+    try:
+        table = symtable.symtable(src, "merged", "exec")
+    except SyntaxError as e:
+        raise MergeError("merged source line %s: %s" % (e.lineno, e.msg))
+    defined = set(s.get_name() for s in table.get_symbols()
+                  if s.is_assigned() or s.is_imported())
+    known = defined | set(dir(builtins)) | _MP_BUILTINS
+    missing = set()
+
+    def walk(t):
+        for s in t.get_symbols():
+            if s.is_referenced() and (s.is_global() or t.get_type() == "module") \
+                    and s.get_name() not in known:
+                missing.add(s.get_name())
+        for c in t.get_children():
+            walk(c)
+
+    walk(table)
+    return missing
+
+
+def _rewrite(mods, m, final, part_of=None, modname=None):
+    part_of = part_of or {}
+
+    def lazy_elsewhere(src):
+        # An import from another part's module, run when the function runs.
+        p = part_of.get(src, "")
+        return bool(p) and p != part_of.get(m.name, "")
+
     lines = m.src.splitlines(True)
     enc = [ln.encode() for ln in lines]
     edits = []   # (row, start byte, end byte, text)
@@ -257,6 +426,8 @@ def _rewrite(mods, m, final):
             raise MergeError("%s: %s is a global the merge must rename and also a local name "
                              "in some function; rename one of them" % (m.name, n))
     for node, local, (src, attr) in m.inner:
+        if lazy_elsewhere(src):
+            continue
         # After the merge the function reads the global its import named.
         k = _key(mods, src, attr)
         if k is None or final[k] != local:
@@ -311,6 +482,15 @@ def _rewrite(mods, m, final):
         for r in range(node.lineno, node.end_lineno + 1):
             enc[r - 1] = b"\n"
         enc[node.lineno - 1] = ind + b"pass\n"
+        if (isinstance(node, ast.ImportFrom) and id(node) not in m.top
+                and lazy_elsewhere(node.module)):
+            names = []
+            for a in node.names:
+                new = final[_key(mods, node.module, a.name)]
+                local = a.asname or a.name
+                names.append(new if new == local else "%s as %s" % (new, local))
+            enc[node.lineno - 1] = ind + ("from %s import %s\n" % (
+                modname[part_of[node.module]], ", ".join(names))).encode()
     edits.sort(reverse=True)
     for row, c0, c1, text, was in edits:
         ln = enc[row - 1]

@@ -26,6 +26,7 @@ from raft.errors import DecodeError, RaftError
 # shares this VM, whose heap is nearly full mid-run, where compiling a
 # module from source can fail: load them up front.
 from raft import membership, snapshot  # noqa: F401
+from raftio import admin  # noqa: F401
 from raftio.fakeflash import PowerCut
 from raftio.frame import HEADER, TAG_LEN
 from simcheck import Checker

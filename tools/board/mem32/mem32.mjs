@@ -15,7 +15,8 @@
 // read after collections at top level only: this port cannot see the wasm
 // stack, so a collection inside running Python code keeps garbage alive.
 // Prints one JSON line: code, node, samples (live heap after each sixth of
-// the load), applied, snapshots. With ROMFS_IMAGE (mpraft.mpy alone, from
+// the load), applied, snapshots, imported (lazy parts the load imported:
+// none expected) and lazy (each lazy part's weight once imported). With ROMFS_IMAGE (mpraft.mpy alone, from
 // `mpremote romfs build`), the firmware is imported from that image mounted
 // at /rom, its bytecode used in place as on a board with a ROMFS partition;
 // the image sits in one bytearray here (a board maps it from flash), and
@@ -42,8 +43,12 @@ function copy(src, dst) {
 mp.FS.mkdirTree("/flash/lib");
 // A merged build (the default) is mpraft.mpy at the root; --no-merge has lib/.
 const merged = !fs.existsSync(path.join(build, "lib"));
-if (merged) mp.FS.writeFile("/flash/mpraft.mpy", fs.readFileSync(path.join(build, "mpraft.mpy")));
-else copy(path.join(build, "lib"), "/flash/lib");
+// The resident mpraft.mpy and the lazy parts (mpraft_PART.mpy, imported on
+// first use; a node under puts never imports them).
+const parts = fs.readdirSync(build).filter((n) => /^mpraft_[a-z0-9]+\.mpy$/.test(n)).sort();
+if (merged) {
+  for (const n of ["mpraft.mpy"].concat(parts)) mp.FS.writeFile("/flash/" + n, fs.readFileSync(path.join(build, n)));
+} else copy(path.join(build, "lib"), "/flash/lib");
 const board = JSON.parse(fs.readFileSync(boardFile));
 board.network = "none";
 mp.FS.writeFile("/flash/board.json", JSON.stringify(board));
@@ -114,7 +119,17 @@ for (let i = 0; i < 6; i++) {
   py(`load(${step}, ${i * step})`);
   samples.push(live() - base);
 }
+// Did the load import a lazy part? (It must not: that is what they are for.)
+py('_m = json.dumps(sorted(k for k in sys.modules if k.startswith("mpraft_")))');
+const imported = JSON.parse(mp.globals.get("_m"));
+// What each lazy part weighs once imported (after the load, one at a time).
+const lazy = {};
+for (const n of parts) {
+  const m = n.slice(0, -4), before = live();
+  py(`import ${m}`);
+  lazy[m] = live() - before;
+}
 py('st = node.status(); _s = json.dumps([st["applied"], st["n_snapshots"], st["keys"]])');
 const s = JSON.parse(mp.globals.get("_s"));
 console.log(JSON.stringify({ board: board.name, rom, code, node: built - code, samples,
-  applied: s[0], snapshots: s[1], keys: s[2] }));
+  applied: s[0], snapshots: s[1], keys: s[2], imported, lazy }));

@@ -40,7 +40,8 @@ const order = [
   "raft.readonly", "raft.membership", "raft.snapshot", "raft.core", "raft.rawnode",
   "raftio.fs", "raftio.hardstate", "raftio.logfile", "raftio.snapfile", "raftio.storage",
   "raftio.clock", "raftio.auth", "raftio.frame", "raftio.wire", "raftio.udp",
-  "raftio.engine", "raftio.server", "raftkv.codec", "raftkv.kv", "raftio.node",
+  "raftio.engine", "raftio.server", "raftio.admin", "raftkv.codec", "raftapp.session", "raftkv.kv",
+  "raftio.batch", "raftio.node",
   "raftio.station"];
 let total = 0;
 for (const m of order) {
