@@ -20,7 +20,7 @@ JOBS   ?= 2
 SEEDS  ?= 1000
 BOARD  ?= unix
 
-.PHONY: all venv test test-py test-mp test-netns test-browser timeline cloud-deps image cloud-demo test-prometheus exporter sim sim-sweep sim-sweep-kv sim-sweep-lock sim-sweep-joint sim-soak bench-core bench-flash bench profile demo demo-sim cluster chaos build memproof mem32 clean bench-boards bench-boot
+.PHONY: all venv test test-py test-mp test-netns test-browser timeline cloud-deps image cloud-demo test-prometheus exporter sim sim-sweep sim-sweep-kv sim-sweep-lock sim-sweep-joint sim-sweep-wipe sim-soak bench-core bench-flash bench profile demo demo-sim cluster chaos build memproof mem32 clean bench-boards bench-boot
 
 all: test
 
@@ -80,6 +80,12 @@ sim-sweep-kv: $(STAMP)
 # Issue 14 acceptance: membership changes (joint ones too) with every fault and 5 KV clients.
 sim-sweep-joint: $(STAMP)
 	$(PY) tools/simulator/sweep.py --seeds 100 --steps 20000 --faults all,reconfig --clients 5 --jobs $(JOBS)
+
+# Issue 12 acceptance: wiped nodes (a whole flash lost, the node back as a new
+# incarnation, docs/incarnation.md) with every other fault, membership changes
+# and 5 KV clients; make test runs a small sweep (host_tests/simulator/test_wipe.py).
+sim-sweep-wipe: $(STAMP)
+	$(PY) tools/simulator/sweep.py --seeds 100 --steps 20000 --faults all,reconfig,wipe --clients 5 --jobs $(JOBS)
 
 # Issue 11 acceptance: the lock service (lib/raftapp/lock.py) with 5 contending
 # clients under every fault; tools/simulator/lockcheck.py checks every entry.

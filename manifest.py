@@ -42,6 +42,7 @@ package('raftio', files=(
     'frame.py',
     'fs.py',
     'hardstate.py',
+    'identity.py',
     'logfile.py',
     'node.py',
     'rawlog.py',

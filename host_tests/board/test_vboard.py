@@ -7,6 +7,7 @@ leader over UDP on 127.0.0.1 and serve raftctl; `mpremote resume exec
 "import mpraft; mpraft.status()"` prints a board's live state. Bounded:
 every subprocess has a timeout and the boards stop on their own.
 """
+import json
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ import subprocess
 import sys
 
 import cluster
+import vboard
 
 from paths import ROOT
 VBOARD = os.path.join(ROOT, "tools", "board", "vboard.py")
@@ -81,6 +83,18 @@ def test_five_flashed_boards_serve_raftctl(tmp_path):
             assert os.path.exists(os.path.join(flash, "mpraft.mpy"))
             assert os.path.exists(os.path.join(flash, "node.json"))
         cluster.wait_leader(d, timeout_s=30)
+        # Each founder's first boot adopted the incarnation the cluster file
+        # binds it to, and the file records it as provisioned, once: a
+        # second flash gets no "inc" (docs/incarnation.md).
+        from raftio import identity
+        from raftio.fs import RealFS
+        cl = cluster.load(d)
+        assert sorted(cl["provisioned"]) == list(range(1, N + 1)), cl
+        for i, (_, flash, _) in enumerate(boards):
+            assert identity.load(RealFS(os.path.join(flash, "raft")), i + 1) == \
+                cl["incs"][str(i + 1)]
+        assert "inc" not in vboard.node_config(os.path.join(d, "cluster.json"), 1,
+                                               json.load(open(os.path.join(build, "board.json"))))
         ctl = [sys.executable, RAFTCTL, "--cluster", os.path.join(d, "cluster.json")]
         r = subprocess.run(ctl + ["put", "board", "flashed"], capture_output=True, text=True,
                            timeout=30)

@@ -12,6 +12,7 @@
 Loopback only; every wait is bounded; each test boots its own cluster.
 """
 import os
+import shutil
 import random
 import re
 import signal
@@ -240,6 +241,10 @@ def test_node_with_wrong_key_never_joins(five):
     before = dict((nid, c.status(nid)) for nid in others)
     bad_key = "ab" * 32
     conf = cluster.write_node_file(d, cl, victim, key=bad_key, name="rogue.json")
+    # The rogue keeps the victim's identity (docs/incarnation.md): a blank
+    # flash would be a new incarnation, which never campaigns at all.
+    os.makedirs(os.path.join(d, "rogue"))
+    shutil.copy(os.path.join(d, "n%d" % victim, "raft.id"), os.path.join(d, "rogue"))
     cluster.start(d, victim, config=conf, data=os.path.join(d, "rogue"))
     rogue = Client(cl["cluster_id"], bad_key,
                    [(victim, "127.0.0.1", next(n["port"] for n in cl["nodes"]

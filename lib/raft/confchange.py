@@ -12,7 +12,10 @@ or several steps at once, ``encode_v2(transition, steps, ctx)``:
     JOINT u8 | transition u8 | n u8 | n x (op u8, node_id u16) | ctx_len u8 | ctx
 
 ctx is opaque to the core (the runtime carries new nodes' addresses in it).
-A V2 change with no steps leaves the joint configuration. Like etcd's
+A V2 change with no steps leaves the joint configuration. ``REJOIN`` (a
+single-server change, ctx = the new incarnation as u32 little-endian) binds
+a member's id to a new incarnation of it (a wiped node, docs/incarnation.md):
+a voter becomes a learner, a learner stays one. Like etcd's
 confchange package, ``apply``/``apply_conf`` return a new configuration
 instead of mutating one, so the leader can validate a change before
 proposing it and every node computes the same result when applying.
@@ -42,6 +45,11 @@ ADD_LEARNER = const(2)
 # Remove a voter or a learner.
 REMOVE = const(3)
 
+# The member is a new incarnation (ctx: its inc, u32): a voter becomes a
+# learner (one voter removed: a safe single-server change), promoted by the
+# leader once caught up; a learner keeps its role.
+REJOIN = const(5)
+
 MAX_CTX = const(64)
 # The first byte of a V2 change (after the V1 ops).
 JOINT = const(4)
@@ -56,13 +64,13 @@ MAX_STEPS = const(8)
 
 
 def encode(op, node_id, ctx=b""):
-    if not 0 < op < 4:
-        raise ConfigError("conf change: op must be ADD_VOTER, ADD_LEARNER or REMOVE")
+    if not 0 < op < 6 or op == JOINT:
+        raise ConfigError("conf change: op must be ADD_VOTER, ADD_LEARNER, REMOVE or REJOIN")
     if not isinstance(node_id, int) or not 0 < node_id < 0x10000:
         raise ConfigError("conf change: node id must be in 1..65535")
     n = len(ctx)
-    if n > MAX_CTX:
-        raise ConfigError("conf change: ctx over 64 bytes")
+    if n > MAX_CTX or (op == REJOIN and n != 4):
+        raise ConfigError("conf change: bad ctx")
     return struct.pack("<BHB", op, node_id, n) + bytes(ctx)
 
 
@@ -75,6 +83,8 @@ def encode_v2(transition, steps, ctx=b""):
         raise ConfigError("conf change: more than 8 steps")
     b = bytearray(struct.pack("<BBB", JOINT, transition, n))
     for op, nid in steps:
+        if op == REJOIN:
+            raise ConfigError("conf change: bad op")
         b += encode(op, nid)[:3]
     if len(ctx) > MAX_CTX:
         raise ConfigError("conf change: ctx over 64 bytes")
@@ -90,7 +100,8 @@ def decode(data):
     op = nid = 0
     if len(data) >= 4:
         op, nid, n = struct.unpack_from("<BHB", data, 0)
-    if not 0 < op < 4 or nid == 0 or n > MAX_CTX or len(data) != 4 + n:
+    if (not 0 < op < 6 or nid == 0 or n > MAX_CTX or len(data) != 4 + n
+            or (op == REJOIN and n != 4)):
         raise DecodeError("bad conf change")
     return op, nid, bytes(data[4:])
 
@@ -163,6 +174,12 @@ def apply_conf(conf, op, arg):
             v, ln = _apply(voters, learners, steps)
             return v, voters, ln, tr != EXPLICIT
     else:
+        if op == REJOIN:
+            if arg in learners:
+                return conf
+            if arg not in voters:
+                raise ConfigError("conf change: node %d is not a member" % arg)
+            op = ADD_LEARNER
         steps = ((op, arg),)
     if out:
         raise ConfigError("conf change: joint, leave it first")

@@ -11,7 +11,7 @@ class Config:
                  check_quorum=True, max_inflight=32, max_size_per_msg=1300,
                  ring_capacity=1024, max_entry_bytes=1024, read_only=READ_SAFE,
                  lease_drift_ticks=1, max_apply_bytes=0, snapshot_chunk=1200,
-                 learners=()):
+                 learners=(), inc=0, incs=None):
         self.id = id
         self.voters = tuple(sorted(voters))
         self.learners = tuple(sorted(learners))
@@ -29,6 +29,11 @@ class Config:
         self.lease_drift_ticks = lease_drift_ticks
         self.max_apply_bytes = max_apply_bytes
         self.snapshot_chunk = snapshot_chunk
+        # This node's incarnation (from its storage's identity; 0 = unbound)
+        # and the bootstrap members' ones {id: inc} (the cluster file's
+        # "incs"), used while storage holds no snapshot (docs/incarnation.md).
+        self.inc = inc
+        self.incs = incs or {}
 
     def validate(self):
         if not isinstance(self.id, int) or self.id <= 0 or self.id > 0xFFFF:

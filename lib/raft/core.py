@@ -56,6 +56,24 @@ class Raft(ReadOnly):
         snap = storage.snapshot()
         self._set_conf(tuple(sorted(voters)), tuple(sorted(snap.voters_out)),
                        tuple(sorted(learners)), snap.auto_leave)
+        # Incarnations (docs/incarnation.md). inc: this node's (0: unbound).
+        # incs {id: inc}, nonzero only, and rejoin (ids of learners to
+        # promote once caught up) are part of the applied configuration:
+        # set with it (bootstrap, snapshot, REJOIN). Invariant: mismatch is
+        # incs[id] when that is nonzero and differs from inc, else 0; a
+        # node with a mismatch never campaigns, votes or counts.
+        self.inc = c.inc
+        if snap.index and snap.incs:
+            from raft.membership import _load_incs
+            _load_incs(self, snap)
+        else:
+            self._set_incs({} if snap.index else dict(c.incs), ())
+        # id -> the incarnation a REJOIN replaced (memory only): its late
+        # datagrams are dropped without proposing to bring it back.
+        self._retired = {}
+        # Messages dropped as from an incarnation the configuration does
+        # not know (a wiped node before its REJOIN, or a replaced one).
+        self.foreign = 0
         # Leader: index of the newest conf change it may not have applied yet;
         # another change is refused until applied >= it (etcd pendingConfIndex).
         self._pending_conf = 0
@@ -253,7 +271,7 @@ class Raft(ReadOnly):
                     self._send_snapshot_chunk(p, pr)
 
     def _promotable(self):
-        return self.id in self._voter_ids
+        return self.id in self._voter_ids and not self.mismatch
 
     def hup(self, transfer):
         if self.role == LEADER or not self._promotable():
@@ -297,6 +315,15 @@ class Raft(ReadOnly):
 
     def step(self, m):
         """Process one message addressed to this node."""
+        t = m.type
+        # A response or vote request carries its sender's incarnation in
+        # commit (msg.py). One from an incarnation the configuration does
+        # not bind to that id counts for nothing (docs/incarnation.md).
+        if self.incs and t < 11 and t != M.APP and t != M.HEARTBEAT and t != M.SNAP:
+            ci = self.incs.get(m.frm, 0)
+            if ci and ci != m.commit:
+                self._foreign(m)
+                return
         if m.term > self.term:
             if m.type == M.VOTE or m.type == M.PREVOTE:
                 # Check-quorum lease (thesis 4.2.3): a node that heard from a
@@ -327,7 +354,7 @@ class Raft(ReadOnly):
             can_vote = (self.vote == m.frm or (self.vote == 0 and self.lead == 0)
                         or (t == M.PREVOTE and m.term > self.term))
             rt = M.VOTE_RESP if t == M.VOTE else M.PREVOTE_RESP
-            if can_vote and self.log.is_up_to_date(m.index, m.log_term):
+            if can_vote and not self.mismatch and self.log.is_up_to_date(m.index, m.log_term):
                 # The grant goes out only after the vote is durable (persisted_messages).
                 self._send(M.Message(rt, m.frm, self.id, m.term))
                 if t == M.VOTE:
@@ -382,6 +409,9 @@ class Raft(ReadOnly):
 
     # -- leader helpers -----------------------------------------------------
     def _send(self, m):
+        t = m.type
+        if t != M.APP and t != M.HEARTBEAT:
+            m.commit = self.inc
         if self.role == LEADER:
             self.msgs.append(m)
         else:
@@ -550,6 +580,29 @@ class Raft(ReadOnly):
     def _switch_config(self, conf, index=0):
         from raft.membership import _switch_config
         _switch_config(self, conf, index)
+
+    # -- incarnations (docs/incarnation.md; the rare parts in membership.py) --
+    def _set_incs(self, incs, rejoin):
+        self.incs = incs
+        self.rejoin = rejoin
+        ci = incs.get(self.id, 0)
+        self.mismatch = ci if ci != self.inc else 0
+
+    def _foreign(self, m):
+        self.foreign += 1
+        from raft.membership import _foreign
+        _foreign(self, m)
+
+    def _maybe_promote(self):
+        from raft.membership import _maybe_promote
+        _maybe_promote(self)
+
+    def snap_incs(self):
+        """Snapshot.incs for the applied configuration (() if none is bound)."""
+        if not self.incs:
+            return ()
+        from raft.membership import snap_incs
+        return snap_incs(self)
 
     # -- snapshot transfer (thesis 5; snapshot.py, imported on first use) ----
     def _start_snapshot(self, to, pr):
@@ -743,8 +796,10 @@ def _handle_append(r, m):
 
 def _handle_heartbeat(r, m):
     log = r.log
-    if m.commit > log.committed:
-        # The leader sends min(match, commit), so this entry is ours and committed.
+    if m.commit > log.committed and not r.mismatch:
+        # The leader sends min(match, commit), so this entry is ours and
+        # committed; unless we are a wiped node the leader's match may still
+        # count for, as it was before the wipe (docs/incarnation.md).
         log.commit_to(m.commit)
         if r.event_level >= EV.DEBUG:
             r._ev(EV.COMMIT, m.commit, 0)

@@ -18,12 +18,21 @@ check-quorum; readonly.py), and the leader leaves a joint conf on its own
 once the entry that entered it is applied (Raft._maybe_auto_leave, called by
 RawNode.advance). Fields, set in Raft.__init__ with their invariants:
 _pending_conf, _durable_commit, bad_conf_entries, voters, voters_out,
-learners, auto_leave, peers, _voter_ids, prs.
+learners, auto_leave, peers, _voter_ids, prs, incs, rejoin, mismatch,
+_retired, foreign.
+
+Incarnations (docs/incarnation.md): _foreign handles a message from an
+incarnation the configuration does not bind (the leader proposes REJOIN),
+_apply_conf keeps incs and rejoin with the configuration, and
+_maybe_promote (RawNode.advance, while someone rejoins) makes a caught-up
+rejoined learner a voter again, one change at a time.
 """
+import struct
+
 from raft import confchange as CC
 from raft import msg as M
 from raft.errors import Compacted, ConfigError, NotLeader, ProposalDropped
-from raft.progress import Progress
+from raft.progress import PROBE, Progress
 from raft.roles import LEADER
 from raft.storage import ENTRY_CONF
 
@@ -57,18 +66,94 @@ def _advance_conf(self, changes):
     Ready carried the hard state with sync_hard_state set, so each one's
     commit is durable now (_handle_append's "Append" rule counts on it)."""
     for c in changes:
-        _apply_conf(self, c[1], c[2], c[0])
+        _apply_conf(self, c[1], c[2], c[0], c[3])
         self._durable_commit = c[0]
 
 
-def _apply_conf(self, op, arg, index):
+def _apply_conf(self, op, arg, index, ctx=b""):
     """Apply the committed conf change at index, in log order. A change
     that no longer applies is ignored by every node alike."""
     try:
         c = CC.apply_conf(self.conf(), op, arg)
     except ConfigError:
         return
+    incs = self.incs
+    rj = self.rejoin
+    if op == CC.REJOIN:
+        old = incs.get(arg, 0)
+        if old:
+            self._retired[arg] = old
+        incs[arg] = struct.unpack("<I", ctx)[0]
+        if arg in self.voters or arg in rj:
+            rj = tuple(p for p in rj if p != arg) + (arg,)
+        pr = self.prs.get(arg)
+        if pr is not None:
+            # Whatever the old incarnation acknowledged is gone.
+            pr.match = 0
+            pr.reset(PROBE, self.log.last + 1)
+    else:
+        # Any other change of a member ends its rejoin; removing it (or
+        # a demotion by an operator) unbinds it.
+        for o, p in (arg[1] if op == CC.JOINT else ((op, arg),)):
+            rj = tuple(x for x in rj if x != p)
+            if o != CC.ADD_VOTER:
+                incs.pop(p, None)
+    self._set_incs(incs, rj)
     _switch_config(self, c, index)
+
+
+def _load_incs(self, snap):
+    """incs and rejoin from a snapshot (Snapshot.incs)."""
+    ids = snap.voters + snap.learners + snap.voters_out
+    d = {}
+    rj = ()
+    for k in range(len(snap.incs)):
+        v = snap.incs[k]
+        if v & 0x7FFFFFFF:
+            d[ids[k]] = v & 0x7FFFFFFF
+        if v >> 31 and ids[k] not in rj:
+            rj += (ids[k],)
+    self._set_incs(d, rj)
+
+
+def snap_incs(self):
+    """Snapshot.incs for the applied configuration."""
+    return tuple(self.incs.get(p, 0) | (0x80000000 if p in self.rejoin else 0)
+                 for p in self.voters + self.learners + self.voters_out)
+
+
+def _foreign(self, m):
+    """m comes from an incarnation of m.frm that the configuration does
+    not bind to it: a wiped node, or a late datagram of one replaced.
+    It counts for nothing; a leader hearing a new incarnation in its
+    term stops trusting that peer's progress and proposes REJOIN (one
+    change at a time: refused ones are retried at its next message)."""
+    p = m.frm
+    pr = self.prs.get(p)
+    if (self.role != LEADER or pr is None or m.term != self.term or not m.commit
+            or self._retired.get(p) == m.commit):
+        return
+    pr.match = 0
+    pr.reset(PROBE, self.log.last + 1)
+    try:
+        propose_conf_change(self, CC.REJOIN, p, struct.pack("<I", m.commit))
+    except (ProposalDropped, ConfigError):
+        pass
+
+
+def _maybe_promote(self):
+    # A rejoined learner that caught up with the commit index becomes a
+    # voter again (etcd's promote-when-caught-up rule for learners).
+    if self.role != LEADER or self._pending_conf > self.log.applied:
+        return
+    for p in self.rejoin:
+        pr = self.prs.get(p)
+        if pr is not None and pr.match >= self.log.committed:
+            try:
+                propose_conf_change(self, CC.ADD_VOTER, p)
+            except (ProposalDropped, ConfigError):
+                pass
+            return
 
 
 def _switch_config(self, conf, index=0):

@@ -90,13 +90,14 @@ class MemoryStorage:
             self.hard_state = (hs[0], hs[1], snap.index)
         self.writes += 1
 
-    def create_snapshot(self, index, voters, learners, data, voters_out=(), auto_leave=False):
+    def create_snapshot(self, index, voters, learners, data, voters_out=(), auto_leave=False,
+                        incs=()):
         """Record the state machine image at applied index ``index`` (and the
         membership then, RawNode.conf())."""
         if index <= self.snap.index:
             return self.snap
         self.snap = Snapshot(index, self.term(index), voters, learners, data, voters_out,
-                             auto_leave)
+                             auto_leave, incs)
         self.writes += 1
         return self.snap
 

@@ -21,6 +21,11 @@ of the snapshot blob. Field use by type:
     READ_INDEX(_RESP)  ctx: caller's request id; index: the read index
     TIMEOUT_NOW  leadership transfer: campaign now, ignoring the lease
 
+commit in every type but APP and HEARTBEAT (which carry the leader's
+commit index) is the sender's incarnation, 0 if unbound: responses and
+vote requests from an incarnation the configuration does not bind to the
+sender count for nothing (docs/incarnation.md).
+
 decode_into raises DecodeError and nothing else on bad bytes.
 
 Allocation contract (checked under micropython.heap_lock() by

@@ -167,6 +167,8 @@ class RawNode:
                 r.maybe_commit()
             if r.voters_out:
                 r._maybe_auto_leave()
+            if r.rejoin:
+                r._maybe_promote()
 
     def compacted(self, index, term):
         """The driver snapshotted and compacted storage through index."""

@@ -108,6 +108,8 @@ def restore(self, snap):
     log.restore(snap)
     self._ev(EV.SNAP_INSTALLED, snap.index, 0)
     if snap.voters:
+        from raft.membership import _load_incs
+        _load_incs(self, snap)
         self._switch_config((tuple(sorted(snap.voters)), tuple(sorted(snap.voters_out)),
                              tuple(sorted(snap.learners)), snap.auto_leave))
     return True

@@ -29,11 +29,14 @@ class Snapshot:
     ``term`` is the term of the entry at ``index``; voters and learners are
     the membership once ``index`` is applied (RawNode.conf() after
     advance()); voters_out and auto_leave are its joint half
-    (raft/confchange.py), empty and False unless joint.
+    (raft/confchange.py), empty and False unless joint. incs: () when no
+    member is bound to an incarnation, else one u32 per id of voters +
+    learners + voters_out: its incarnation (0 unbound), bit 31 set for a
+    rejoining learner the leader promotes once caught up (Raft.snap_incs).
     """
 
     def __init__(self, index=0, term=0, voters=(), learners=(), data=b"", voters_out=(),
-                 auto_leave=False):
+                 auto_leave=False, incs=()):
         self.index = index
         self.term = term
         self.voters = tuple(voters)
@@ -41,6 +44,7 @@ class Snapshot:
         self.data = data
         self.voters_out = tuple(voters_out)
         self.auto_leave = auto_leave
+        self.incs = tuple(incs)
 
     def __repr__(self):  # mpraft: host-only
         return "Snapshot(index=%d, term=%d, voters=%r, learners=%r, %d bytes%s)" % (

@@ -81,6 +81,16 @@ def node_status(self):
           "voters_out": list(r.voters_out),
           "uptime_ms": self.clock.ticks_diff(self.clock.ticks_ms(), self.started),
           "state": self.halted or "ok"}
+    if r.incs or r.inc:
+        # docs/incarnation.md: a wiped node says why it does not vote.
+        st["inc"] = r.inc
+        st["incs"] = {str(p): r.incs[p] for p in r.incs}
+        st["rejoin"] = list(r.rejoin)
+        st["foreign"] = r.foreign
+        if r.mismatch or r.id in r.rejoin:
+            st["role"] = "rejoining"
+        if r.mismatch:
+            st["rejoining"] = "incarnation %d, the membership knows %d" % (r.inc, r.mismatch)
     try:
         st["keys"] = len(self.machine)
     except TypeError:

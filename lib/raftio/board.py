@@ -63,7 +63,8 @@ FIELDS = ("name", "arch", "heap_budget_bytes", "ring_capacity", "max_entry_bytes
 # (raftio/rawlog.py: a block erase per ~50 entries instead of one per entry).
 OPTIONAL = (("log_partition", None),)
 
-_NODE_FIELDS = ("capacity", "cluster_id", "key", "limits", "node_id", "peers", "voters", "wifi")
+_NODE_FIELDS = ("capacity", "cluster_id", "inc", "incs", "key", "limits", "node_id", "peers",
+                "voters", "wifi")
 _NODE_REQUIRED = ("node_id", "cluster_id", "key", "peers")
 _PEER_FIELDS = ("host", "id", "port")
 _WIFI_FIELDS = ("password", "ssid")
@@ -240,6 +241,20 @@ def validate_node_config(cfg, board):
         if k in cfg:
             from raftkv.limits import validate
             out[k] = validate(cfg[k], "config: " + k)
+    if "incs" in cfg:
+        # The founders' incarnations {"id": inc} (docs/incarnation.md).
+        v = cfg["incs"]
+        if type(v) is not dict or any(type(k) is not str or not k.isdigit() or int(k) not in ids
+                                      or not _is_int(v[k]) or not 0 < v[k] < 0x40000000
+                                      for k in v):
+            raise ConfigError("config: incs (%r) must map peer ids (as strings) to"
+                              " incarnations in 1..%d" % (v, 0x3FFFFFFF))
+        out["incs"] = v
+        if "inc" in cfg:
+            # First boot only: the incarnation to adopt on a flash without one.
+            if cfg["inc"] != v.get(str(node_id)):
+                raise ConfigError("config: inc (%r) must be incs[\"%d\"]" % (cfg["inc"], node_id))
+            out["inc"] = cfg["inc"]
     if "wifi" in cfg:
         if board["network"] != "wifi_sta":
             raise ConfigError("config: wifi given but board %s has network %r;"

@@ -556,7 +556,8 @@ class Engine:
             d = bytearray(n + machine.snapshot_size())
             d[:n] = _BOOK + len(b).to_bytes(2, "little") + b
             machine.snapshot_into(memoryview(d)[n:])
-            snap = st.create_snapshot(applied, cf[0], cf[2], d, cf[1], cf[3])
+            snap = st.create_snapshot(applied, cf[0], cf[2], d, cf[1], cf[3],
+                                      self.core.snap_incs())
             d = None
             self.stats["snapshots"] += 1
             self._emit(EV.SNAP_TAKEN, applied, 0)

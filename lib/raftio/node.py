@@ -21,7 +21,7 @@ import gc
 from raft import msg as M
 from raft.config import Config
 from raft import events as EV
-from raftio import clock
+from raftio import clock, identity
 from raftio.batch import BatchMachine
 from raftio.engine import Engine
 from raftio.frame import MAX_PAYLOAD
@@ -66,7 +66,15 @@ class Node:
         peers = {}
         for p in node_cfg["peers"]:
             peers[p["id"]] = (p["host"], p["port"])
+        # Incarnations (docs/incarnation.md): ours from the flash's identity
+        # (a fresh one on a blank flash), the founders' from the node file.
+        fs = getattr(storage, "fs", None)
+        incs = {}
+        for k, v in node_cfg.get("incs", {}).items():
+            incs[int(k)] = v
         cfg = Config(nid, initial_voters(node_cfg), election_tick=board["election_ticks"],
+                     inc=identity.ensure(fs, nid, node_cfg.get("inc", 0)) if fs is not None
+                     else 0, incs=incs,
                      heartbeat_tick=board["heartbeat_ticks"],
                      ring_capacity=board["ring_capacity"],
                      max_entry_bytes=board["max_entry_bytes"],

@@ -2,9 +2,9 @@
 
 Layout: ``<IIIIBBHI`` header (24 bytes): magic, index, term, data length,
 voter count, learner count, joint (outgoing voter count in the low byte,
-bit 8 auto_leave; 0 unless the membership is joint), crc32 over bytes
+bit 8 auto_leave; bit 9: incarnations follow the ids), crc32 over bytes
 4..20 + ids + data; then the voters, learners and outgoing voters as u32
-each; then the data. The file size must equal
+each, then with bit 9 Snapshot.incs (one u32 per id); then the data. The file size must equal
 what the header announces, so a short (torn) file never passes.
 
 A new snapshot goes to ``NAME.tmp`` (write, flush, close) and is then renamed
@@ -53,13 +53,14 @@ class SnapFile:
             magic, index, term, dlen, nv, nl, jt, crc = struct.unpack_from(_FMT, hdr, 0)
             no = jt & 0xFF
             ni = nv + nl + no
-            if magic != _MAGIC or size != _HEADER + 4 * ni + dlen:
+            nw = 2 * ni if jt & 0x200 else ni
+            if magic != _MAGIC or size != _HEADER + 4 * nw + dlen:
                 return None
-            ids = f.read(4 * ni)
+            ids = f.read(4 * nw)
             data = f.read(dlen)
         finally:
             f.close()
-        if len(ids) != 4 * ni or len(data) != dlen:
+        if len(ids) != 4 * nw or len(data) != dlen:
             return None
         c = binascii.crc32(data, binascii.crc32(ids, binascii.crc32(memoryview(hdr)[4:20])))
         if c & 0xFFFFFFFF != crc:
@@ -67,7 +68,8 @@ class SnapFile:
         voters = struct.unpack_from("<%dI" % nv, ids, 0) if nv else ()
         learners = struct.unpack_from("<%dI" % nl, ids, 4 * nv) if nl else ()
         out = struct.unpack_from("<%dI" % no, ids, 4 * (nv + nl)) if no else ()
-        return Snapshot(index, term, voters, learners, data, out, bool(jt & 0x100))
+        incs = struct.unpack_from("<%dI" % ni, ids, 4 * ni) if nw > ni else ()
+        return Snapshot(index, term, voters, learners, data, out, bool(jt & 0x100), incs)
 
     def load(self):
         """Return the stored Snapshot, or None if there is none."""
@@ -95,13 +97,13 @@ class SnapFile:
         no = len(snap.voters_out)
         if nv > 255 or nl > 255 or no > 255:
             raise StorageError("snapshot: %d voters, %d learners; at most 255 each" % (nv, nl))
-        every = snap.voters + snap.learners + snap.voters_out
+        every = snap.voters + snap.learners + snap.voters_out + snap.incs
         for x in every:
             if not 0 <= x <= 0xFFFFFFFF:
                 raise StorageError("snapshot: node id %r is not a u32" % (x,))
         hdr = bytearray(_HEADER)
         struct.pack_into(_FMT, hdr, 0, _MAGIC, snap.index, snap.term, len(snap.data), nv, nl,
-                         no | (0x100 if snap.auto_leave else 0), 0)
+                         no | (0x100 if snap.auto_leave else 0) | (0x200 if snap.incs else 0), 0)
         ids = bytearray(4 * len(every))
         k = 0
         for x in every:

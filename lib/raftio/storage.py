@@ -206,13 +206,14 @@ class FlashStorage:
             self._hs.save((hs[0], hs[1], snap.index))
             self.hard_state = (hs[0], hs[1], snap.index)
 
-    def create_snapshot(self, index, voters, learners, data, voters_out=(), auto_leave=False):
+    def create_snapshot(self, index, voters, learners, data, voters_out=(), auto_leave=False,
+                        incs=()):
         """Record the state machine image at applied index ``index`` (and the
-        membership then, RawNode.conf())."""
+        membership then, RawNode.conf(), and Raft.snap_incs())."""
         if index <= self.snap.index:
             return self.snap
         snap = Snapshot(index, self.term(index), voters, learners, data, voters_out,
-                        auto_leave)
+                        auto_leave, incs)
         self._snapf.save(snap)
         self.snap = snap
         return snap

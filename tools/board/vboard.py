@@ -390,6 +390,12 @@ def node_config(cluster_path, node_id, board, ssid=None, password="", force=Fals
             raise ConfigError(why + " (--force / FORCE=1 flashes it anyway)")
         if why:
             cfg["capacity"] = limits.fit(board, lim)
+    if "incs" in cl:
+        # The founders' incarnations (docs/incarnation.md); a founder never
+        # provisioned adopts its own at first boot.
+        cfg["incs"] = cl["incs"]
+        if str(node_id) in cl["incs"] and node_id not in cl.get("provisioned", ()):
+            cfg["inc"] = cl["incs"][str(node_id)]
     if ssid:
         cfg["wifi"] = {"ssid": ssid, "password": password}
     return validate_node_config(cfg, board), why
@@ -493,7 +499,26 @@ def flash(argv):
         os.remove(path)
         if romfs_dir:
             shutil.rmtree(romfs_dir, ignore_errors=True)
+    # A founder flashed for the first time adopts the incarnation the
+    # cluster file binds it to ("inc" in its node.json); flashed again it
+    # keeps what its flash holds, and a blank flash makes a new one.
+    if r.returncode == 0 and "inc" in cfg:
+        _provisioned(opts["--cluster"], cfg["node_id"])
     return r.returncode
+
+
+def _provisioned(cluster_path, nid):
+    import fcntl
+    import json
+    # Boards are flashed in parallel: one read-modify-write at a time.
+    with open(cluster_path + ".lock", "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        with open(cluster_path) as f:
+            cl = json.load(f)
+        cl.setdefault("provisioned", []).append(nid)
+        with open(cluster_path + ".tmp", "w") as f:
+            json.dump(cl, f, indent=1)
+        os.replace(cluster_path + ".tmp", cluster_path)
 
 
 def heap_bytes(text):

@@ -24,7 +24,9 @@ lacks: one-line error, exit 2. `down` also removes the namespaces, veths
 and bridge (idempotent; it finds them by name, so leftovers of a crash go too).
 
 `up` picks free UDP ports, writes DIR/cluster.json ({"cluster_id", "key",
-"nodes": [{"id", "host", "port"}]}, what raftctl.py --cluster reads), one
+"nodes": [{"id", "host", "port"}], "incs": the founders' incarnations,
+"provisioned": the ids whose data folder got its identity, once;
+docs/incarnation.md}, what raftctl.py --cluster reads), one
 node file per node (DIR/nodeN.json), a copy of the board file
 (DIR/board.json, --board, default boards/unix/board.json), starts the nodes with their flash in
 DIR/nN and their output in DIR/nN.log, records pids in DIR/pids.json, waits
@@ -68,6 +70,8 @@ import netns as _netns  # noqa: E402
 from raftio.client import Client  # noqa: E402
 from raft.errors import ConfigError  # noqa: E402
 from raftkv import limits as _limits  # noqa: E402
+from raftio import identity  # noqa: E402
+from raftio.fs import RealFS  # noqa: E402
 
 HOST = "127.0.0.1"
 BOARD = os.path.join(ROOT, "boards", "unix", "board.json")
@@ -161,7 +165,7 @@ def create(d, nodes=5, cluster_id=None, key=None, board=None, proxy=False, netns
                         for i in range(1, nodes + 1)]}
         if voters and voters < nodes:
             cl["voters"] = list(range(1, voters + 1))
-        return _write(d, cl)
+        return _write(d, _bind(cl))
     ports = free_ports(nodes + (nodes * (nodes - 1) if proxy else 0))
     cl = {"cluster_id": cluster_id, "key": key, "limits": limits,
           "nodes": [{"id": i + 1, "host": HOST, "port": ports[i]} for i in range(nodes)]}
@@ -176,7 +180,37 @@ def create(d, nodes=5, cluster_id=None, key=None, board=None, proxy=False, netns
                     links["%d-%d" % (i, j)] = ports[k]
                     k += 1
         cl["proxy"] = links
-    return _write(d, cl)
+    return _write(d, _bind(cl))
+
+
+def _bind(cl):
+    """The founders' incarnations (docs/incarnation.md): start() writes each
+    one's identity into its data folder the first time, and only then."""
+    ids = cl.get("voters") or [n["id"] for n in cl["nodes"]]
+    cl["incs"] = {str(i): identity.fresh() for i in ids}
+    cl["provisioned"] = []
+    return cl
+
+
+def provision(d, nid, data):
+    """Write node nid's identity into its data folder if the cluster file
+    binds it and it was never provisioned; its node file then loses "inc"
+    (the first-boot provisioning), so a data folder deleted later (a wiped
+    board) boots as a new incarnation and rejoins."""
+    cl = _load_or_none(d)
+    if cl is None or str(nid) not in cl.get("incs", {}) or nid in cl.get("provisioned", ()):
+        return False
+    os.makedirs(data, exist_ok=True)
+    fs = RealFS(data)
+    if not identity.load(fs, nid):
+        identity.save(fs, nid, cl["incs"][str(nid)])
+    cl.setdefault("provisioned", []).append(nid)
+    with open(os.path.join(d, "cluster.json.tmp"), "w") as f:
+        json.dump(cl, f, indent=1)
+    os.replace(os.path.join(d, "cluster.json.tmp"), os.path.join(d, "cluster.json"))
+    if os.path.exists(os.path.join(d, "node%d.json" % nid)):
+        write_node_file(d, cl, nid)
+    return True
 
 
 def _write(d, cl):
@@ -199,6 +233,12 @@ def write_node_file(d, cl, nid, key=None, name=None):
         nf["voters"] = cl["voters"]
     if "limits" in cl:
         nf["limits"] = cl["limits"]
+    if "incs" in cl:
+        nf["incs"] = cl["incs"]
+        if str(nid) in cl["incs"] and nid not in cl.get("provisioned", ()):
+            # A founder's first boot (a board flashed with a copy of this
+            # file): adopt this incarnation (raftio/identity.py).
+            nf["inc"] = cl["incs"][str(nid)]
     path = os.path.join(d, name or "node%d.json" % nid)
     with open(path, "w") as f:
         json.dump(nf, f, indent=1)
@@ -281,6 +321,7 @@ def start(d, nid, runtime="micropython", config=None, data=None, heap="16M", flu
         interp += ["-X", "heapsize=%s" % heap]
     config = config or os.path.join(d, "node%d.json" % nid)
     data = data or os.path.join(d, "n%d" % nid)
+    provision(d, nid, data)
     log = open(os.path.join(d, "n%d.log" % nid), "a")
     board = os.path.join(d, "board.json")
     if not os.path.exists(board):
@@ -291,10 +332,11 @@ def start(d, nid, runtime="micropython", config=None, data=None, heap="16M", flu
         with open(board) as f:
             board = os.path.join(tree, "boards", json.load(f)["name"], "board.json")
         # Nor does it know the node file's "limits" (it uses its board's,
-        # the default limits, README "Cluster limits").
+        # the default limits, README "Cluster limits") or incarnations (it
+        # runs unbound, as every cluster did before them).
         with open(config) as f:
             nf = json.load(f)
-        if nf.pop("limits", None) is not None:
+        if [nf.pop(k) for k in ("limits", "inc", "incs") if k in nf]:
             config = os.path.join(d, "node%d.tree.json" % nid)
             with open(config, "w") as f:
                 json.dump(nf, f, indent=1)

@@ -1,7 +1,9 @@
 """`raftctl member ...`: membership in etcdctl's style (raftctl.py calls run()).
 
     member list [--json]              id, address, role (voter, learner, joining,
-                                      outgoing while joint), match index, reachable
+                                      outgoing while joint, rejoining: a wiped
+                                      node until promoted), match index,
+                                      reachable, incarnation (docs/incarnation.md)
     member add NODE [HOST:PORT] [--learner]   add a voter (or a learner)
     member promote NODE               a learner becomes a voter
     member remove NODE
@@ -69,6 +71,8 @@ def members(st, nodes, reach):
     out = st.get("voters_out", [])
     learners = st.get("learners", [])
     match = st.get("match", {})
+    incs = st.get("incs", {})
+    rejoin = st.get("rejoin", [])
     rows = []
     for nid in sorted(set(voters) | set(out) | set(learners)):
         m = st["last"] if nid == st["id"] else match.get(str(nid), 0)
@@ -80,16 +84,21 @@ def members(st, nodes, reach):
             role = "learner"
         if m == 0 and nid != st["id"]:
             role = "joining"    # has acknowledged nothing yet
+        if nid in rejoin:
+            role = "rejoining"  # a new incarnation, a learner until caught up
         rows.append({"id": nid, "address": addrs.get(nid, "?"), "role": role, "match": m,
-                     "reachable": reach(nid) if nid in addrs else None})
+                     "reachable": reach(nid) if nid in addrs else None,
+                     "inc": incs.get(str(nid), 0)})
     return rows
 
 
 def format_members(rows):
-    out = ["%-5s %-22s %-9s %8s  %s" % ("id", "address", "role", "match", "reachable")]
+    out = ["%-5s %-22s %-9s %8s  %-9s  %s" % ("id", "address", "role", "match", "reachable",
+                                               "incarnation")]
     for r in rows:
         rc = {True: "yes", False: "no", None: "?"}[r["reachable"]]
-        out.append("%-5d %-22s %-9s %8d  %s" % (r["id"], r["address"], r["role"], r["match"], rc))
+        out.append("%-5d %-22s %-9s %8d  %-9s  %s" % (r["id"], r["address"], r["role"],
+                                                      r["match"], rc, r["inc"] or "-"))
     return "\n".join(out)
 
 

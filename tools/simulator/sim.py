@@ -39,7 +39,11 @@ FAULTS = ("drop", "dup", "reorder", "partition", "crash", "leader", "powercut")
 # node back as a learner and promotes it once it caught up; or, in one joint
 # change (thesis 4.3): replaces a voter by a node outside, adds two voters,
 # removes two, or promotes a learner while demoting a voter.
-EXTRA_FAULTS = ("reconfig",)
+# wipe: a node loses its whole flash (identity included) and restarts with
+# its id as a new incarnation (docs/incarnation.md); every founder is then
+# bound to an incarnation. Its numbers come from their own generator, so the
+# other faults draw what they drew before.
+EXTRA_FAULTS = ("reconfig", "wipe")
 _OP_NAMES = ("?", "add-voter", "add-learner", "remove")
 
 USAGE = ("usage: sim.py [--nodes N] [--seed S] [--steps K] [--faults all|none|LIST]\n"
@@ -153,6 +157,16 @@ class Sim:
         self.ids = list(range(1, opts["nodes"] + 1))
         faults = opts["faults"]
         self.faults = faults
+        # wipe: the founders' incarnations, and the generator of new ones
+        # and of the wipes themselves (not forked from self.rand: the runs
+        # without it draw the same numbers as before it existed).
+        self.incs = {}
+        self._wipe_rand = None
+        self.wipes = 0
+        if "wipe" in faults:
+            self._wipe_rand = Rand(opts["seed"] * 7919 + 104729)
+            for i in self.ids:
+                self.incs[i] = self.new_inc()
         self.flash = "powercut" in faults
         self.net = Network(self.rand.fork(),
                            drop=50 if "drop" in faults else 0,
@@ -270,6 +284,8 @@ class Sim:
             self.heals = keep
         if self._conf_rand is not None:
             self.reconfig()
+        if self._wipe_rand is not None:
+            self.wipe()
         down = [i for i in self.ids if not self.nodes[i].up]
         max_down = (len(self.ids) - 1) // 2
         if self._conf_rand is not None:
@@ -350,6 +366,43 @@ class Sim:
                     if self.rec is not None:
                         self.rec.fault_begin("isolate", [ld.id], "leader %d isolated" % ld.id)
                     self.heals.append((now + 20 + rnd.below(200), "heal", None))
+
+    def new_inc(self):
+        return 1 + self._wipe_rand.below(0x3FFFFFFE)
+
+    def wipe(self):
+        """Now and then a node loses its flash and boots as a new
+        incarnation: one at a time, a node the committed configuration
+        binds (one an operator re-added is unbound, docs/incarnation.md),
+        while a majority of the voters is up and bound."""
+        rnd = self._wipe_rand
+        # Mid-election, a voter that granted its vote and reboots at once
+        # is the case the rule exists for (it would grant another).
+        mid = [i for i in self.ids if self.nodes[i].up and self.nodes[i].engine.core.vote
+               and not self.nodes[i].engine.core.lead]
+        if not (mid and rnd.chance(100)) and not rnd.chance(2):
+            return
+        ck = self.checker
+        c = ck.conf_at(ck.commit_count())
+        incs = ck.incs
+        if c[1] or ck.rejoin or [i for i in incs if self.nodes[i].inc != incs[i]]:
+            return  # joint, or a wipe is still rejoining
+        bound = [i for i in self.ids if incs.get(i) and self.nodes[i].up]
+        up = [i for i in c[0] if self.nodes[i].up]
+        if not bound or len(up) - 1 < len(c[0]) // 2 + 1:
+            return
+        fast = [i for i in mid if i in bound]
+        if fast:
+            bound = fast
+        n = self.nodes[bound[rnd.below(len(bound))]]
+        n.wipe(self.new_inc())
+        self.wipes += 1
+        self.net.drop_for(n.id)
+        self.log("wipe %d: incarnation %d" % (n.id, n.inc))
+        if self.rec is not None:
+            self.rec.mark("crash", n.id, "flash wiped")
+        self.heals.append((self.now + (1 + rnd.below(5) if fast else 5 + rnd.below(100)),
+                           "restart", n.id))
 
     def _voters_down(self, down):
         c = self.checker.conf_at(self.checker.commit_count())
@@ -537,6 +590,13 @@ class Sim:
             out["voters"] = list(c[0])
             out["voters_out"] = list(c[1])
             out["learners"] = list(c[2])
+        if self._wipe_rand is not None:
+            out["wipes"] = self.wipes
+            out["rejoins"] = ck.rejoins
+            out["promoted"] = ck.promoted
+            # Wiped nodes not back as bound voters when the run ended.
+            out["rejoining"] = [i for i in self.ids if i in ck.rejoin or
+                                (ck.incs.get(i) and ck.incs[i] != self.nodes[i].inc)]
         if self.workload is not None:
             self.workload.summarize(out, self.opts["check_linear"])
         return out

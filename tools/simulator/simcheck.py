@@ -70,6 +70,16 @@ class Checker:
         # Joint changes committed: entered, left.
         self.joint_entered = 0
         self.joint_left = 0
+        # Incarnations as the committed log binds them (wipe fault,
+        # docs/incarnation.md): id -> inc, the rejoining learners, and how
+        # many REJOIN entries committed.
+        self.incs = dict(sim.incs)
+        self.rejoin = ()
+        self.rejoins = 0
+        self.promoted = 0
+        # One vote per (node, term), whatever incarnation casts it (paper
+        # 5.2): slot term % W is (term, {node: vote}).
+        self.votes = [None] * self.W
 
     def conf_at(self, i):
         """The conf in effect once index i is applied, or None if that is
@@ -89,6 +99,7 @@ class Checker:
             c = CC.apply_conf(cur, op, arg)
         except (DecodeError, ConfigError):
             return  # every node ignores it alike
+        self._learn_incs(op, arg, e[3])
         if c[1] and not cur[1]:
             self.joint_entered += 1
         elif cur[1] and not c[1]:
@@ -97,6 +108,38 @@ class Checker:
         self.conf_changes += 1
         if len(self.confs) > 64:
             del self.confs[0]
+
+    def _learn_incs(self, op, arg, data):
+        incs = self.incs
+        if op == CC.REJOIN:
+            self.rejoins += 1
+            cur = self.confs[-1][1]
+            incs[arg] = int.from_bytes(CC.decode(data)[2], "little")
+            if arg in cur[0] or arg in self.rejoin:
+                self.rejoin = tuple(x for x in self.rejoin if x != arg) + (arg,)
+            return
+        for o, p in (arg[1] if op == CC.JOINT else ((op, arg),)):
+            if o == CC.ADD_VOTER and p in self.rejoin:
+                self.promoted += 1
+            self.rejoin = tuple(x for x in self.rejoin if x != p)
+            if o != CC.ADD_VOTER:
+                incs.pop(p, None)
+
+    def wiped(self, n):
+        """n lost its flash: its durable commit is gone with it."""
+        self.durable_commit[n.id] = 0
+        self.commit_seen[n.id] = 0
+
+    def _check_vote(self, nid, term, vote):
+        slot = self.votes[term % self.W]
+        if slot is None or slot[0] != term:
+            slot = self.votes[term % self.W] = (term, {})
+        had = slot[1].get(nid)
+        if had is None:
+            slot[1][nid] = vote
+        elif had != vote:
+            self.fail("double vote: node %d voted for %d and then %d in term %d"
+                      % (nid, had, vote, term))
 
     def fail(self, what):
         if len(self.violations) < 5:
@@ -155,8 +198,10 @@ class Checker:
             pt = e[1]
         if rd.role == LEADER:
             self._observe_leader(n)
-        # Monotonic commit, durable and volatile.
         hs = st.hard_state
+        if hs[1]:
+            self._check_vote(nid, hs[0], hs[1])
+        # Monotonic commit, durable and volatile.
         if hs[2] < self.durable_commit[nid]:
             self.fail("node %d durable commit went back %d -> %d"
                       % (nid, self.durable_commit[nid], hs[2]))
@@ -262,8 +307,15 @@ class Checker:
             cur = cs[-1][1]
             prev = cs[-2][1] if len(cs) > 1 else cur
             have = []
+            incs = self.incs
             for i in sim.ids:
                 st = sim.nodes[i].storage
+                if incs.get(i) and incs[i] != sim.nodes[i].inc:
+                    # Wiped, and not bound again yet: it cannot vote, so no
+                    # quorum of nodes that can vote lacks what it lost
+                    # (docs/incarnation.md). It stands for its lost copy.
+                    have.append(i)
+                    continue
                 try:
                     ok = st.term(c) == t
                 except Compacted:

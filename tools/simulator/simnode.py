@@ -265,6 +265,8 @@ class SimNode:
         self.id = nid
         self.sim = sim
         self.rand = sim.rand.fork()
+        # The incarnation this node's flash holds (0: unbound; wipe fault).
+        self.inc = sim.incs.get(nid, 0)
         if sim.flash:
             # Real flash formats over a fake flash that can lose power at
             # any byte of any write (raftio/fakeflash.py).
@@ -284,6 +286,18 @@ class SimNode:
                               RawLog(FakeBlockDev(self.fs, "raftlog", 32, 1024), 320, 96))
         return FlashStorage(self.fs, self.sim.ids, (), slots=320, slot_size=96)
 
+    def wipe(self, inc):
+        """The whole flash is lost (identity included): the node is down
+        and boots (the simulator's restart) as incarnation inc."""
+        self.up = False
+        self.inc = inc
+        if self.fs is not None:
+            self.fs = FakeFlash()
+            self.storage = self.open_storage()
+        else:
+            self.storage = MemoryStorage(self.sim.ids)
+        self.sim.checker.wiped(self)
+
     def power_cycle(self):
         """Reboot the flash: whatever did not reach it is gone."""
         if self.fs is not None:
@@ -298,7 +312,7 @@ class SimNode:
                      ring_capacity=o["ring"], max_inflight=16,
                      max_size_per_msg=o["batch_bytes"],
                      max_entry_bytes=min(64, o["batch_bytes"] - 7),
-                     max_apply_bytes=o["apply_bytes"])
+                     max_apply_bytes=o["apply_bytes"], inc=self.inc, incs=s.incs)
         self.transport = SimTransport(s, self.id)
         wl = s.workload
         make = getattr(wl, "machine", None)

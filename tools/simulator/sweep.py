@@ -79,6 +79,7 @@ def main():
                          % (time.time() - t0, done, len(work), faults, len(bad)))
         sys.stderr.flush()
 
+    wipes = [0, 0, 0]  # wipes, REJOINs committed, rejoined voters promoted (wipe)
     with multiprocessing.Pool(max(1, a.jobs)) as pool:
         results = pool.imap_unordered(_one, work)
         for _ in work:
@@ -98,6 +99,8 @@ def main():
             elections += res["elections"]
             for k, name in enumerate(("joint_proposed", "joint_entered", "joint_left")):
                 joint[k] += res.get(name, 0)
+            for k, name in enumerate(("wipes", "rejoins", "promoted")):
+                wipes[k] += res.get(name, 0)
             why = res["violations"][0] if res["violations"] else None
             if why is None and kv and res.get("linearizable") is not True:
                 why = "history linearizable: %r" % res.get("linearizable")
@@ -121,6 +124,8 @@ def main():
            "seconds": round(time.time() - t0, 1)}
     if "reconfig" in a.faults:
         out["joint_proposed"], out["joint_entered"], out["joint_left"] = joint
+    if "wipe" in a.faults:
+        out["wipes"], out["rejoins"], out["promoted"] = wipes
     if a.machine != "kv":
         out["machine"] = a.machine
         out["grants"] = grants

@@ -164,7 +164,7 @@ BAD_NODES = (
     ({"node_id": 0}, "config: node_id (0) must be an integer in 1..65535"),
     ({"node_id": _DELETE}, "config: missing field 'node_id'"),
     ({"nodeid": 1}, "config: unknown field 'nodeid'; known fields:"
-                    " capacity, cluster_id, key, limits, node_id, peers, voters, wifi"),
+                    " capacity, cluster_id, inc, incs, key, limits, node_id, peers, voters, wifi"),
     ({"voters": [1, 9]}, "config: voters ([1, 9]) must be a non-empty list of distinct peer"
                          " ids from [1, 2, 3]"),
     ({"voters": []}, "config: voters ([]) must be a non-empty list of distinct peer"
