@@ -38,7 +38,9 @@ def board(tmp_path_factory):
                        timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     d = str(tmp / "cl")
-    cluster.create(d, nodes=3)
+    # Limits a unix board holds (make flash checks them) with room for the
+    # 125 short keys the resume test writes: its key table must grow.
+    cluster.create(d, nodes=3, limits="max_key=16,max_value=16,max_keys=200,max_sessions=8")
     flash, link = str(tmp / "flash"), str(tmp / "pty")
     p = subprocess.Popen([sys.executable, VBOARD, "--flash", flash, "--link", link,
                           "--heap", "256K", "--seconds", "150",
