@@ -517,22 +517,6 @@ def _word(row, word, start):
 
 
 def _check_defined(src):
-    try:
-        table = symtable.symtable(src, "merged", "exec")
-    except SyntaxError as e:
-        raise MergeError("merged source line %s: %s" % (e.lineno, e.msg))
-    defined = set(s.get_name() for s in table.get_symbols()
-                  if s.is_assigned() or s.is_imported())
-    known = defined | set(dir(builtins)) | _MP_BUILTINS
-    missing = set()
-
-    def walk(t):
-        for s in t.get_symbols():
-            if s.is_referenced() and s.is_global() and s.get_name() not in known:
-                missing.add(s.get_name())
-        for c in t.get_children():
-            walk(c)
-
-    walk(table)
+    missing = _missing(src)
     if missing:
         raise MergeError("merged firmware reads undefined globals: " + ", ".join(sorted(missing)))
