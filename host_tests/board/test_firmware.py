@@ -66,6 +66,28 @@ def test_missing_config_one_line(build, tmp_path):
     assert line == "mpraft: ValueError no valid /node.json"
 
 
+def test_an_error_message_read_from_flash_is_the_source_text(build, tmp_path):
+    # The build keeps the resident firmware's error messages in mpraft_msgK.mpy
+    # (tools/board/messages.py), read when an error is raised: a damaged hard
+    # state file still says, in one line, exactly what the source says.
+    assert os.path.exists(os.path.join(build, "mpraft_msg0.mpy"))
+    root = board_root(build, str(tmp_path / "b"), good_node(7303))
+    os.mkdir(os.path.join(root, "raft"))
+    with open(os.path.join(root, "raft", "raft.hs"), "wb") as f:
+        f.write(b"\x00" * 5)
+    with open(os.path.join(root, "script.py"), "w") as f:
+        f.write("import mpraft, sys\nmpraft.main()\nmpraft.status()\n"
+                "print(sorted(m for m in sys.modules if m.startswith('mpraft_msg')))\n")
+    r = subprocess.run([MICROPYTHON, "script.py"], cwd=root, env=ENV, capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0 and "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
+    assert ("mpraft: CorruptStorage hard state: file raft.hs is 5 bytes, expected 48; "
+            "restore or delete it"
+            in r.stdout), r.stdout
+    # The part was dropped again once the text was read.
+    assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout
+
+
 def test_bad_json_one_line(build, tmp_path):
     root = board_root(build, str(tmp_path / "b"))
     with open(os.path.join(root, "node.json"), "w") as f:

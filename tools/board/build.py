@@ -405,6 +405,26 @@ def merge_firmware(todo, texts):
     return None, out, merged, set(d for d in merged if d != roots[0])
 
 
+def externalize_messages(todo, texts, lazy):
+    """Move the resident module's error messages into ROOT_msgK.mpy parts
+    (tools/board/messages.py), read only when an error is raised. Updates
+    texts and lazy in place; returns (error or None, todo)."""
+    import messages
+    (root,) = [d for d in texts if d not in lazy]
+    src = [t[0] for t in todo if t[1] == root][0]
+    try:
+        text, parts, _ = messages.externalize(texts[root], root[:-4])
+    except ValueError as e:
+        return str(e), todo
+    texts[root] = text
+    for stem in sorted(parts):
+        dest = stem + ".mpy"
+        texts[dest] = parts[stem]
+        lazy.add(dest)
+        todo = todo + [(src, dest, True)]
+    return None, todo
+
+
 def _module_name(dest):
     name = dest[:-4] if dest.endswith(".mpy") else dest
     if name.startswith("lib/"):
@@ -559,6 +579,9 @@ def main(argv=None):
     ap.add_argument("--no-budget", action="store_true", help="do not fail when over budget")
     ap.add_argument("--lines", action="store_true",
                     help="keep source line numbers in tracebacks (larger .mpy)")
+    ap.add_argument("--keep-messages", action="store_true",
+                    help="keep error messages in the resident module instead of on flash "
+                    "(tools/board/messages.py; larger heap)")
     ap.add_argument("--no-minify", action="store_true",
                     help="keep private names as written (larger .mpy; for debugging)")
     ap.add_argument("--with-optional", action="store_true",
@@ -650,6 +673,9 @@ def main(argv=None):
             merged = set(texts)
             for dest in merged:
                 texts[dest] = fold_public_consts(texts[dest])[0]
+            if not args.keep_messages:
+                err, todo = externalize_messages(todo, texts, lazy)
+                merged = set(texts)
         if err:
             print("cannot merge the firmware: %s (--no-merge builds one .mpy per module)" % err,
                   file=sys.stderr)

@@ -53,7 +53,7 @@ const board = JSON.parse(fs.readFileSync(boardFile));
 board.network = "none";
 mp.FS.writeFile("/flash/board.json", JSON.stringify(board));
 mp.FS.writeFile("/flash/node.json", JSON.stringify({
-  node_id: 1, cluster_id: 7, key: "00".repeat(16), peers: [{ id: 1, host: "127.0.0.1", port: 7001 }] }));
+  node_id: 1, cluster_id: 7, inc: 1, key: "00".repeat(16), peers: [{ id: 1, host: "127.0.0.1", port: 7001 }] }));
 mp.FS.writeFile("/flash/lib/socket.py", `
 import io
 AF_INET = 2
