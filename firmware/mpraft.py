@@ -75,50 +75,61 @@ def boot(machine=None, make=None):
         print("mpraft:", _why)
         return
     try:
-        c = _load("node.json")
-        b = _load("board.json")
-        for k in ("node_id", "cluster_id", "key", "peers"):
-            if type(c[k]) is not (str if k == "key" else list if k == "peers" else int):
-                _bad(k)
-        k = c["key"]
-        if len(k) % 2 or not 31 < len(k) < 129:
-            _bad("key")
-        ids = [p["id"] for p in c["peers"]]
-        if c["node_id"] not in ids:
-            _bad("node_id")
-        w = c.get("wifi")
-        if w and b["network"] == "wifi_sta":
-            import network
-            n = network.WLAN(network.STA_IF)
-            n.active(1)
-            n.connect(w["ssid"], w["password"])
-            for _ in range(150):
-                if n.isconnected():
-                    break
-                time.sleep_ms(100)
-            else:
-                _bad("wifi")
-        from raftio.fs import RealFS
-        from raftio.node import Node, initial_voters, slot_size
-        from raftio.storage import FlashStorage
-        mk = FlashStorage
-        p = b.get("log_partition")
-        if p:
-            # The log on a raw flash partition (an optional module; boards/README.md).
-            from raftio.rawlog import storage as mk
-        node = (make or Node)(c, b, mk(RealFS("raft"), initial_voters(c), (), b["flash_log_slots"],
-                                       slot_size(b), "raft", p or b["log_segment_bytes"]),
-                              machine=machine)
-        if w and b["network"] == "wifi_sta":
-            from raftio.clock import Clock
-            from raftio.station import Station
-            node.station = Station(n, w["ssid"], w["password"], Clock())
+        node = _build(machine, make)
     except Exception as e:
         # KeyError names the missing field; ValueError says what is wrong.
         _why = "%s %s" % (type(e).__name__, e)
         print("mpraft:", _why)
         return None
+    finally:
+        # The board build moves boot-only code (defs marked for it, see
+        # tools/board/bootpart.py) into the part mpraft_boot: garbage from
+        # here on, read from flash again only by another boot.
+        import sys
+        sys.modules.pop(__name__ + "_boot", None)
     return node
+
+
+def _build(machine, make):  # mpraft: boot
+    c = _load("node.json")
+    b = _load("board.json")
+    for k in ("node_id", "cluster_id", "key", "peers"):
+        if type(c[k]) is not (str if k == "key" else list if k == "peers" else int):
+            _bad(k)
+    k = c["key"]
+    if len(k) % 2 or not 31 < len(k) < 129:
+        _bad("key")
+    ids = [p["id"] for p in c["peers"]]
+    if c["node_id"] not in ids:
+        _bad("node_id")
+    w = c.get("wifi")
+    if w and b["network"] == "wifi_sta":
+        import network
+        n = network.WLAN(network.STA_IF)
+        n.active(1)
+        n.connect(w["ssid"], w["password"])
+        for _ in range(150):
+            if n.isconnected():
+                break
+            time.sleep_ms(100)
+        else:
+            _bad("wifi")
+    from raftio.fs import RealFS
+    from raftio.node import Node, initial_voters, slot_size
+    from raftio.storage import FlashStorage
+    mk = FlashStorage
+    p = b.get("log_partition")
+    if p:
+        # The log on a raw flash partition (an optional module; boards/README.md).
+        from raftio.rawlog import storage as mk
+    nd = (make or Node)(c, b, mk(RealFS("raft"), initial_voters(c), (), b["flash_log_slots"],
+                                 slot_size(b), "raft", p or b["log_segment_bytes"]),
+                        machine=machine)
+    if w and b["network"] == "wifi_sta":
+        from raftio.clock import Clock
+        from raftio.station import Station
+        nd.station = Station(n, w["ssid"], w["password"], Clock())
+    return nd
 
 
 def run(turns=-1, reset=False):

@@ -252,10 +252,12 @@ def test_the_budget_is_for_the_resident_firmware_and_lazy_parts_are_listed(tmp_p
     size = dict((f, os.path.getsize(str(out / f))) for f in os.listdir(str(out)))
     lazy = sorted(f for f in size if f.startswith("mpraft_"))
     msgs = [f for f in lazy if f.startswith("mpraft_msg")]
-    assert lazy == sorted(["mpraft_admin.mpy", "mpraft_conf.mpy", "mpraft_snap.mpy"] + msgs)
+    # Boot-only code (tools/board/bootpart.py) is a part too, dropped once the node runs.
+    assert lazy == sorted(["mpraft_admin.mpy", "mpraft_boot.mpy", "mpraft_conf.mpy",
+                           "mpraft_snap.mpy"] + msgs)
     assert msgs == ["mpraft_msg%d.mpy" % k for k in range(len(msgs))] and len(msgs) > 2, lazy
     # The resident module raises its long messages but does not carry their text.
-    text = b"restore or delete it"
+    text = b"entries not yet persisted"
     assert text not in (out / "mpraft.mpy").read_bytes()
     assert sum((out / f).read_bytes().count(text) for f in msgs) == 1
     resident = sum(n for f, n in size.items() if f not in lazy)
@@ -502,5 +504,37 @@ def test_private_names_take_rom_names_first_and_consts_stay_private():
     for n in ("_Box", "_items_held", "_grow"):
         assert rename[n] in build._ROM_NAMES, rename
         assert rename[n] not in ("abs", "len")          # names the source uses are never taken
-    assert len(set(rename.values())) == len(rename)      # one new name per old one
+    kinds = build._name_kinds(texts)
+    for k in ("attr", "name"):                          # one new name per old one, per kind
+        new = [rename[n] for n in rename if kinds[n] == k]
+        assert len(set(new)) == len(new), (k, rename)
     compile(out["lib/a.mpy"], "a.py", "exec")
+
+
+def test_attribute_and_variable_names_share_short_names_only_where_they_cannot_meet():
+    # An attribute-only private name and a variable-only one may get the same
+    # short name (fewer qstrs on the board); a name read in a class body
+    # (a method default here) or used both ways gets one of its own.
+    import build
+    src = ("_SCALE = 3\n_OFFSET = 4\n\n\ndef _double(v):\n    return 2 * v\n\n\n"
+           "class Box:\n    _kind = 'box'\n\n"
+           "    def __init__(self, _start=_OFFSET):\n        self._count = _start\n"
+           "        self._held = [_double(_SCALE)]\n\n"
+           "    def _grow(self):\n        self._count += 1\n        return self._count\n\n"
+           "    def total(self):\n        return self._grow() + sum(self._held) + len(self._kind)\n\n\n"
+           "def run():\n    return Box().total()\n")
+    texts = {"lib/a.mpy": src}
+    kinds = build._name_kinds(texts)
+    assert kinds["_count"] == kinds["_held"] == kinds["_grow"] == "attr"
+    assert kinds["_double"] == kinds["_SCALE"] == "name"
+    assert kinds["_OFFSET"] == "both" and kinds["_kind"] == "both"
+    out, rename = build.minify_private(texts)
+    attrs = set(rename[n] for n in ("_count", "_held", "_grow"))
+    names = set(rename[n] for n in ("_double", "_SCALE", "_start"))
+    assert attrs & names, rename                          # shared
+    for n in ("_OFFSET", "_kind"):
+        assert list(rename.values()).count(rename[n]) == 1, rename
+    before, after = {}, {}
+    exec(compile(src, "a.py", "exec"), before)
+    exec(compile(out["lib/a.mpy"], "a.py", "exec"), after)
+    assert before["run"]() == after["run"]() == 5 + 6 + 3

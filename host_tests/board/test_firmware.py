@@ -68,24 +68,40 @@ def test_missing_config_one_line(build, tmp_path):
 
 def test_an_error_message_read_from_flash_is_the_source_text(build, tmp_path):
     # The build keeps the resident firmware's error messages in mpraft_msgK.mpy
-    # (tools/board/messages.py), read when an error is raised: a damaged hard
-    # state file still says, in one line, exactly what the source says.
+    # (tools/board/messages.py), read when an error is raised: the error
+    # still says exactly what the source says, and the part is dropped again.
     assert os.path.exists(os.path.join(build, "mpraft_msg0.mpy"))
+    with open(os.path.join(build, "mpraft.mpy"), "rb") as f:
+        assert b"no event level" not in f.read()
     root = board_root(build, str(tmp_path / "b"), good_node(7303))
-    os.mkdir(os.path.join(root, "raft"))
-    with open(os.path.join(root, "raft", "raft.hs"), "wb") as f:
-        f.write(b"\x00" * 5)
     with open(os.path.join(root, "script.py"), "w") as f:
-        f.write("import mpraft, sys\nmpraft.main()\nmpraft.status()\n"
-                "print(sorted(m for m in sys.modules if m.startswith('mpraft_msg')))\n")
+        f.write(SCRIPT_HEAD + "import sys\nfor _ in range(2):\n    try:\n"
+                "        mpraft.level('loud')\n    except ValueError as e:\n        print(e)\n"
+                "print(sorted(m for m in sys.modules if m.startswith('mpraft_')))\n")
     r = subprocess.run([MICROPYTHON, "script.py"], cwd=root, env=ENV, capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 0 and "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
-    assert ("mpraft: CorruptStorage hard state: file raft.hs is 5 bytes, expected 48; "
-            "restore or delete it"
-            in r.stdout), r.stdout
-    # The part was dropped again once the text was read.
-    assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout
+    assert r.stdout.strip().splitlines()[-3:] == [
+        "no event level 'loud'", "no event level 'loud'", "[]"], r.stdout
+
+
+def test_boot_only_code_is_dropped_once_the_node_is_built(build, tmp_path):
+    # `# mpraft: boot` defs (tools/board/bootpart.py) run from mpraft_boot.mpy,
+    # which boot() drops from sys.modules once the node is built, whether
+    # the boot worked or not.
+    assert os.path.exists(os.path.join(build, "mpraft_boot.mpy"))
+    for node in (good_node(7304), None):
+        root = board_root(build, str(tmp_path / ("b%d" % (node is None))), node)
+        with open(os.path.join(root, "script.py"), "w") as f:
+            f.write(SCRIPT_HEAD + "import sys\nprint(mpraft.node is not None, "
+                    "sorted(m for m in sys.modules if m.startswith('mpraft_')))\n")
+        r = subprocess.run([MICROPYTHON, "script.py"], cwd=root, env=ENV, capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 0 and "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
+        assert r.stdout.strip().splitlines()[-1] == "%s []" % (node is not None), r.stdout
+
+
+SCRIPT_HEAD = "import mpraft\nmpraft.run = lambda **kw: None\nmpraft.main()\n"
 
 
 def test_bad_json_one_line(build, tmp_path):

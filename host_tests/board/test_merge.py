@@ -102,9 +102,13 @@ def test_the_real_firmware_merges():
     err, left, out, lazy = build.merge_firmware(todo, texts)
     assert err is None
     # The resident firmware and its lazy parts (docs/memory.md).
-    assert sorted(out) == ["mpraft.mpy", "mpraft_admin.mpy", "mpraft_conf.mpy",
-                           "mpraft_snap.mpy"]
-    assert sorted(lazy) == ["mpraft_admin.mpy", "mpraft_conf.mpy", "mpraft_snap.mpy"]
+    # Boot-only code (`# mpraft: boot` defs, tools/board/bootpart.py) is a part too.
+    assert sorted(out) == ["mpraft.mpy", "mpraft_admin.mpy", "mpraft_boot.mpy",
+                           "mpraft_conf.mpy", "mpraft_snap.mpy"]
+    assert sorted(lazy) == ["mpraft_admin.mpy", "mpraft_boot.mpy", "mpraft_conf.mpy",
+                            "mpraft_snap.mpy"]
+    assert "# --- raftio.node__boot ---" in out["mpraft_boot.mpy"]
+    assert "_boot_Node___init__" in out["mpraft.mpy"]  # the stub (names are minified later)
     assert sorted(d for _, d, c in left if c) == sorted(out)
     assert "# --- raft.membership ---" in out["mpraft_conf.mpy"]
     assert "# --- raft.membership ---" not in out["mpraft.mpy"]

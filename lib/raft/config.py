@@ -7,7 +7,7 @@ READ_LEASE = 1      # Serve while the check-quorum lease holds.
 
 
 class Config:
-    def __init__(self, id, voters, election_tick=10, heartbeat_tick=1, pre_vote=True,
+    def __init__(self, id, voters, election_tick=10, heartbeat_tick=1, pre_vote=True,  # mpraft: boot
                  check_quorum=True, max_inflight=32, max_size_per_msg=1300,
                  ring_capacity=1024, max_entry_bytes=1024, read_only=READ_SAFE,
                  lease_drift_ticks=1, max_apply_bytes=0, snapshot_chunk=1200,
@@ -35,7 +35,7 @@ class Config:
         self.inc = inc
         self.incs = incs or {}
 
-    def validate(self):
+    def validate(self):  # mpraft: boot
         if not isinstance(self.id, int) or self.id <= 0 or self.id > 0xFFFF:
             raise ConfigError("config: id must be an integer in 1..65535, got %r" % (self.id,))
         # self.id may be outside voters and learners: a node that will join

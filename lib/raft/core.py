@@ -37,7 +37,7 @@ from raft.storage import ENTRY_CONF, ENTRY_NORMAL
 
 
 class Raft(ReadOnly):
-    def __init__(self, config, storage, rand):
+    def __init__(self, config, storage, rand):  # mpraft: boot
         """rand(n) must return an int in [0, n); it is the only randomness."""
         c = config.validate()
         self.id = c.id

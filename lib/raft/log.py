@@ -10,7 +10,7 @@ from raft.errors import Compacted, LogFull
 
 
 class RaftLog:
-    def __init__(self, storage, capacity):
+    def __init__(self, storage, capacity):  # mpraft: boot
         if capacity < 2:
             capacity = 2
         self.storage = storage

@@ -47,7 +47,7 @@ class Ready:
 
 
 class RawNode:
-    def __init__(self, config, storage, rand):
+    def __init__(self, config, storage, rand):  # mpraft: boot
         self.raft = r = Raft(config, storage, rand)
         self._prev_hs = (r.term, r.vote, r.log.committed)
 

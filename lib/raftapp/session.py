@@ -131,7 +131,7 @@ def decode_result(buf, off=0, n=None):
 
 
 class SessionMachine:
-    def __init__(self, app, max_sessions=64):
+    def __init__(self, app, max_sessions=64):  # mpraft: boot
         if max_sessions < 1:
             raise ConfigError("raftapp: max_sessions must be >= 1")
         self.app = app

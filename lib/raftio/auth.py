@@ -29,7 +29,7 @@ _BLOCK = const(64)
 class Hmac:
     """HMAC-SHA256 with one key, tags truncated to TAG_LEN (RFC 4231 section 4.6 style)."""
 
-    def __init__(self, key):
+    def __init__(self, key):  # mpraft: boot
         key = bytes(key)
         if len(key) > _BLOCK:
             key = hashlib.sha256(key).digest()

@@ -124,7 +124,7 @@ class BatchMachine:
     """The engine's state machine (docs/engine.md): batches here, the rest
     passed to `machine`."""
 
-    def __init__(self, machine):
+    def __init__(self, machine):  # mpraft: boot
         self.machine = machine
         # Allocated on the first batch: a board no client batches to keeps
         # the heap (memproof's margin is thin).

@@ -92,7 +92,7 @@ _BOOK = b"RNA\x01"
 class Engine:
     """One Raft node driven through the Ready contract; see the module docstring."""
 
-    def __init__(self, config, storage, transport, machine, clock, rand, tick_ms,
+    def __init__(self, config, storage, transport, machine, clock, rand, tick_ms,  # mpraft: boot
                  snapshot_entries, snapshot_keep, max_pending, observer=None, reply=None):
         self.id = config.id
         self.storage = storage

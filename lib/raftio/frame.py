@@ -117,7 +117,7 @@ def _decode_error(reason, what):
 class Framer:
     """Seals and opens datagrams for one cluster id and key."""
 
-    def __init__(self, cluster_id, key, counters=None):
+    def __init__(self, cluster_id, key, counters=None):  # mpraft: boot
         if not 0 <= cluster_id <= 0xFFFFFFFF:
             raise ValueError("frame: cluster id %r must fit in 32 bits" % (cluster_id,))
         if not key:

@@ -32,7 +32,7 @@ class HardStateFile:
     self._seq is its sequence. ``written`` counts bytes sent to flash,
     ``flushes`` the saves (one flush each)."""
 
-    def __init__(self, fs, name):
+    def __init__(self, fs, name):  # mpraft: boot
         self.fs = fs
         self.name = name
         self.written = 0
@@ -52,7 +52,7 @@ class HardStateFile:
         self.written += 2 * _SLOT
         replace(self.fs, tmp, self.name)
 
-    def load(self):
+    def load(self):  # mpraft: boot
         """Read the file (creating it if absent) and return (term, vote, commit)."""
         if not self.fs.exists(self.name):
             self._create()

@@ -90,7 +90,7 @@ class LogFile:
     512 slots, and a term older than the core's ring is asked for only when
     a follower lags or after a restart, when the entries are read anyway."""
 
-    def __init__(self, fs, name, slots, slot_size, segment_bytes=_SEGMENT):
+    def __init__(self, fs, name, slots, slot_size, segment_bytes=_SEGMENT):  # mpraft: boot
         if slots < 2 or slot_size < HEADER + 1 or slot_size - HEADER > 0xFFFF:
             raise StorageError("log: slots=%d slot_size=%d; need slots >= 2 and %d < slot_size <= %d" % (
                 slots, slot_size, HEADER, HEADER + 0xFFFF))
@@ -133,7 +133,7 @@ class LogFile:
         self.written += self._seg_bytes(k)
         replace(self.fs, tmp, name)
 
-    def open(self):
+    def open(self):  # mpraft: boot
         for k in range(self.nseg):
             name = self._seg_name(k)
             if self.fs.exists(name + ".tmp"):
@@ -191,7 +191,7 @@ class LogFile:
             return None
         return index, term, kind, n
 
-    def scan(self, snap_index, snap_term):
+    def scan(self, snap_index, snap_term):  # mpraft: boot
         """Rebuild the live range after snap_index; return the last index."""
         n = self.slots
         top = snap_index

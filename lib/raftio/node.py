@@ -59,7 +59,7 @@ class Node:
     with storage (raftio.storage.FlashStorage over the node's data folder in
     production, MemoryStorage in tests)."""
 
-    def __init__(self, node_cfg, board, storage, seed=None, max_keys=None, snapshot_keep=None,
+    def __init__(self, node_cfg, board, storage, seed=None, max_keys=None, snapshot_keep=None,  # mpraft: boot
                  machine=None):
         self.id = nid = node_cfg["node_id"]
         self.board = board

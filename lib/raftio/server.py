@@ -46,7 +46,7 @@ class Server:
     (default engine.status; the board adds heap figures).
     """
 
-    def __init__(self, engine, transport, status=None):
+    def __init__(self, engine, transport, status=None):  # mpraft: boot
         self.engine = engine
         self.transport = transport
         self.machine = engine.machine

@@ -34,7 +34,7 @@ _CHUNK = const(256)
 class SnapFile:
     """``written`` counts bytes sent to flash."""
 
-    def __init__(self, fs, name):
+    def __init__(self, fs, name):  # mpraft: boot
         self.fs = fs
         self.name = name
         self.written = 0

@@ -25,7 +25,7 @@ class Station:
     """wlan: network.WLAN(STA_IF) (or anything with isconnected/connect);
     clock: ticks_ms/ticks_diff/ticks_add (raftio.clock.Clock)."""
 
-    def __init__(self, wlan, ssid, password, clock):
+    def __init__(self, wlan, ssid, password, clock):  # mpraft: boot
         self.wlan = wlan
         self.ssid = ssid
         self.password = password

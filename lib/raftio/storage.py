@@ -34,7 +34,7 @@ class FlashStorage:
     # The log's backend; raftio.rawlog.RawStorage puts it on a raw partition.
     Log = LogFile
 
-    def __init__(self, fs, voters=(), learners=(), slots=256, slot_size=512, prefix="raft",
+    def __init__(self, fs, voters=(), learners=(), slots=256, slot_size=512, prefix="raft",  # mpraft: boot
                  segment_bytes=4096):
         self.fs = fs
         hs_name = prefix + ".hs"

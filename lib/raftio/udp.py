@@ -76,7 +76,7 @@ def _addr_key(addr):
 class UdpEndpoint:
     """A non-blocking UDP socket that speaks authenticated frames to any address."""
 
-    def __init__(self, cluster_id, key, bind_host="127.0.0.1", bind_port=0, framer=None):
+    def __init__(self, cluster_id, key, bind_host="127.0.0.1", bind_port=0, framer=None):  # mpraft: boot
         self.framer = framer if framer is not None else Framer(cluster_id, key)
         self.counters = self.framer.counters
         # Invariant: tx[HEADER:HEADER + n] holds the payload between a writer
@@ -241,7 +241,7 @@ class UdpTransport(UdpEndpoint):
     last_peer == 0 instead (a node that also serves clients).
     """
 
-    def __init__(self, node_id, peers, cluster_id, key, bind_host=None, bind_port=None,
+    def __init__(self, node_id, peers, cluster_id, key, bind_host=None, bind_port=None,  # mpraft: boot
                  allow_unknown=False):
         if bind_host is None or bind_port is None:
             if node_id not in peers:

@@ -52,7 +52,7 @@ _R_FULL = b"\x07"
 class KVStore:
     """The application machine of the key-value store."""
 
-    def __init__(self, max_key, max_value, max_keys):
+    def __init__(self, max_key, max_value, max_keys):  # mpraft: boot
         self.max_key = max_key
         self.max_value = max_value
         self.max_keys = max_keys
@@ -190,7 +190,7 @@ class KVStore:
 class KVStateMachine(SessionMachine):
     """The key-value store under exactly-once sessions: the engine's state machine."""
 
-    def __init__(self, max_key=64, max_value=256, max_keys=256, max_sessions=64):
+    def __init__(self, max_key=64, max_value=256, max_keys=256, max_sessions=64):  # mpraft: boot
         if not 0 < max_key <= codec.WIRE_MAX_KEY:
             raise ConfigError("raftkv: max_key %r must be 1..%d"
                               % (max_key, codec.WIRE_MAX_KEY))

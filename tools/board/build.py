@@ -184,7 +184,8 @@ _PRIVATE = re.compile(r"_[A-Za-z0-9]")
 # costs no RAM qstr when the firmware loads, and no string in the .mpy.
 # Left out: dunders, and names the runtime looks up on objects by itself
 # (stream and iterator protocols, exception fields) or the compiler treats
-# specially, so a renamed attribute can never be mistaken for one.
+# specially (super(), which the compiler compiles as a read of __class__),
+# so a renamed name can never be mistaken for one.
 _ROM_NAMES = (
     "ArithmeticError", "AssertionError", "AttributeError", "BaseException", "EOFError",
     "Ellipsis", "Exception", "GeneratorExit", "ImportError", "IndentationError", "IndexError",
@@ -199,7 +200,7 @@ _ROM_NAMES = (
     "lstrip", "map", "object", "open", "ord", "pop", "popitem", "pow", "print", "range",
     "remove", "replace", "repr", "reverse", "rfind", "rindex", "round", "rsplit", "rstrip",
     "set", "setattr", "setdefault", "sort", "sorted", "split", "startswith", "staticmethod",
-    "str", "strip", "sum", "super", "to_bytes", "tuple", "type", "update", "upper", "zip")
+    "str", "strip", "sum", "to_bytes", "tuple", "type", "update", "upper", "zip")
 
 _CONST_DEF = re.compile(r"^(_[A-Za-z0-9_]+)\s*=\s*const\(", re.M)
 
@@ -223,6 +224,49 @@ def _short_names(taken):
 # Private names of MicroPython's own modules that firmware code reads
 # (raftio/aio.py waits on asyncio's I/O queue): never renamed.
 FOREIGN_PRIVATE = ("_io_queue",)
+
+
+def _name_kinds(texts):
+    """{private name: "attr" | "name" | "both"}: how the firmware uses it.
+    attr: only after a dot or as a method / class attribute defined in a
+    class body; name: only as a variable (global, argument, local, import);
+    both: anything else, including a name read in a class body (which
+    looks in the class's own attributes first)."""
+    seen = {}
+
+    def mark(n, k):
+        if n and _PRIVATE.match(n) and not n.startswith("__"):
+            seen.setdefault(n, set()).add(k)
+
+    def walk(node, in_class):
+        for ch in ast.iter_child_nodes(node):
+            if isinstance(ch, ast.Attribute):
+                mark(ch.attr, "attr")
+            elif isinstance(ch, ast.Name):
+                mark(ch.id, "both" if in_class else "name")
+            elif isinstance(ch, ast.arg):
+                mark(ch.arg, "name")
+            elif isinstance(ch, ast.keyword):
+                mark(ch.arg, "name")
+            elif isinstance(ch, ast.alias):
+                mark((ch.asname or ch.name).split(".")[0], "name")
+            elif isinstance(ch, (ast.Global, ast.Nonlocal)):
+                for n in ch.names:
+                    mark(n, "name")
+            if isinstance(ch, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                mark(ch.name, "attr" if in_class else "name")
+                if in_class and not isinstance(ch, ast.ClassDef):
+                    # Defaults and decorators are evaluated in the class body.
+                    for e in ch.decorator_list + ch.args.defaults + [
+                            d for d in ch.args.kw_defaults if d is not None]:
+                        walk(ast.Expr(e), True)
+                walk(ch, isinstance(ch, ast.ClassDef))
+            else:
+                walk(ch, in_class and not isinstance(ch, ast.Lambda))
+
+    for text in texts.values():
+        walk(ast.parse(text), False)
+    return dict((n, ks.pop() if len(ks) == 1 else "both") for n, ks in seen.items())
 
 
 def minify_private(texts):
@@ -256,16 +300,43 @@ def minify_private(texts):
     for text in texts.values():
         consts.update(_CONST_DEF.findall(text))
     rom = [r for r in _ROM_NAMES if r not in used]
-    rom.reverse()
     gen = _short_names(used)
+    generated = []
+    kinds = _name_kinds(texts)
+    # A private name used only as an attribute (self._x, obj._x, a method)
+    # and one used only as a variable (a global, an argument, a local) can
+    # never meet, so the two share short names: each short name is one
+    # qstr, and qstrs are RAM on a board (a qstr pool is allocated in
+    # doubling steps). A name used both ways, or read in a class body,
+    # gets a name of its own.
+    exclusive = set()
+    cursor = {}  # pool -> [next ROM name, next generated name]
+
+    def take(pool, allow_rom, n):
+        at = cursor.setdefault(pool, [0, 0])
+        while allow_rom and at[0] < len(rom):
+            new = rom[at[0]]
+            at[0] += 1
+            if new not in exclusive:
+                return new
+        while True:
+            while at[1] >= len(generated):
+                generated.append(next(gen))
+            new = generated[at[1]]
+            at[1] += 1
+            if new not in exclusive:
+                return new
+
     rename = {}
     order = sorted(private, key=lambda x: (-count[x] * len(x), x))
-    for n in [x for x in order if x not in consts] + [x for x in order if x in consts]:
-        if rom and n not in consts:
-            rename[n] = rom.pop()
-            continue
-        new = next(gen)
-        if len(new) < len(n):
+    both = [x for x in order if kinds.get(x, "both") == "both"]
+    rest = [x for x in order if x not in both]
+    for n in both + [x for x in rest if x not in consts] + [x for x in rest if x in consts]:
+        pool = kinds.get(n, "both")
+        new = take(pool, n not in consts, n)
+        if pool == "both":
+            exclusive.add(new)
+        if len(new) < len(n) or new in rom:
             rename[n] = new
     out = {}
     for dest, text in texts.items():
@@ -391,6 +462,21 @@ def merge_firmware(todo, texts):
             if dest == roots[0]:
                 root_src = src
     root = roots[0][:-4]
+    import bootpart
+    boot = []
+    try:
+        for i, (name, text) in enumerate(mods):
+            text, boot_src = bootpart.split(name, text)
+            mods[i] = (name, text)
+            if boot_src is not None:
+                if name in lazy:
+                    return ("%s: `%s` in a lazy part; only resident code moves to the boot part"
+                            % (name, bootpart.MARK)), todo, texts, set()
+                boot.append((name + "__boot", boot_src))
+                lazy[name + "__boot"] = bootpart.PART
+    except (bootpart.BootPartError, SyntaxError) as e:
+        return str(e), todo, texts, set()
+    mods += boot
     try:
         parts = merge.merge_parts(mods, lazy, root)
     except merge.MergeError as e:
