@@ -47,6 +47,7 @@ package('raftio', files=(
     'node.py',
     'rawlog.py',
     'server.py',
+    'show.py',
     'snapfile.py',
     'station.py',
     'storage.py',

@@ -254,7 +254,7 @@ def test_the_budget_is_for_the_resident_firmware_and_lazy_parts_are_listed(tmp_p
     msgs = [f for f in lazy if f.startswith("mpraft_msg")]
     # Boot-only code (tools/board/bootpart.py) is a part too, dropped once the node runs.
     assert lazy == sorted(["mpraft_admin.mpy", "mpraft_boot.mpy", "mpraft_conf.mpy",
-                           "mpraft_snap.mpy"] + msgs)
+                           "mpraft_repl.mpy", "mpraft_snap.mpy"] + msgs)
     assert msgs == ["mpraft_msg%d.mpy" % k for k in range(len(msgs))] and len(msgs) > 2, lazy
     # The resident module raises its long messages but does not carry their text.
     text = b"entries not yet persisted"

@@ -104,9 +104,9 @@ def test_the_real_firmware_merges():
     # The resident firmware and its lazy parts (docs/memory.md).
     # Boot-only code (`# mpraft: boot` defs, tools/board/bootpart.py) is a part too.
     assert sorted(out) == ["mpraft.mpy", "mpraft_admin.mpy", "mpraft_boot.mpy",
-                           "mpraft_conf.mpy", "mpraft_snap.mpy"]
+                           "mpraft_conf.mpy", "mpraft_repl.mpy", "mpraft_snap.mpy"]
     assert sorted(lazy) == ["mpraft_admin.mpy", "mpraft_boot.mpy", "mpraft_conf.mpy",
-                            "mpraft_snap.mpy"]
+                            "mpraft_repl.mpy", "mpraft_snap.mpy"]
     assert "# --- raftio.node__boot ---" in out["mpraft_boot.mpy"]
     assert "_boot_Node___init__" in out["mpraft.mpy"]  # the stub (names are minified later)
     assert sorted(d for _, d, c in left if c) == sorted(out)
