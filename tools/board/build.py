@@ -16,7 +16,10 @@ board's filesystem so `mpremote cp -r` can copy it as is:
 Merged (the default), firmware/mpraft.py and every module under lib/ become
 mpraft.mpy, except modules marked `# mpraft: lazy PART`, which become
 mpraft_PART.mpy, imported on first use (tools/board/merge.py,
-docs/memory.md). Prints a size table (lazy parts marked and totalled apart)
+docs/memory.md). Defs marked `# mpraft: boot` run from mpraft_boot.mpy,
+dropped once the node is built (tools/board/bootpart.py), and the resident
+module's error texts live in mpraft_msgK.mpy, read when an error is raised
+(tools/board/messages.py; --keep-messages keeps them resident). Prints a size table (lazy parts marked and totalled apart)
 and "total X KB [resident ]of 48 KB budget"; the budget is for the files
 other than the lazy parts. Exits 1 when a file does not compile (one line
 per file) or the total is over budget (unless --no-budget), 2 on a usage
