@@ -114,8 +114,8 @@ BAD_BOARDS = (
     ({"ring_capacity": 128, "max_entry_bytes": 1024},
      "board esp32: ring_capacity (128) * max_entry_bytes (1024) = 131072 must be"
      " at most half of heap_budget_bytes (51200)"),
-    ({"flash_log_slots": 32},
-     "board esp32: ring_capacity (64) must be at most flash_log_slots (32):"
+    ({"flash_log_slots": 16},
+     "board esp32: ring_capacity (32) must be at most flash_log_slots (16):"
      " the ring is the tail of the flash log"),
     ({"snapshot_entries": 1000},
      "board esp32: snapshot_entries (1000) must be at most flash_log_slots (512):"
