@@ -182,11 +182,36 @@ class _FakeFile:
 
     def read(self, n=-1):
         self._ok()
-        data = self._view()
-        end = len(data) if n is None or n < 0 else min(len(data), self.pos + n)
-        out = bytes(data[self.pos:end])
-        self.pos = max(self.pos, end)
-        return out
+        if n is None or n < 0 or not self.pending:
+            data = self._view()
+            end = len(data) if n is None or n < 0 else min(len(data), self.pos + n)
+            out = bytes(data[self.pos:end])
+            self.pos = max(self.pos, end)
+            return out
+        # Only the window read, with the pending writes laid over it: a copy
+        # of the whole file per read left a 2 MB MicroPython heap too
+        # fragmented for the simulator (the log reads terms back per slot).
+        data = self.flash.files.get(self.name)
+        if data is None:
+            raise _fs_error("file vanished: " + self.name)
+        size = len(data)
+        for pos, b in self.pending:
+            size = max(size, pos + len(b))
+        start = self.pos
+        end = min(size, start + n)
+        if end <= start:
+            return b""
+        out = bytearray(end - start)
+        if start < len(data):
+            k = min(end, len(data)) - start
+            out[:k] = data[start:start + k]
+        for pos, b in self.pending:
+            lo = max(pos, start)
+            hi = min(pos + len(b), end)
+            if lo < hi:
+                out[lo - start:hi - start] = b[lo - pos:hi - pos]
+        self.pos = end
+        return bytes(out)
 
     def readinto(self, buf):
         b = self.read(len(buf))

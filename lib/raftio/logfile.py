@@ -83,8 +83,12 @@ _FMT = "<IIIIBBH"
 
 
 class LogFile:
-    """Invariant: self.terms[i % slots] is the term of every live entry i.
-    ``written`` counts bytes sent to flash, ``flushes`` the syncs."""
+    """``written`` counts bytes sent to flash, ``flushes`` the syncs.
+
+    Terms of live entries are read back from their slots (term()), not kept
+    in RAM: a list of one term per slot was 2 KB of a stock ESP32's heap at
+    512 slots, and a term older than the core's ring is asked for only when
+    a follower lags or after a restart, when the entries are read anyway."""
 
     def __init__(self, fs, name, slots, slot_size, segment_bytes=_SEGMENT):  # mpraft: boot
         if slots < 2 or slot_size < HEADER + 1 or slot_size - HEADER > 0xFFFF:
@@ -99,7 +103,6 @@ class LogFile:
         self.flushes = 0
         self._buf = bytearray(slot_size)
         self._zero = bytes(8)
-        self.terms = [0] * slots
         # Invariant: per * nseg >= slots; slot s lives in segment s // per.
         # segment_bytes 0: one file (POSIX files are rewritten in place).
         self.per = min(slots, max(1, segment_bytes // slot_size)) if segment_bytes else slots
@@ -208,15 +211,22 @@ class LogFile:
                 raise CorruptStorage("log: file %s slot %d (entry %d) has term %d out of order; the log is damaged" % (
                     self.name, slot, i, h[1]))
             prev = h[1]
-            self.terms[slot] = h[1]
             i -= 1
         return top
 
-    def read(self, i):
+    def _live(self, i):
         h = self._read(i % self.slots)
         if h is None or h[0] != i:
             raise CorruptStorage("log: file %s slot %d (entry %d) no longer reads back" % (
                 self.name, i % self.slots, i))
+        return h
+
+    def term(self, i):
+        """The term of live entry i (written, or found by scan)."""
+        return self._live(i)[1]
+
+    def read(self, i):
+        h = self._live(i)
         return (i, h[1], h[2], bytes(memoryview(self._buf)[HEADER:HEADER + h[3]]))
 
     def write(self, e):
@@ -235,7 +245,6 @@ class LogFile:
         f.write(mv[:HEADER + n])
         self._dirty = True
         self.written += HEADER + n
-        self.terms[slot] = term
 
     def invalidate(self, i):
         """Make entry i unreadable (zero its magic and CRC); not durable until

@@ -287,6 +287,10 @@ class RawLog:
                                          self.name, b, r[0], top))
             p += _HDR + r[4]
 
+    def term(self, i):
+        """The term of live entry i."""
+        return self.terms[i % self.slots]
+
     def read(self, i):
         slots = self.slots
         p = self._pos[i % slots]

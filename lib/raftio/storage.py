@@ -107,7 +107,7 @@ class FlashStorage:
             raise Unavailable(i)
         if i == self._off:
             return self._off_term
-        return self._log.terms[i % self._slots]
+        return self._log.term(i)
 
     def entries(self, lo, hi, max_bytes=0):
         """Entries [lo, hi); at least one, then up to max_bytes of data (0: no limit)."""

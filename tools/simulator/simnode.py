@@ -267,6 +267,7 @@ class SimNode:
         self.rand = sim.rand.fork()
         # The incarnation this node's flash holds (0: unbound; wipe fault).
         self.inc = sim.incs.get(nid, 0)
+        self._durable = None
         if sim.flash:
             # Real flash formats over a fake flash that can lose power at
             # any byte of any write (raftio/fakeflash.py).
@@ -278,13 +279,24 @@ class SimNode:
         self.up = True
         self.boot()
 
-    def open_storage(self):
+    def open_storage(self, fs=None):
+        fs = self.fs if fs is None else fs
         if self.sim.opts.get("log") == "raw":
             # A raw NOR partition of 32 1 KB blocks (raftio/rawlog.py) on the
             # same fake flash: the same power cuts, NOR rules enforced.
-            return RawStorage(self.fs, self.sim.ids, (), 320, 96, "raft",
-                              RawLog(FakeBlockDev(self.fs, "raftlog", 32, 1024), 320, 96))
-        return FlashStorage(self.fs, self.sim.ids, (), slots=320, slot_size=96)
+            return RawStorage(fs, self.sim.ids, (), 320, 96, "raft",
+                              RawLog(FakeBlockDev(fs, "raftlog", 32, 1024), 320, 96))
+        return FlashStorage(fs, self.sim.ids, (), slots=320, slot_size=96)
+
+    def durable_storage(self):
+        """While the power is off (the flash refuses every read): a storage
+        opened on a copy of what reached the flash, which is what the next
+        boot finds; the checker asks it what is durable. Cached until the
+        flash changes (a power cycle replaces it)."""
+        d = self._durable
+        if d is None or d[0] is not self.fs:
+            d = self._durable = (self.fs, self.open_storage(self.fs.reboot()))
+        return d[1]
 
     def wipe(self, inc):
         """The whole flash is lost (identity included): the node is down
