@@ -11,7 +11,9 @@
 // (a single-voter cluster, which commits by itself) with BOARD_JSON's
 // parameters, FlashStorage on an in-memory file system, a socket that sends
 // nowhere; then PUTS puts from 16 sessions over 64 keys, proposed and driven
-// through the node loop as the network would. Live heap (gc.mem_alloc) is
+// through the node loop as the network would (the boot part, mpraft_boot,
+// dropped once the node is built, as firmware/mpraft.py's boot() does).
+// Live heap (gc.mem_alloc) is
 // read after collections at top level only: this port cannot see the wasm
 // stack, so a collection inside running Python code keeps garbage alive.
 // Prints one JSON line: code, node, samples (live heap after each sixth of
