@@ -83,9 +83,12 @@ def boot(machine=None, make=None):
     finally:
         # The board build moves boot-only code (defs marked for it, see
         # tools/board/bootpart.py) into the part mpraft_boot: garbage from
-        # here on, read from flash again only by another boot.
+        # here on, read from flash again only by another boot. The other
+        # parts the boot used (mpraft_snap, to restore a snapshot) go too:
+        # they hold no state and load again on first use (docs/memory.md).
         import sys
-        sys.modules.pop(__name__ + "_boot", None)
+        for m in [m for m in sys.modules if m.startswith(__name__ + "_")]:
+            sys.modules.pop(m)
     return node
 
 

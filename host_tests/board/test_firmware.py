@@ -88,12 +88,14 @@ def test_an_error_message_read_from_flash_is_the_source_text(build, tmp_path):
 def test_boot_only_code_is_dropped_once_the_node_is_built(build, tmp_path):
     # `# mpraft: boot` defs (tools/board/bootpart.py) run from mpraft_boot.mpy,
     # which boot() drops from sys.modules once the node is built, whether
-    # the boot worked or not.
+    # the boot worked or not; so are the other parts the boot used
+    # (mpraft_snap restores a snapshot; imported here by hand).
     assert os.path.exists(os.path.join(build, "mpraft_boot.mpy"))
     for node in (good_node(7304), None):
         root = board_root(build, str(tmp_path / ("b%d" % (node is None))), node)
         with open(os.path.join(root, "script.py"), "w") as f:
-            f.write(SCRIPT_HEAD + "import sys\nprint(mpraft.node is not None, "
+            f.write("import mpraft_snap\n" + SCRIPT_HEAD + "import sys\n"
+                    "print(mpraft.node is not None, "
                     "sorted(m for m in sys.modules if m.startswith('mpraft_')))\n")
         r = subprocess.run([MICROPYTHON, "script.py"], cwd=root, env=ENV, capture_output=True,
                            text=True, timeout=30)
