@@ -90,6 +90,8 @@ def _check(name, fn, strings):
                                 "would set the boot part's" % (where, MARK, n.lineno))
         if isinstance(n, ast.Name) and n.id in ("super", "__class__"):
             raise BootPartError("%s: a `%s` def cannot use %s" % (where, MARK, n.id))
+    if fn.body[0].lineno == fn.lineno:
+        raise BootPartError("%s: a `%s` def needs its body on the lines below" % (where, MARK))
     if isinstance(fn, ast.AsyncFunctionDef):
         raise BootPartError("%s: a `%s` def cannot be async" % (where, MARK))
 
@@ -169,10 +171,9 @@ def split(name, text):
         uses.update(n.id for n in ast.walk(fn) if isinstance(n, ast.Name))
     for first, end, stub in sorted(edits, reverse=True):
         lines[first:end] = stub
-    imports = []
-    for s in tree.body:
-        if isinstance(s, (ast.Import, ast.ImportFrom)):
-            imports.append("".join(lines_of(text, s)))
+    src_lines = text.splitlines(True)
+    imports = ["".join(src_lines[s.lineno - 1:s.end_lineno]) for s in tree.body
+               if isinstance(s, (ast.Import, ast.ImportFrom))]
     own = sorted((uses & top) - set(_imported(tree)))
     src = "# Boot-only code of %s (tools/board/bootpart.py).\n" % name
     src += "".join(imports)
@@ -180,11 +181,6 @@ def split(name, text):
         src += "from %s import %s\n" % (name, ", ".join(own))
     src += "".join(moved)
     return "".join(lines), src
-
-
-def lines_of(text, node):
-    ls = text.splitlines(True)
-    return ls[node.lineno - 1:node.end_lineno]
 
 
 def _imported(tree):
