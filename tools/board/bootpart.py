@@ -22,8 +22,9 @@ sources, CPython and the unmerged build are unchanged.
 
 A marked def may not be decorated, nest a def or lambda (a closure kept by
 the object would keep the whole part alive), use super(), rebind a global
-(it would set the part's) or hold a string token over several lines (it is
-re-indented); split(...) raises BootPartError naming the module and line.
+(it would set the part's), hold a string token over several lines (it is
+re-indented) or have its body on the def line; split(...) raises
+BootPartError naming the module and line.
 CPython only (ast); used by tools/board/build.py.
 """
 import ast
