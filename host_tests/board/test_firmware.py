@@ -56,6 +56,22 @@ def one_line(r):
     return lines[0]
 
 
+def stop_boards(procs):
+    """Stop (Popen, console log, root) boards."""
+    for p, log, root in procs:
+        p.kill()
+        p.wait(timeout=10)
+        log.close()
+
+
+def assert_served(procs):
+    """Each board's console says it served, without a traceback."""
+    for p, log, root in procs:
+        with open(os.path.join(root, "console.log")) as f:
+            text = f.read()
+        assert "mpraft: node" in text and "Traceback" not in text, text
+
+
 def good_node(port=7001):
     return {"node_id": 1, "cluster_id": 7, "key": "00" * 16,
             "peers": [{"id": 1, "host": "127.0.0.1", "port": port}]}
@@ -231,14 +247,8 @@ def test_three_boards_serve_raftctl(build, tmp_path):
         r = subprocess.run(ctl + ["status"], capture_output=True, text=True, timeout=20)
         assert r.returncode == 0 and "leader" in r.stdout, r.stdout + r.stderr
     finally:
-        for p, log, root in procs:
-            p.kill()
-            p.wait(timeout=10)
-            log.close()
-    for p, log, root in procs:
-        with open(os.path.join(root, "console.log")) as f:
-            text = f.read()
-        assert "mpraft: node" in text and "Traceback" not in text, text
+        stop_boards(procs)
+    assert_served(procs)
 
 
 CRASH = """
@@ -348,11 +358,5 @@ def test_lazy_parts_load_for_a_membership_change_and_a_snapshot_send(build, tmp_
             time.sleep(0.2)
         assert me["applied"] >= lead["commit"] and me["snapshot"] >= lead["snapshot"], me
     finally:
-        for p, log, root in procs:
-            p.kill()
-            p.wait(timeout=10)
-            log.close()
-    for p, log, root in procs:
-        with open(os.path.join(root, "console.log")) as f:
-            text = f.read()
-        assert "mpraft: node" in text and "Traceback" not in text, text
+        stop_boards(procs)
+    assert_served(procs)

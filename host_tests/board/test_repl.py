@@ -19,6 +19,7 @@ import pytest
 import cluster
 
 from paths import ROOT
+from test_vboard import stop_board
 VBOARD = os.path.join(ROOT, "tools", "board", "vboard.py")
 MPREMOTE = os.path.join(ROOT, ".venv", "bin", "mpremote")
 RAFTCTL = os.path.join(ROOT, "tools", "ops", "raftctl.py")
@@ -57,13 +58,7 @@ def board(tmp_path_factory):
         assert cluster.wait_leader(d, timeout_s=30)
         yield d, link, str(tmp)
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=10)
-        p.stdout.close()
+        stop_board(p)
         cluster.down(d)
 
 

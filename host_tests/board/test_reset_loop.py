@@ -12,7 +12,6 @@ Bounded: vboard stops after --seconds; each boot waits 3 s before its reset.
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 import cluster
 
 from paths import ROOT
+from test_vboard import stop_board
 VBOARD = os.path.join(ROOT, "tools", "board", "vboard.py")
 
 BUG = "import mpraft\nmpraft.Node.run_once = lambda self: 1 // 0  # fails at every boot\n"
@@ -60,17 +60,6 @@ def _board(flash, tmp_path, *extra):
     return p, console
 
 
-def _stop(p):
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=10)
-    p.stdout.close()
-
-
 def _read(console):
     with open(console, errors="replace") as f:
         return f.read()
@@ -88,7 +77,7 @@ def test_fatal_error_at_every_boot_resets_three_times_then_safe_mode(build, tmp_
         time.sleep(4)  # longer than the 3 s before a reset: none comes
         assert p.poll() is None
     finally:
-        _stop(p)
+        stop_board(p)
     text = _read(console)
     assert text.count("ZeroDivisionError") == 3, text[-3000:]
     assert text.count("mpraft: fatal; reset in 3 s") == 3, text[-3000:]
@@ -107,7 +96,7 @@ def test_vboard_stops_a_reset_loop(build, tmp_path):
     try:
         out = p.communicate(timeout=40)[0]
     finally:
-        _stop(p)
+        stop_board(p)
     assert p.returncode == 3, out
     assert out.splitlines()[-3:] == [
         "vboard: hard reset", "vboard: hard reset",

@@ -57,28 +57,36 @@ class FakeFlash:
             self.budget -= 1
         self.landed += 1
 
+    def _landing(self, n):
+        """How many of n bytes reach flash before the power goes."""
+        self._alive()
+        return n if self.budget is None or self.budget >= n else self.budget
+
+    def _landed(self, ok, n, what):
+        """Account ok bytes of n landed; if that was short, the power is cut."""
+        self.landed += ok
+        if ok < n:
+            self.budget = 0
+            self.dead = True
+            raise PowerCut("cut after %d of %d bytes%s" % (ok, n, what))
+        if self.budget is not None:
+            self.budget -= n
+
     def _program(self, name, pos, data):
         """Write data at pos of file name through the budget."""
-        self._alive()
         buf = self.files[name]
         n = len(data)
-        ok = n if self.budget is None or self.budget >= n else self.budget
+        ok = self._landing(n)
         end = pos + ok
         if end > len(buf):
             buf.extend(bytes(end - len(buf)))
         buf[pos:end] = data[:ok]
-        self.landed += ok
-        if ok < n:
-            if self.torn:
-                if end == len(buf):
-                    buf.append(0)
-                old = buf[end]
-                buf[end] = (old & 0xF0) | (data[ok] & 0x0F)
-            self.budget = 0
-            self.dead = True
-            raise PowerCut("cut after %d of %d bytes" % (ok, n))
-        if self.budget is not None:
-            self.budget -= n
+        if ok < n and self.torn:
+            if end == len(buf):
+                buf.append(0)
+            old = buf[end]
+            buf[end] = (old & 0xF0) | (data[ok] & 0x0F)
+        self._landed(ok, n, "")
 
     # -- fs interface --------------------------------------------------------
     def open(self, name, mode):
@@ -154,24 +162,39 @@ class _FakeFile:
         if self.closed:
             raise ValueError("fakeflash: I/O on closed file " + self.name)
 
-    def _view(self):
+    def _view(self, start=0, end=-1):
+        """Bytes [start, end) of the file as this handle sees it (end -1: to
+        the end): what reached flash with the pending writes laid over it.
+        Only the window is copied: a copy of the whole file per read left a
+        2 MB MicroPython heap too fragmented for the simulator."""
+        size = self._size()
+        data = self.flash.files[self.name]
+        end = size if end < 0 else min(end, size)
+        if end <= start:
+            return b""
+        out = bytearray(data[start:end])
+        if len(out) < end - start:
+            out.extend(bytes(end - start - len(out)))
+        for pos, b in self.pending:
+            lo = max(pos, start)
+            hi = min(pos + len(b), end)
+            if lo < hi:
+                out[lo - start:hi - start] = b[lo - pos:hi - pos]
+        return out
+
+    def _size(self):
         data = self.flash.files.get(self.name)
         if data is None:
             raise _fs_error("file vanished: " + self.name)
-        if not self.pending:
-            return data
-        data = bytearray(data)
+        size = len(data)
         for pos, b in self.pending:
-            end = pos + len(b)
-            if end > len(data):
-                data.extend(bytes(end - len(data)))
-            data[pos:end] = b
-        return data
+            size = max(size, pos + len(b))
+        return size
 
     def seek(self, pos, whence=0):
         self._ok()
         if whence == 2:
-            pos += len(self._view())
+            pos += self._size()
         elif whence == 1:
             pos += self.pos
         self.pos = pos
@@ -182,36 +205,9 @@ class _FakeFile:
 
     def read(self, n=-1):
         self._ok()
-        if n is None or n < 0 or not self.pending:
-            data = self._view()
-            end = len(data) if n is None or n < 0 else min(len(data), self.pos + n)
-            out = bytes(data[self.pos:end])
-            self.pos = max(self.pos, end)
-            return out
-        # Only the window read, with the pending writes laid over it: a copy
-        # of the whole file per read left a 2 MB MicroPython heap too
-        # fragmented for the simulator (the log reads terms back per slot).
-        data = self.flash.files.get(self.name)
-        if data is None:
-            raise _fs_error("file vanished: " + self.name)
-        size = len(data)
-        for pos, b in self.pending:
-            size = max(size, pos + len(b))
-        start = self.pos
-        end = min(size, start + n)
-        if end <= start:
-            return b""
-        out = bytearray(end - start)
-        if start < len(data):
-            k = min(end, len(data)) - start
-            out[:k] = data[start:start + k]
-        for pos, b in self.pending:
-            lo = max(pos, start)
-            hi = min(pos + len(b), end)
-            if lo < hi:
-                out[lo - start:hi - start] = b[lo - pos:hi - pos]
-        self.pos = end
-        return bytes(out)
+        out = bytes(self._view(self.pos, -1 if n is None or n < 0 else self.pos + n))
+        self.pos += len(out)
+        return out
 
     def readinto(self, buf):
         b = self.read(len(buf))
@@ -322,24 +318,18 @@ class FakeBlockDev:
                 raise NorViolation("%s: program at byte %d (block %d offset %d) onto a byte not erased" % (
                     self.name, p + j, (p + j) // self.bs, (p + j) % self.bs))
         fl = self.flash
-        ok = ln if fl.budget is None or fl.budget >= ln else fl.budget
+        ok = fl._landing(ln)
         for j in range(ok):
             data[p + j] &= buf[j]
-        fl.landed += ok
         self.programmed += ok
-        if ok < ln:
-            if fl.torn:
-                data[p + ok] &= buf[ok] | 0x0F
-                h = (p * 7 + ok) & 0xFF
-                for j in range(ok + 1, ln):
-                    h = (h * 73 + 41) & 0xFF
-                    if h & 1:
-                        data[p + j] &= buf[j]
-            fl.budget = 0
-            fl.dead = True
-            raise PowerCut("cut after %d of %d bytes programmed" % (ok, ln))
-        if fl.budget is not None:
-            fl.budget -= ln
+        if ok < ln and fl.torn:
+            data[p + ok] &= buf[ok] | 0x0F
+            h = (p * 7 + ok) & 0xFF
+            for j in range(ok + 1, ln):
+                h = (h * 73 + 41) & 0xFF
+                if h & 1:
+                    data[p + j] &= buf[j]
+        fl._landed(ok, ln, " programmed")
 
     def ioctl(self, op, arg):
         if op == 4:

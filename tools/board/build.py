@@ -315,7 +315,7 @@ def minify_private(texts):
     exclusive = set()
     cursor = {}  # pool -> [next ROM name, next generated name]
 
-    def take(pool, allow_rom, n):
+    def take(pool, allow_rom):
         at = cursor.setdefault(pool, [0, 0])
         while allow_rom and at[0] < len(rom):
             new = rom[at[0]]
@@ -336,7 +336,7 @@ def minify_private(texts):
     rest = [x for x in order if x not in both]
     for n in both + [x for x in rest if x not in consts] + [x for x in rest if x in consts]:
         pool = kinds.get(n, "both")
-        new = take(pool, n not in consts, n)
+        new = take(pool, n not in consts)
         if pool == "both":
             exclusive.add(new)
         if len(new) < len(n) or new in rom:
